@@ -1,0 +1,57 @@
+# The two set-up commands of the README:
+#   make run    install (first time) and start the API on 127.0.0.1:8000 + the interface on 127.0.0.1:8501
+#   make test   install (first time) everything, then run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
+UI_PORT ?= 8501
+DATA ?= organized_data
+MODEL ?= trained_model_parameters/siamese_resnet18.safetensors
+
+RUN_REQS := backend/requirements.txt interface/requirements.txt
+TEST_REQS := $(RUN_REQS) requirements_model_notebooks.txt requirements-dev.txt
+
+.PHONY: run test install install-dev api interface browser-deps clean
+
+$(VENV)/.run-installed: $(RUN_REQS) backend/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade --quiet pip
+	$(PIP) install --quiet $(addprefix -r ,$(RUN_REQS))
+	$(PIP) install --quiet --no-deps -e backend
+	$(PY) -c "import torchvision; torchvision.models.resnet18()"
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.run-installed $(TEST_REQS)
+	$(PIP) install --quiet $(addprefix -r ,$(TEST_REQS))
+	touch $@
+
+install: $(VENV)/.run-installed
+install-dev: $(VENV)/.test-installed
+
+# Debian's Chromium for the browser test (Playwright drives it; no browser is downloaded).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser test will be skipped"; \
+	fi
+
+run: install
+	cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} ../$(PY) manage.py migrate --noinput
+	@echo "API: http://$(API_HOST):$(API_PORT)/api/  docs: http://$(API_HOST):$(API_PORT)/api/docs/  interface: http://$(API_HOST):$(UI_PORT)/"
+	@trap 'kill 0' EXIT INT TERM; \
+	(cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} SIGVER_MODEL_PATH=$${SIGVER_MODEL_PATH:-$(abspath $(MODEL))} \
+		SIGVER_DATA_DIR=$${SIGVER_DATA_DIR:-$(abspath $(DATA))} \
+		../$(PY) manage.py runserver $(API_HOST):$(API_PORT) --noreload) & \
+	SIGVER_API_URL=$${SIGVER_API_URL:-http://$(API_HOST):$(API_PORT)} $(PY) -m streamlit run interface/app.py \
+		--server.address $(API_HOST) --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false & \
+	wait
+
+test: install-dev browser-deps
+	$(PY) -m pytest backend/tests interface/tests -q
+
+clean:
+	rm -rf $(VENV) backend/db.sqlite3 .pytest_cache

@@ -1,0 +1,63 @@
+"""Augmentation suited to signatures, applied to preprocessed 1 x H x W tensors (ink bright on 0).
+
+Small rotation / shear / scale / translation, stroke-width change (grey dilation or erosion), mild
+elastic jitter and ink-intensity jitter. Every image gets its own random parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import v2
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    degrees: float = 5.0
+    shear: float = 8.0
+    scale: tuple[float, float] = (0.88, 1.05)
+    translate: float = 0.04
+    stroke_prob: float = 0.3  # probability of a stroke-width change (half thicker, half thinner)
+    elastic_prob: float = 0.2
+    elastic_alpha: float = 6.0
+    intensity_jitter: float = 0.15
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SignatureAugment:
+    def __init__(self, cfg: AugmentConfig = AugmentConfig()) -> None:
+        self.cfg = cfg
+        self.affine = v2.RandomAffine(
+            degrees=cfg.degrees,
+            translate=(cfg.translate, cfg.translate),
+            scale=cfg.scale,
+            shear=(-cfg.shear, cfg.shear),
+            interpolation=v2.InterpolationMode.BILINEAR,
+            fill=0.0,
+        )
+        self.elastic = v2.ElasticTransform(alpha=cfg.elastic_alpha, sigma=5.0, fill=0.0)
+
+    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Augment one 1 x H x W image (torchvision's transforms draw from torch's global RNG)."""
+        cfg = self.cfg
+        if not cfg.enabled:
+            return image
+        out = self.affine(image)
+        if float(torch.rand(1, generator=generator)) < cfg.elastic_prob:
+            out = self.elastic(out)
+        if float(torch.rand(1, generator=generator)) < cfg.stroke_prob:
+            x = out.unsqueeze(0)
+            if float(torch.rand(1, generator=generator)) < 0.5:
+                x = F.max_pool2d(x, 3, stride=1, padding=1)  # thicker strokes
+            else:
+                x = 0.5 * (x - F.max_pool2d(-x, 3, stride=1, padding=1))  # thinner (half-eroded) strokes
+            out = x.squeeze(0)
+        if cfg.intensity_jitter > 0:
+            factor = 1.0 + cfg.intensity_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
+            out = out * factor
+        return out.clamp_(0.0, 1.0)

@@ -1,0 +1,216 @@
+"""`python -m sigml {import,pairs,train,evaluate,verify}`: the command-line face of the ML core.
+
+Errors the user can fix (missing files, unreadable images, empty or unknown dataset folders)
+print one clear line and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SigmlError
+
+log = logging.getLogger("sigml")
+
+
+def _dataset_arg(value: str) -> tuple[str, str]:
+    """`NAME=DIR` or `DIR` (name = folder name)."""
+    if "=" in value:
+        name, _, path = value.partition("=")
+        return name, path
+    return Path(value).name, value
+
+
+def _ints(value: str) -> list[int]:
+    return [int(v) for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .datasets import IMPORT_CHOICES, LAYOUT_CHOICES
+    from .evaluate import WRITER_CHOICES
+
+    p = argparse.ArgumentParser(prog="python -m sigml", description="Offline signature verification: ML core")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("import", help="turn a raw download into the generic layout")
+    s.add_argument("kind", choices=IMPORT_CHOICES)
+    s.add_argument("src", help="folder of the raw download")
+    s.add_argument("dst", help="output folder (generic layout: <writer>/genuine|forged/*)")
+
+    s = sub.add_parser("pairs", help="writer-disjoint split + pair manifests (CSV)")
+    s.add_argument("--data", required=True, help="dataset folder")
+    s.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    s.add_argument("--dataset", help="dataset name (default: folder name)")
+    s.add_argument("--out", required=True, help="output folder, e.g. image_pairs/CEDAR/")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--validation-writers", type=float, default=0.15, help="count (>=1) or fraction")
+    s.add_argument("--test-writers", type=float, default=0.2, help="count (>=1) or fraction")
+    s.add_argument("--pairs-per-writer", type=int, default=50, help="cap per kind and writer (0: all)")
+
+    s = sub.add_parser("train", help="train the Siamese ResNet-18 (resumable)")
+    s.add_argument("--data", action="append", required=True, metavar="[NAME=]DIR", help="dataset folder; repeat for several")
+    s.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    s.add_argument("--splits", default="image_pairs", help="folder of <NAME>/splits.csv (read if present, else made from the seed)")
+    s.add_argument("--validation-writers", type=float, default=0.15)
+    s.add_argument("--test-writers", type=float, default=0.2)
+    s.add_argument("--out", required=True, help="output weights, e.g. trained_model_parameters/NAME.safetensors")
+    s.add_argument("--workdir", help="checkpoints and history (default runs/<out name>/)")
+    s.add_argument("--resume", action="store_true", help="continue from <workdir>/last.safetensors")
+    s.add_argument("--config", help="JSON file with TrainConfig fields (flags below override it)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--steps-per-epoch", type=int)
+    s.add_argument("--writers-per-batch", type=int)
+    s.add_argument("--genuine-per-writer", type=int)
+    s.add_argument("--forged-per-writer", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--margin", type=float)
+    s.add_argument("--hard-fraction", type=float)
+    s.add_argument("--embedding-dim", type=int)
+    s.add_argument("--threads", type=int)
+    s.add_argument("--max-writers", type=int, help="cap writers per dataset (smoke runs)")
+    s.add_argument("--no-bf16", action="store_true", help="train in float32")
+    s.add_argument("--no-augment", action="store_true")
+    s.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("evaluate", help="EER / AUC / FAR / FRR report on a dataset")
+    s.add_argument("--model", required=True, help="weights (.safetensors; the .json card beside it)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--layout", default="auto", choices=LAYOUT_CHOICES)
+    s.add_argument("--dataset", help="dataset name (default: folder name); picks the split from the model card")
+    s.add_argument("--writers", default="test", choices=WRITER_CHOICES)
+    s.add_argument("--split-file", help="split CSV (default: the one named in the model card)")
+    s.add_argument("--references", type=_ints, default=[10], help="K for the reference-based protocol, e.g. 5,10")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=0, help="DataLoader workers for preprocessing")
+    s.add_argument("--out", required=True, help="report.json")
+    s.add_argument("--plots", help="folder for ROC/DET/histogram PNGs")
+    s.add_argument("--update-card", metavar="KEY", help="also store the figures in the model card under metrics[KEY]")
+    s.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("verify", help="distance and verdict for two signature images")
+    s.add_argument("--model", default="trained_model_parameters/siamese_resnet18.safetensors")
+    s.add_argument("reference")
+    s.add_argument("questioned")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .datasets import import_raw
+
+    n = import_raw(args.kind, args.src, args.dst)
+    print(f"imported {n} images into {args.dst}")
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from .datasets import read_dataset
+    from .pairs import make_pairs, write_pairs_csv
+    from .splits import SPLITS, select, split_counts, split_writers, write_splits_csv
+
+    name = args.dataset or Path(args.data).name
+    records = read_dataset(args.data, args.layout, name)
+    assignment = split_writers({r.writer for r in records}, validation=args.validation_writers, test=args.test_writers, seed=args.seed)
+    out = Path(args.out)
+    write_splits_csv(out / "splits.csv", assignment, name)
+    print(f"{name}: {len(records)} images, writers per split {split_counts(assignment)} -> {out / 'splits.csv'}")
+    for split in SPLITS:
+        pairs = make_pairs(select(records, assignment, split), split, per_writer=args.pairs_per_writer or None, seed=args.seed)
+        n = write_pairs_csv(out / f"pairs_{split}.csv", pairs)
+        kinds = {k: sum(p.kind == k for p in pairs) for k in ("genuine", "skilled", "random")}
+        print(f"  {split}: {n} pairs {kinds} -> {out / f'pairs_{split}.csv'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .augment import AugmentConfig
+    from .model import ModelConfig
+    from .train import DataSource, TrainConfig, train
+
+    base: dict = json.loads(Path(args.config).read_text()) if args.config else {}
+    model_cfg = ModelConfig.from_dict(base.pop("model", {}))
+    augment_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in base.pop("augment", {}).items()})
+    base.pop("preprocessing", None)
+    overrides = {
+        k: getattr(args, k) for k in (
+            "seed", "epochs", "steps_per_epoch", "writers_per_batch", "genuine_per_writer", "forged_per_writer",
+            "lr", "margin", "hard_fraction", "threads", "max_writers",
+        ) if getattr(args, k) is not None
+    }
+    if args.embedding_dim:
+        model_cfg = dataclasses.replace(model_cfg, embedding_dim=args.embedding_dim)
+    if args.no_augment:
+        augment_cfg = dataclasses.replace(augment_cfg, enabled=False)
+    cfg = TrainConfig(**{**base, **overrides, "model": model_cfg, "augment": augment_cfg, **({"bf16": False} if args.no_bf16 else {})})
+    sources = []
+    for value in args.data:
+        name, path = _dataset_arg(value)
+        sources.append(DataSource(name, path, args.layout, str(Path(args.splits) / name / "splits.csv"),
+                                  args.validation_writers, args.test_writers))
+    card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress)
+    val = card.metrics["validation"]["pairwise"]
+    print(f"wrote {args.out}: validation pairwise EER {val['eer']:.4f}, AUC {val['auc']:.4f}, threshold {card.threshold:.4f}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, update_card, write_report
+    from .inference import Verifier
+
+    verifier = Verifier.from_files(args.model)
+    report = evaluate(
+        verifier, args.data, layout=args.layout, dataset=args.dataset, writers=args.writers, split_file=args.split_file,
+        references=args.references, seed=args.seed, workers=args.workers, plots_dir=args.plots, progress=not args.no_progress,
+    )
+    write_report(report, args.out)
+    if args.update_card:
+        update_card(args.model, args.update_card, report)
+    print(f"{report['dataset']} ({report['writers']} writers: {report['n_writers']}, images: {report['n_images']})")
+    blocks = [("pairwise", report["pairwise"])] + [(f"reference K={k}", b) for k, b in report.get("reference_based_by_k", {}).items()]
+    blocks.append(("random forgeries", report["random_forgeries"]))
+    for name, b in blocks:
+        print(f"  {name:18s} EER {b['eer']:.2%}  AUC {b['auc']:.4f}  at threshold {b['threshold']:.4f}: "
+              f"accuracy {b['accuracy']:.2%}  FAR {b['far']:.2%}  FRR {b['frr']:.2%}  (n={b['n_genuine']}+{b['n_forged']})")
+    print(f"report -> {args.out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .inference import Verifier
+
+    verifier = Verifier.from_files(args.model)
+    result = verifier.verify(args.reference, args.questioned)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"distance {result.distance:.4f} (threshold {result.threshold:.4f}) -> {result.verdict.upper()} "
+              f"(similarity {result.similarity:.2f}, model {result.model_version})")
+    return 0
+
+
+COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "verify": cmd_verify}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except SigmlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,74 @@
+"""Turning many records into preprocessed tensors and embeddings, each image once."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .datasets import SignatureRecord
+from .errors import ImageError
+from .preprocessing import PreprocessConfig, preprocess
+
+log = logging.getLogger(__name__)
+
+
+class RecordImages(Dataset):
+    """Preprocessed images of `records`; unreadable or blank ones yield an empty tensor and are reported."""
+
+    def __init__(self, records: Sequence[SignatureRecord], roots: dict[str, Path], cfg: PreprocessConfig) -> None:
+        self.records, self.roots, self.cfg = records, roots, cfg
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, bool]:
+        r = self.records[i]
+        try:
+            return preprocess(self.roots[r.dataset] / r.path, self.cfg), True
+        except ImageError as exc:
+            log.warning("skipping %s/%s: %s", r.dataset, r.path, exc)
+            return torch.zeros(1, self.cfg.canvas_height, self.cfg.canvas_width), False
+
+
+def preprocess_records(
+    records: Sequence[SignatureRecord],
+    roots: dict[str, Path],
+    cfg: PreprocessConfig,
+    *,
+    workers: int = 0,
+    desc: str = "preprocess",
+    progress: bool = True,
+) -> tuple[torch.Tensor, list[SignatureRecord]]:
+    """N x 1 x H x W float tensor of the readable records (and those records), with DataLoader workers."""
+    loader = DataLoader(RecordImages(records, roots, cfg), batch_size=32, num_workers=workers, shuffle=False)
+    tensors, oks = [], []
+    for batch, ok in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        tensors.append(batch)
+        oks.append(ok)
+    if not tensors:
+        return torch.zeros(0, 1, cfg.canvas_height, cfg.canvas_width), []
+    keep = torch.cat(oks).bool()
+    kept = [r for r, k in zip(records, keep.tolist()) if k]
+    return torch.cat(tensors)[keep], kept
+
+
+@torch.inference_mode()
+def embed_tensors(
+    model: torch.nn.Module, images: torch.Tensor, *, bf16: bool = True, batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
+    """Embeddings of preprocessed images in eval mode, bfloat16 autocast + channels-last."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
+        chunk = images[start : start + batch_size].float().contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out.append(model.embed(chunk).float())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

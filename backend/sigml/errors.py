@@ -1,0 +1,50 @@
+"""Domain errors of the ML core; the API maps each to one HTTP status and error code."""
+
+from __future__ import annotations
+
+
+class SigmlError(Exception):
+    """Base class for every error the ML core raises on purpose."""
+
+    code = "sigml_error"
+
+
+class ImageError(SigmlError, ValueError):
+    """The input could not be turned into a signature tensor."""
+
+    code = "invalid_image"
+
+
+class UnreadableImageError(ImageError):
+    """Not an image, truncated, zero bytes or an unsupported format."""
+
+    code = "invalid_image"
+
+
+class ImageTooLargeError(ImageError):
+    """Pixel dimensions beyond the configured limit (decompression-bomb guard)."""
+
+    code = "image_too_large"
+
+
+class BlankImageError(ImageError):
+    """No ink could be found: a blank or nearly blank page."""
+
+    code = "blank_image"
+
+
+class DatasetError(SigmlError, ValueError):
+    """A dataset folder is missing, empty or of an unknown layout."""
+
+    code = "dataset_error"
+
+
+class ModelLoadError(SigmlError):
+    """Weights or model card missing, corrupt or inconsistent."""
+
+    code = "model_unavailable"
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot load model from {path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -1,0 +1,177 @@
+"""Serving: `Verifier` loads the weights and model card once and verifies signatures.
+
+Forward passes use bfloat16 autocast and channels-last on CPU by default (measured ~2x faster here)
+and are serialised by a lock: with few cores, parallel forwards only contend.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoints import load_weights
+from .errors import ModelLoadError
+from .model import SiameseResNet18
+from .modelcard import ModelCard, card_path_for
+from .preprocessing import ImageSource, preprocess
+
+log = logging.getLogger(__name__)
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    distance: float
+    threshold: float
+    match: bool
+    verdict: str  # "genuine" or "forged"
+    similarity: float
+    model_version: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProfileVerificationResult(VerificationResult):
+    distances: tuple[float, ...] = ()  # one per reference, in the order given
+
+
+class Verifier:
+    """A trained Siamese model plus its model card, ready to verify signatures."""
+
+    def __init__(self, model: SiameseResNet18, card: ModelCard, *, bf16: bool | None = None) -> None:
+        self.model = model.eval()
+        self.card = card
+        self.bf16 = env_flag("SIGVER_BF16", True) if bf16 is None else bf16
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_files(cls, weights_path: str | Path, card_path: str | Path | None = None, **kwargs) -> "Verifier":
+        weights_path = Path(weights_path)
+        if not weights_path.is_file():
+            raise ModelLoadError(weights_path, "weights file not found")
+        card = ModelCard.load(card_path or card_path_for(weights_path))
+        model = SiameseResNet18(card.architecture)
+        load_weights(model, weights_path)
+        return cls(model, card, **kwargs)
+
+    @property
+    def threshold(self) -> float:
+        return self.card.threshold
+
+    @property
+    def model_version(self) -> str:
+        return self.card.version
+
+    def preprocess(self, source: ImageSource) -> torch.Tensor:
+        return preprocess(source, self.card.preprocessing)
+
+    @torch.inference_mode()
+    def embed_tensors(self, batch: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """N x 1 x H x W preprocessed tensors → N x D float32 embeddings."""
+        out = []
+        with self._lock:
+            for start in range(0, len(batch), batch_size):
+                chunk = batch[start : start + batch_size].contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                    out.append(self.model.embed(chunk).float())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.card.architecture.embedding_dim), np.float32)
+
+    def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
+        return self.embed_tensors(torch.stack([self.preprocess(s) for s in sources]))
+
+    def decide(self, distance: float, threshold: float) -> tuple[bool, str, float]:
+        match = bool(distance <= threshold)
+        return match, "genuine" if match else "forged", self.card.similarity(distance)
+
+    def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor) -> VerificationResult:
+        emb = self.embed_tensors(torch.stack([reference, questioned]))
+        distance = float(np.linalg.norm(emb[0] - emb[1]))
+        match, verdict, similarity = self.decide(distance, self.threshold)
+        return VerificationResult(distance, self.threshold, match, verdict, similarity, self.model_version)
+
+    def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
+        """Distance between two signatures (one batched forward pass) and the calibrated verdict."""
+        return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
+
+    def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor) -> ProfileVerificationResult:
+        """Questioned signature vs stored reference embeddings: mean distance against the reference threshold."""
+        refs = np.asarray(reference_embeddings, dtype=np.float32)
+        if refs.ndim != 2 or len(refs) == 0:
+            raise ValueError("at least one reference embedding is needed")
+        tensor = questioned if isinstance(questioned, torch.Tensor) else self.preprocess(questioned)
+        q = self.embed_tensors(tensor.unsqueeze(0))[0]
+        distances = np.linalg.norm(refs - q[None, :], axis=1)
+        distance = float(distances.mean())
+        threshold = self.card.reference_threshold()
+        match, verdict, similarity = self.decide(distance, threshold)
+        return ProfileVerificationResult(
+            distance, threshold, match, verdict, similarity, self.model_version,
+            tuple(float(x) for x in distances),
+        )
+
+    def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:
+        """Occlusion sensitivity: how much hiding each patch of ink moves the distance.
+
+        Returns H x W maps in [0, 1] for both preprocessed images (1 = the patch whose occlusion
+        changes the distance most). Patches without ink are skipped (their occlusion changes nothing).
+        """
+        emb = self.embed_tensors(torch.stack([reference, questioned]))
+        base = float(np.linalg.norm(emb[0] - emb[1]))
+        maps = {}
+        for name, image, other in (("reference", reference, emb[1]), ("questioned", questioned, emb[0])):
+            _, h, w = image.shape
+            cells = [(y, x) for y in range(0, h, patch) for x in range(0, w, patch)
+                     if float(image[:, y : y + patch, x : x + patch].sum()) > 0]
+            heat = np.zeros((h, w), dtype=np.float32)
+            if cells:
+                variants = image.repeat(len(cells), 1, 1, 1)
+                for i, (y, x) in enumerate(cells):
+                    variants[i, :, y : y + patch, x : x + patch] = 0
+                dists = np.linalg.norm(self.embed_tensors(variants) - other[None, :], axis=1)
+                for (y, x), d in zip(cells, dists):
+                    heat[y : y + patch, x : x + patch] = abs(float(d) - base)
+                peak = float(heat.max())
+                if peak > 0:
+                    heat /= peak
+            maps[name] = heat
+        return maps
+
+
+def overlay_png(image: torch.Tensor | np.ndarray, heat: np.ndarray) -> bytes:
+    """The preprocessed signature (dark ink on white) with the heatmap in red, as PNG bytes."""
+    ink = np.squeeze(image.numpy() if isinstance(image, torch.Tensor) else image).astype(np.float32)
+    base = 1.0 - 0.85 * ink
+    rgb = np.stack([base, base, base], axis=-1)
+    alpha = 0.75 * np.clip(heat, 0, 1)[..., None]
+    red = np.array([0.9, 0.1, 0.1], dtype=np.float32)
+    rgb = (1 - alpha) * rgb + alpha * red
+    buf = io.BytesIO()
+    Image.fromarray((rgb * 255 + 0.5).astype(np.uint8), mode="RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=4)
+def load_verifier(weights_path: str) -> Verifier:
+    """The process-wide Verifier for `weights_path`, loaded once."""
+    started = time.perf_counter()
+    verifier = Verifier.from_files(weights_path)
+    log.info("loaded %s from %s in %.2fs", verifier.model_version, weights_path, time.perf_counter() - started)
+    return verifier

@@ -1,0 +1,62 @@
+"""Contrastive loss on pairs, and its batch-wise version with online mining of hard pairs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def contrastive_loss(distance: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hadsell et al. (2006): same-writer pairs pulled together, forgery pairs pushed beyond `margin`."""
+    same = same.float()
+    return (same * distance.pow(2) + (1 - same) * F.relu(margin - distance).pow(2)).mean()
+
+
+def batch_contrastive_loss(
+    embeddings: torch.Tensor,
+    writer_ids: torch.Tensor,
+    genuine: torch.Tensor,
+    *,
+    margin: float,
+    hard_fraction: float = 1.0,
+    skilled_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Contrastive loss over all useful pairs of a P-writers x K-images batch.
+
+    Positives: two genuine signatures of one writer. Negatives: a writer's genuine signature with a
+    skilled forgery of the same writer, or with another writer's genuine signature (random forgery).
+    Forgery-forgery pairs say nothing about the writer and are ignored. With `hard_fraction` < 1,
+    only the hardest share of positives and negatives (largest loss) is kept (online mining).
+    Positive and negative terms are averaged separately so their balance does not depend on the batch.
+    """
+    dist = torch.cdist(embeddings.float(), embeddings.float()).clamp_min(0)
+    same_writer = writer_ids[:, None] == writer_ids[None, :]
+    g = genuine.bool()
+    upper = torch.triu(torch.ones_like(same_writer), diagonal=1)
+    pos = same_writer & g[:, None] & g[None, :] & upper
+    skilled = same_writer & (g[:, None] ^ g[None, :])
+    skilled = skilled & upper
+    random_neg = ~same_writer & g[:, None] & g[None, :] & upper
+
+    pos_loss = dist[pos].pow(2)
+    neg_d = torch.cat([dist[skilled], dist[random_neg]])
+    neg_w = torch.cat(
+        [torch.full_like(dist[skilled], skilled_weight), torch.ones_like(dist[random_neg])]
+    )
+    neg_loss = F.relu(margin - neg_d).pow(2) * neg_w
+
+    def _mine(values: torch.Tensor) -> torch.Tensor:
+        if values.numel() == 0:
+            return values.sum()
+        if hard_fraction < 1.0:
+            k = max(1, int(round(hard_fraction * values.numel())))
+            values = values.topk(k).values
+        return values.mean()
+
+    loss = _mine(pos_loss) + _mine(neg_loss)
+    stats = {
+        "pos_dist": float(dist[pos].detach().mean()) if pos.any() else float("nan"),
+        "skilled_dist": float(dist[skilled].detach().mean()) if skilled.any() else float("nan"),
+        "random_dist": float(dist[random_neg].detach().mean()) if random_neg.any() else float("nan"),
+    }
+    return loss, stats

@@ -1,0 +1,78 @@
+"""Verification metrics on distances (small = same writer). Pure functions over numpy arrays.
+
+Labels are 1 for genuine (same-writer) comparisons and 0 for forgeries. A comparison is accepted as
+genuine when its distance is <= the threshold. FAR = accepted forgeries / forgeries,
+FRR = rejected genuine / genuine. ROC quantities come from scikit-learn on the score -distance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import det_curve, roc_auc_score, roc_curve
+
+
+def _arrays(distances, labels) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(distances, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    if d.shape != y.shape:
+        raise ValueError("distances and labels differ in length")
+    if not np.isfinite(d).all():
+        raise ValueError("distances contain NaN or infinity")
+    return d, y
+
+
+def eer(distances, labels) -> tuple[float, float]:
+    """Equal error rate and the distance threshold where FAR and FRR meet (linear interpolation)."""
+    d, y = _arrays(distances, labels)
+    if y.min() == y.max():
+        raise ValueError("EER needs both genuine and forged comparisons")
+    fpr, tpr, thresholds = roc_curve(y, -d, drop_intermediate=False)
+    fnr = 1 - tpr
+    diff = fpr - fnr  # increases along the curve
+    i = int(np.argmax(diff >= 0))
+    if i == 0:
+        return float(fpr[0]), float(-thresholds[1] if len(thresholds) > 1 else d.max())
+    d0, d1 = diff[i - 1], diff[i]
+    t = 0.0 if d1 == d0 else -d0 / (d1 - d0)
+    rate = float(fpr[i - 1] + t * (fpr[i] - fpr[i - 1]))
+    rate_fnr = float(fnr[i - 1] + t * (fnr[i] - fnr[i - 1]))
+    thr_hi = -thresholds[i] if np.isfinite(thresholds[i]) else d.max()
+    thr_lo = -thresholds[i - 1] if np.isfinite(thresholds[i - 1]) else d.min()
+    threshold = float(thr_lo + t * (thr_hi - thr_lo))
+    return (rate + rate_fnr) / 2, threshold
+
+
+def rates_at(distances, labels, threshold: float) -> dict[str, float]:
+    d, y = _arrays(distances, labels)
+    accept = d <= threshold
+    genuine, forged = y == 1, y == 0
+    far = float(accept[forged].mean()) if forged.any() else math.nan
+    frr = float((~accept[genuine]).mean()) if genuine.any() else math.nan
+    return {"accuracy": float((accept == genuine).mean()), "far": far, "frr": frr}
+
+
+def summary(distances, labels, threshold: float | None) -> dict[str, Any]:
+    """EER, AUC and accuracy/FAR/FRR at `threshold` (at the EER threshold when None)."""
+    d, y = _arrays(distances, labels)
+    rate, eer_threshold = eer(d, y)
+    thr = eer_threshold if threshold is None else float(threshold)
+    return {
+        "eer": rate,
+        "eer_threshold": eer_threshold,
+        "auc": float(roc_auc_score(y, -d)),
+        "threshold": thr,
+        **rates_at(d, y, thr),
+        "n_genuine": int((y == 1).sum()),
+        "n_forged": int((y == 0).sum()),
+    }
+
+
+def curves(distances, labels) -> dict[str, np.ndarray]:
+    """ROC (fpr, tpr) and DET (far, frr) points for plotting."""
+    d, y = _arrays(distances, labels)
+    fpr, tpr, _ = roc_curve(y, -d)
+    far, frr, _ = det_curve(y, -d)
+    return {"fpr": fpr, "tpr": tpr, "det_far": far, "det_frr": frr}

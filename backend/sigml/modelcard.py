@@ -1,0 +1,131 @@
+"""The model card: a JSON file next to the weights that says how to use them.
+
+It carries the architecture and the preprocessing config (so serving preprocesses exactly as
+training did), the calibrated thresholds, the similarity calibration, the metrics with their
+protocol, and the data, split and training config the weights came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelLoadError
+from .model import ModelConfig
+from .preprocessing import PreprocessConfig
+
+
+@dataclass
+class ModelCard:
+    architecture: ModelConfig
+    preprocessing: PreprocessConfig
+    threshold: float  # pairwise distance threshold, calibrated on validation writers at their EER
+    thresholds: dict[str, float] = field(default_factory=dict)  # per protocol ("pairwise", "reference_based")
+    calibration: dict[str, float] = field(default_factory=dict)  # similarity = sigmoid(slope * d + intercept)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # file, sha256, dtype
+    name: str = "siamese_resnet18"
+    created: str = ""
+    git_commit: str = ""
+    notes: str = ""
+
+    @property
+    def version(self) -> str:
+        sha = str(self.weights.get("sha256", ""))[:8] or "unversioned"
+        return f"{self.name}@{sha}"
+
+    def reference_threshold(self) -> float:
+        return float(self.thresholds.get("reference_based", self.threshold))
+
+    def similarity(self, distance: float) -> float:
+        """A calibrated score in [0, 1]: the validation-fitted probability that the pair is genuine."""
+        slope = self.calibration.get("slope")
+        intercept = self.calibration.get("intercept")
+        if slope is None or intercept is None:  # uncalibrated: 0.5 at the threshold
+            scale = max(self.threshold, 1e-6) / 8
+            slope, intercept = -1 / scale, self.threshold / scale
+        z = slope * distance + intercept
+        return float(1 / (1 + math.exp(-z))) if z > -60 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "git_commit": self.git_commit,
+            "architecture": self.architecture.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(),
+            "threshold": self.threshold,
+            "thresholds": self.thresholds,
+            "calibration": self.calibration,
+            "metrics": self.metrics,
+            "data": self.data,
+            "training": self.training,
+            "weights": self.weights,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+        return cls(
+            architecture=ModelConfig.from_dict(data.get("architecture", {})),
+            preprocessing=PreprocessConfig.from_dict(data.get("preprocessing", {})),
+            threshold=float(data["threshold"]),
+            thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+            calibration={k: float(v) for k, v in data.get("calibration", {}).items()},
+            metrics=data.get("metrics", {}),
+            data=data.get("data", {}),
+            training=data.get("training", {}),
+            weights=data.get("weights", {}),
+            name=data.get("name", "siamese_resnet18"),
+            created=data.get("created", ""),
+            git_commit=data.get("git_commit", ""),
+            notes=data.get("notes", ""),
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelCard":
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(path, "model card (JSON) not found")
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(path, f"model card is not valid: {exc}") from exc
+
+
+def card_path_for(weights_path: str | Path) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

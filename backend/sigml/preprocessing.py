@@ -1,0 +1,231 @@
+"""The one preprocessing function used by training, evaluation, the CLI and the API.
+
+`preprocess(source, cfg)` turns any PIL-readable input into a 1 x H x W float tensor with the
+ink bright (up to 1.0) on an exact-zero background:
+
+1. load safely (size guard against decompression bombs, first frame of multi-page files,
+   EXIF orientation, transparency composited on white, 16-bit and float modes rescaled);
+2. grayscale in [0, 1] (1 = white paper);
+3. remove the paper background with Otsu's threshold: everything that is not ink becomes 0;
+4. normalise the ink intensity (so scanner/paper darkness differences, e.g. CEDAR's darker
+   genuine scans, carry no signal), drop isolated specks;
+5. crop to the ink's bounding box, fit it to the canvas keeping the aspect ratio, centre it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Literal, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+from .errors import BlankImageError, ImageTooLargeError, UnreadableImageError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
+
+InkMode = Literal["binary", "normalized", "gray"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything that decides what the network sees; stored in the model card."""
+
+    canvas_height: int = 150
+    canvas_width: int = 220
+    margin: int = 3  # pixels of empty border kept around the ink on the canvas
+    ink: InkMode = "normalized"  # how ink pixels are valued after background removal
+    min_component_fraction: float = 2e-5  # specks smaller than this share of the image are dropped
+    min_ink_fraction: float = 5e-4  # less ink than this share of the image: blank
+    min_contrast: float = 0.12  # ink must be this much darker than the paper (gray levels in [0,1])
+    max_pixels: int = 40_000_000  # larger images are refused before decoding
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PreprocessConfig":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+DEFAULT_CONFIG = PreprocessConfig()
+
+
+def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels) -> Image.Image:
+    """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly."""
+    if isinstance(source, Image.Image):
+        image = source
+        _check_size(image.size, max_pixels)
+        return image
+    if isinstance(source, np.ndarray):
+        return Image.fromarray(source)
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise UnreadableImageError("the file is empty (zero bytes)")
+        stream: IO[bytes] = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise UnreadableImageError(f"no such image file: {path}")
+        if path.stat().st_size == 0:
+            raise UnreadableImageError(f"the file is empty (zero bytes): {path}")
+        stream = io.BytesIO(path.read_bytes())
+    else:
+        stream = source
+    try:
+        image = Image.open(stream)
+    except UnidentifiedImageError as exc:
+        raise UnreadableImageError("not an image, or an image format that cannot be read") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableImageError(f"the image cannot be read: {exc}") from exc
+    _check_size(image.size, max_pixels)
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # multi-page TIFF / animated GIF: the first page is the signature
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UnreadableImageError(f"the image is truncated or corrupt: {exc}") from exc
+    return image
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise UnreadableImageError("the image has no pixels")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"image is {width}x{height} pixels; at most {max_pixels} pixels are accepted"
+        )
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Grayscale float32 array in [0, 1], 1 = white paper; transparency becomes paper."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        if mode.startswith("I;16"):
+            lo, hi = 0.0, 65535.0
+        elif hi - lo < 1e-12:
+            return np.ones(arr.shape, dtype=np.float32)
+        return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
+    if mode == "P":
+        image = image.convert("RGBA")
+    elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        image = image.convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    gray = image.convert("L")
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def otsu_threshold(gray: np.ndarray) -> float:
+    """Otsu's threshold of a [0, 1] image (256-bin histogram, vectorised)."""
+    hist, edges = np.histogram(gray, bins=256, range=(0.0, 1.0))
+    hist = hist.astype(np.float64)
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight_lo = np.cumsum(hist)
+    weight_hi = weight_lo[-1] - weight_lo
+    sum_lo = np.cumsum(hist * centers)
+    mean_lo = np.divide(sum_lo, weight_lo, out=np.zeros_like(sum_lo), where=weight_lo > 0)
+    mean_hi = np.divide(sum_lo[-1] - sum_lo, weight_hi, out=np.zeros_like(sum_lo), where=weight_hi > 0)
+    between = weight_lo * weight_hi * (mean_lo - mean_hi) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def remove_background(gray: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Ink map in [0, 1] (1 = darkest ink), background exactly 0; raises on blank pages."""
+    threshold = otsu_threshold(gray)
+    ink_mask = gray < threshold
+    n_ink = int(ink_mask.sum())
+    if n_ink < max(8, cfg.min_ink_fraction * gray.size) or n_ink == gray.size:
+        raise BlankImageError("no signature found: the image is blank or nearly blank")
+    paper_level = float(np.median(gray[~ink_mask]))
+    ink_level = float(np.median(gray[ink_mask]))
+    if paper_level - ink_level < cfg.min_contrast:
+        raise BlankImageError("no signature found: the image has too little contrast to contain ink")
+    ink_mask = _drop_specks(ink_mask, cfg.min_component_fraction)
+    if int(ink_mask.sum()) < max(8, cfg.min_ink_fraction * gray.size):
+        raise BlankImageError("no signature found: only isolated specks of ink")
+
+    out = np.zeros(gray.shape, dtype=np.float32)
+    if cfg.ink == "binary":
+        out[ink_mask] = 1.0
+    elif cfg.ink == "gray":
+        out[ink_mask] = 1.0 - gray[ink_mask]
+    else:  # normalized: darkness relative to this image's own paper and ink levels
+        darkness = (threshold - gray[ink_mask]) / max(threshold, 1e-6)
+        scale = float(np.percentile(darkness, 90)) or 1.0
+        out[ink_mask] = 0.35 + 0.65 * np.clip(darkness / scale, 0.0, 1.0)
+    return out
+
+
+def _drop_specks(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    min_size = max(2, int(round(min_fraction * mask.size)))
+    labels, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    if not keep.any():
+        return mask
+    return keep[labels]
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fit_to_canvas(ink: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Scale (keeping the aspect ratio) and centre the cropped ink on the fixed canvas."""
+    height, width = cfg.canvas_height, cfg.canvas_width
+    inner_h, inner_w = height - 2 * cfg.margin, width - 2 * cfg.margin
+    h, w = ink.shape
+    scale = min(inner_h / h, inner_w / w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    resized = Image.fromarray(ink, mode="F").resize((new_w, new_h), resample=resample)
+    canvas = np.zeros((height, width), dtype=np.float32)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    canvas[top : top + new_h, left : left + new_w] = np.clip(np.asarray(resized), 0.0, 1.0)
+    return canvas
+
+
+def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """`preprocess` as a H x W float32 numpy array."""
+    image = load_image(source, cfg.max_pixels)
+    gray = to_grayscale(image)
+    ink = remove_background(gray, cfg)
+    return fit_to_canvas(crop_to_ink(ink), cfg)
+
+
+def preprocess(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG) -> torch.Tensor:
+    """Any image → 1 x H x W float tensor, ink bright on an exact-zero background."""
+    return torch.from_numpy(preprocess_array(source, cfg)).unsqueeze(0)
+
+
+def to_png(tensor_or_array: torch.Tensor | np.ndarray, invert: bool = True) -> bytes:
+    """PNG bytes of a preprocessed signature (dark ink on white by default), for previews."""
+    arr = tensor_or_array.detach().float().cpu().numpy() if isinstance(tensor_or_array, torch.Tensor) else tensor_or_array
+    arr = np.squeeze(np.asarray(arr, dtype=np.float32))
+    if invert:
+        arr = 1.0 - arr
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()

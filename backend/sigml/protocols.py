@@ -1,0 +1,85 @@
+"""The two evaluation protocols, on embeddings computed once per image.
+
+- pairwise: every genuine-genuine pair of a writer (label 1) vs every genuine-skilled-forgery pair
+  of the same writer (label 0); optionally genuine vs another writer's genuine (random forgeries).
+- reference_based: per writer, K genuine references drawn with a seed; every other genuine and every
+  skilled forgery of that writer is scored by its mean distance to the K references.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .datasets import SignatureRecord
+
+
+@dataclass
+class Scored:
+    distances: np.ndarray
+    labels: np.ndarray  # 1 genuine comparison, 0 forgery
+    writers: list[str]
+    index_a: np.ndarray  # record index (questioned / first image)
+    index_b: np.ndarray  # record index of the reference (-1 for reference-based means)
+
+
+def _groups(records: Sequence[SignatureRecord]) -> dict[str, tuple[list[int], list[int]]]:
+    groups: dict[str, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for i, r in enumerate(records):
+        groups[f"{r.dataset}/{r.writer}"][0 if r.genuine else 1].append(i)
+    return dict(groups)
+
+
+def pairwise(emb: np.ndarray, records: Sequence[SignatureRecord], *, random_per_writer: int = 0, seed: int = 0) -> Scored:
+    d_all, y_all, w_all, a_all, b_all = [], [], [], [], []
+    groups = _groups(records)
+    rng = np.random.default_rng(seed)
+    writers = sorted(groups)
+    for w in writers:
+        gen, forg = groups[w]
+        if len(gen) < 2:
+            continue
+        g = np.asarray(gen)
+        ia, ib = np.triu_indices(len(g), k=1)
+        pairs = [(g[ia], g[ib], 1)]
+        if forg:
+            f = np.asarray(forg)
+            ga, fb = np.meshgrid(g, f, indexing="ij")
+            pairs.append((ga.ravel(), fb.ravel(), 0))
+        if random_per_writer and len(writers) > 1:
+            others = np.asarray([i for x in writers if x != w for i in groups[x][0]])
+            pairs.append((rng.choice(g, random_per_writer), rng.choice(others, random_per_writer), 0))
+        for a, b, label in pairs:
+            d_all.append(np.linalg.norm(emb[a] - emb[b], axis=1))
+            y_all.append(np.full(len(a), label))
+            w_all.extend([w] * len(a))
+            a_all.append(a)
+            b_all.append(b)
+    if not d_all:
+        raise ValueError("no writer has two genuine signatures to compare")
+    return Scored(np.concatenate(d_all), np.concatenate(y_all), w_all, np.concatenate(a_all), np.concatenate(b_all))
+
+
+def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0) -> Scored:
+    d_all, y_all, w_all, q_all = [], [], [], []
+    rng = np.random.default_rng(seed)
+    for w, (gen, forg) in sorted(_groups(records).items()):
+        if len(gen) <= k:
+            continue  # needs K references and at least one questioned genuine
+        g = np.asarray(gen)
+        chosen = rng.permutation(len(g))
+        refs, questioned_gen = g[chosen[:k]], g[chosen[k:]]
+        questioned = np.concatenate([questioned_gen, np.asarray(forg, dtype=int)])
+        labels = np.concatenate([np.ones(len(questioned_gen)), np.zeros(len(forg))])
+        dists = np.linalg.norm(emb[questioned][:, None, :] - emb[refs][None, :, :], axis=2).mean(axis=1)
+        d_all.append(dists)
+        y_all.append(labels)
+        w_all.extend([w] * len(questioned))
+        q_all.append(questioned)
+    if not d_all:
+        raise ValueError(f"no writer has more than K={k} genuine signatures")
+    q = np.concatenate(q_all)
+    return Scored(np.concatenate(d_all), np.concatenate(y_all).astype(int), w_all, q, np.full(len(q), -1))
