@@ -176,7 +176,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         update_card(args.model, args.update_card, report)
     print(f"{report['dataset']} ({report['writers']} writers: {report['n_writers']}, images: {report['n_images']})")
     blocks = [("pairwise", report["pairwise"])] + [(f"reference K={k}", b) for k, b in report.get("reference_based_by_k", {}).items()]
-    blocks.append(("random forgeries", report["random_forgeries"]))
+    if "random_forgeries" in report:
+        blocks.append(("random forgeries", report["random_forgeries"]))
     for name, b in blocks:
         print(f"  {name:18s} EER {b['eer']:.2%}  AUC {b['auc']:.4f}  at threshold {b['threshold']:.4f}: "
               f"accuracy {b['accuracy']:.2%}  FAR {b['far']:.2%}  FRR {b['frr']:.2%}  (n={b['n_genuine']}+{b['n_forged']})")

@@ -20,6 +20,7 @@ def batch_contrastive_loss(
     margin: float,
     hard_fraction: float = 1.0,
     skilled_weight: float = 1.0,
+    balance_negatives: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Contrastive loss over all useful pairs of a P-writers x K-images batch.
 
@@ -28,6 +29,8 @@ def batch_contrastive_loss(
     Forgery-forgery pairs say nothing about the writer and are ignored. With `hard_fraction` < 1,
     only the hardest share of positives and negatives (largest loss) is kept (online mining).
     Positive and negative terms are averaged separately so their balance does not depend on the batch.
+    With `balance_negatives`, skilled and random negatives are also averaged separately (weighted by
+    `skilled_weight`), so the few skilled pairs of a batch are not drowned by the many random ones.
     """
     dist = torch.cdist(embeddings.float(), embeddings.float()).clamp_min(0)
     same_writer = writer_ids[:, None] == writer_ids[None, :]
@@ -53,7 +56,12 @@ def batch_contrastive_loss(
             values = values.topk(k).values
         return values.mean()
 
-    loss = _mine(pos_loss) + _mine(neg_loss)
+    if balance_negatives:
+        skilled_loss = F.relu(margin - dist[skilled]).pow(2)
+        random_loss = F.relu(margin - dist[random_neg]).pow(2)
+        loss = _mine(pos_loss) + (skilled_weight * _mine(skilled_loss) + _mine(random_loss)) / (1 + skilled_weight)
+    else:
+        loss = _mine(pos_loss) + _mine(neg_loss)
     stats = {
         "pos_dist": float(dist[pos].detach().mean()) if pos.any() else float("nan"),
         "skilled_dist": float(dist[skilled].detach().mean()) if skilled.any() else float("nan"),

@@ -15,6 +15,7 @@ ink bright (up to 1.0) on an exact-zero background:
 from __future__ import annotations
 
 import io
+import struct
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ class PreprocessConfig:
 DEFAULT_CONFIG = PreprocessConfig()
 
 
+_PILLOW_DECODER_ERRORS = (TypeError, KeyError, IndexError, struct.error, NotImplementedError, ZeroDivisionError, AttributeError)
+
+
 def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels) -> Image.Image:
     """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly."""
     if isinstance(source, Image.Image):
@@ -84,8 +88,9 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels)
         raise UnreadableImageError("not an image, or an image format that cannot be read") from exc
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise UnreadableImageError(f"the image cannot be read: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
+        # Pillow's plugins let TypeError/IndexError/... escape on some corrupt files: all mean "unreadable".
+        raise UnreadableImageError(f"the image cannot be read: {type(exc).__name__}") from exc
     _check_size(image.size, max_pixels)
     try:
         if getattr(image, "n_frames", 1) > 1:
@@ -94,8 +99,8 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels)
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UnreadableImageError(f"the image is truncated or corrupt: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
+        raise UnreadableImageError(f"the image is truncated or corrupt: {type(exc).__name__}") from exc
     return image
 
 

@@ -62,6 +62,7 @@ class TrainConfig:
     margin: float = 1.0
     hard_fraction: float = 0.5
     skilled_weight: float = 1.0
+    balance_negatives: bool = False
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -170,6 +171,12 @@ def validate(model: SiameseResNet18, images: torch.Tensor, records: list[Signatu
         out["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k}
     except ValueError:
         pass
+    datasets = sorted({r.dataset for r in records})
+    if len(datasets) > 1:
+        for name in datasets:
+            keep = np.asarray([w.split("/", 1)[0] == name for w in pw.writers])
+            if keep.any() and len(set(pw.labels[keep])) == 2:
+                out[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
     out["_pairwise_scores"] = pw
     return out
 
@@ -253,6 +260,7 @@ def train(
             "val_eer": val["pairwise"]["eer"],
             "val_auc": val["pairwise"]["auc"],
             "val_reference_eer": val.get("reference_based", {}).get("eer"),
+            **{f"val_eer_{k[9:]}": v["eer"] for k, v in val.items() if k.startswith("pairwise_")},
             **{k: v for k, v in stats.items()},
         }
         history.append(entry)
@@ -275,6 +283,7 @@ def _loss(emb: torch.Tensor, wid: list[int], gen: list[bool], cfg: TrainConfig):
     return batch_contrastive_loss(
         emb, torch.tensor(wid), torch.tensor(gen), margin=cfg.margin,
         hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,
+        balance_negatives=cfg.balance_negatives,
     )
 
 

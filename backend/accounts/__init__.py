@@ -1,0 +1,1 @@
+"""Accounts: register, obtain a token, delete the account (DRF token authentication)."""

@@ -1,0 +1,1 @@
+"""Django project of the signature verification API: settings, URLs, WSGI/ASGI, cross-cutting glue."""

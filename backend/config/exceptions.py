@@ -1,0 +1,182 @@
+"""One error shape for the whole API: `{"error": {"code", "message", "details"}}`.
+
+`ApplicationError` is the one domain error type that services raise; the DRF exception handler
+below turns it, every DRF error, Django's Http404/PermissionDenied/RequestDataTooBig and the ML
+core's errors into that shape with the right status. Django-level handlers (unknown URLs, 500s)
+answer in the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from sigml.errors import BlankImageError, DatasetError, ImageError, ImageTooLargeError, ModelLoadError
+
+log = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """A domain error with its HTTP status, machine-readable code and human-readable message."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
+                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.details = details or {}
+
+
+def image_error_status(exc: ImageError) -> int:
+    if isinstance(exc, ImageTooLargeError):
+        return 413
+    if isinstance(exc, BlankImageError):
+        return 400
+    return 415
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+DRF_CODES: list[tuple[type[drf.APIException], str]] = [
+    (drf.NotAuthenticated, "not_authenticated"),
+    (drf.AuthenticationFailed, "not_authenticated"),
+    (drf.PermissionDenied, "permission_denied"),
+    (drf.NotFound, "not_found"),
+    (drf.MethodNotAllowed, "method_not_allowed"),
+    (drf.NotAcceptable, "not_acceptable"),
+    (drf.UnsupportedMediaType, "unsupported_media_type"),
+    (drf.Throttled, "throttled"),
+    (drf.ParseError, "invalid"),
+]
+
+
+def _first_message(detail: Any, prefix: str = "") -> str:
+    """'field: message' of the first error in a (possibly nested) DRF error detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                name = prefix
+            return _first_message(value, name)
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, (dict, list)):
+                return _first_message(value, f"{prefix}[{index}]" if prefix else f"[{index}]")
+            return f"{prefix}: {value}" if prefix else str(value)
+    elif detail is not None:
+        return f"{prefix}: {detail}" if prefix else str(detail)
+    return "Invalid input."
+
+
+def _has_code(codes: Any, wanted: str) -> bool:
+    if isinstance(codes, dict):
+        return any(_has_code(v, wanted) for v in codes.values())
+    if isinstance(codes, list):
+        return any(_has_code(v, wanted) for v in codes)
+    return codes == wanted
+
+
+def _validation_error(exc: drf.ValidationError) -> tuple[str, str, Any]:
+    detail = exc.detail
+    code = "missing_field" if _has_code(exc.get_codes(), "required") else "invalid"
+    details = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+    return code, _first_message(detail), details
+
+
+def _to_api_error(exc: Exception) -> Exception:
+    """Map non-DRF exceptions onto ApplicationError/DRF exceptions (or return them unchanged)."""
+    if isinstance(exc, ImageError):
+        return ApplicationError(str(exc), code=exc.code, status_code=image_error_status(exc))
+    if isinstance(exc, ModelLoadError):
+        log.error("model unavailable: %s", exc)
+        return ApplicationError(
+            "The signature model is not available.", code="model_unavailable", status_code=503,
+            details={"reason": exc.reason},
+        )
+    if isinstance(exc, DatasetError):
+        return ApplicationError(str(exc), code="invalid", status_code=400)
+    if isinstance(exc, RequestDataTooBig):
+        return ApplicationError(
+            "The request body is larger than the server accepts.", code="file_too_large", status_code=413
+        )
+    if isinstance(exc, (TooManyFilesSent, TooManyFieldsSent)):
+        return ApplicationError(str(exc) or "Too many fields or files in the request.", code="invalid")
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        log.exception("database unavailable")
+        return ApplicationError("The database is not available.", code="database_unavailable", status_code=503)
+    if isinstance(exc, Http404):
+        return drf.NotFound(str(exc) or None)
+    if isinstance(exc, DjangoPermissionDenied):
+        return drf.PermissionDenied()
+    return exc
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every handled error in the one JSON shape; None → a real 500."""
+    exc = _to_api_error(exc)
+    if isinstance(exc, ApplicationError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+
+    response = drf_exception_handler(exc, context)  # sets WWW-Authenticate / Retry-After, rolls back
+    if response is None:
+        return None
+    if isinstance(exc, drf.ValidationError):
+        code, message, details = _validation_error(exc)
+    else:
+        code = next((c for cls, c in DRF_CODES if isinstance(exc, cls)), None)
+        if code is None:
+            code = exc.default_code if isinstance(exc, drf.APIException) else "error"
+        detail = getattr(exc, "detail", None)
+        message = _first_message(detail) if detail is not None else str(exc)
+        details: Any = {}
+        if isinstance(exc, drf.Throttled) and exc.wait is not None:
+            details = {"retry_after": int(exc.wait + 0.999)}
+    response.data = error_body(code, message, details)
+    return response
+
+
+# --- Django-level handlers (config.urls handler400/403/404/500): used when DEBUG is off ---------------
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("invalid", "Bad request."), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "You do not have permission to perform this action."), status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs: object) -> JsonResponse:
+    """Unknown URLs (also the catch-all under /api/, so API clients get JSON even with DEBUG on)."""
+    path = request.path
+    hint = ""
+    if not path.endswith("/"):
+        try:
+            if resolve(path + "/").url_name != "not-found":
+                hint = f" (did you mean {path}/ ?)"
+        except Resolver404:
+            pass
+    return JsonResponse(error_body("not_found", f"No such endpoint: {path}{hint}"), status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("server_error", "Internal server error."), status=500)

@@ -1,0 +1,21 @@
+"""gunicorn configuration: `cd backend && gunicorn -c python:config.gunicorn config.wsgi`.
+
+Forward passes are serialised inside a process (the Verifier holds a lock) and torch uses
+SIGVER_TORCH_THREADS threads each, so keep GUNICORN_WORKERS x SIGVER_TORCH_THREADS <= CPU cores;
+threads let one worker keep answering health, dataset and enrollment calls during a forward pass.
+No preload: each worker loads the model itself after the fork (torch's thread pools do not survive fork).
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))  # explain=true and pairs/verify take seconds
+graceful_timeout = 30
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,26 @@
+"""Page-number pagination: `{"count", "next", "previous", "results"}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def get_page_size(self, request: Request) -> int | None:
+        self.page_size = settings.SIGVER_PAGE_SIZE
+        return super().get_page_size(request)
+
+
+def paginated_response(*, serializer_class: type, queryset: Any, request: Request, view: APIView) -> Response:
+    paginator = Pagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

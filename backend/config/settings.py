@@ -1,0 +1,246 @@
+"""The one settings module of the API: everything comes from the environment, with safe defaults.
+
+Development: `DJANGO_DEBUG=1 python manage.py runserver` works without any other variable.
+Production: DJANGO_DEBUG off (the default) requires DJANGO_SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent  # backend/
+REPO_DIR = BASE_DIR.parent
+
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1/0, true/false, yes/no, on/off)")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+# --- core -----------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off. For local development run with "
+            "DJANGO_DEBUG=1; in production set DJANGO_SECRET_KEY to a long random string, e.g. from "
+            "`python -c \"import secrets; print(secrets.token_urlsafe(50))\"`."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "accounts",
+    "signatures",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database: SQLite by default (WAL, busy timeout), PostgreSQL through DATABASE_URL ---------------
+
+SQLITE_PATH = env_path("SIGVER_SQLITE_PATH", BASE_DIR / "db.sqlite3")
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{SQLITE_PATH}",
+        conn_max_age=env_int("DJANGO_DB_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # seconds a writer waits for a lock instead of failing with "database is locked"
+            "timeout": env_int("SIGVER_SQLITE_BUSY_TIMEOUT", 20),
+            # WAL: readers never block the writer; IMMEDIATE: take the write lock at BEGIN
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sigver"}}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- files ------------------------------------------------------------------------------------------
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles")
+
+# Reference images live here under generated names. There is deliberately no MEDIA_URL route:
+# they are only served through the owner-checked API view, never as static files.
+MEDIA_ROOT = env_path("SIGVER_MEDIA_ROOT", BASE_DIR / "media")
+MEDIA_URL = "/media-not-served/"
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
+SIGVER_MAX_UPLOAD_BYTES = env_int("SIGVER_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)  # per file → 413
+SIGVER_MAX_REQUEST_BYTES = env_int("SIGVER_MAX_REQUEST_BYTES", 32 * 1024 * 1024)  # whole body → 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440)  # non-file fields
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)  # larger: temp file
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 50)
+SIGVER_MAX_REFERENCES_PER_PROFILE = env_int("SIGVER_MAX_REFERENCES_PER_PROFILE", 50)
+
+# --- the model and the data -------------------------------------------------------------------------
+
+SIGVER_MODEL_PATH = env_path("SIGVER_MODEL_PATH", REPO_DIR / "trained_model_parameters" / "siamese_resnet18.safetensors")
+SIGVER_DATA_DIR = env_path("SIGVER_DATA_DIR", REPO_DIR / "organized_data")
+SIGVER_SPLITS_DIR = env_path("SIGVER_SPLITS_DIR", REPO_DIR / "image_pairs")
+SIGVER_PLOTS_DIR = env_path("SIGVER_PLOTS_DIR", REPO_DIR / "docs" / "plots")
+SIGVER_TORCH_THREADS = env_int("SIGVER_TORCH_THREADS", 2)
+# "auto": load the model at start-up for servers (gunicorn, runserver), not for other management
+# commands (migrate, makemigrations, check, shell, ...); "1"/"0" force it on/off.
+SIGVER_LOAD_MODEL = env_str("SIGVER_LOAD_MODEL", "auto").strip().lower()
+SIGVER_DATASET_CACHE_SECONDS = env_int("SIGVER_DATASET_CACHE_SECONDS", 60)
+SIGVER_PAIRS_MAX_LIMIT = env_int("SIGVER_PAIRS_MAX_LIMIT", 500)
+SIGVER_PAIRS_VERIFY_MAX_LIMIT = env_int("SIGVER_PAIRS_VERIFY_MAX_LIMIT", 100)
+
+# --- REST framework ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttles.AnonThrottle", "config.throttles.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("SIGVER_THROTTLE_ANON", "60/min"),
+        "user": env_str("SIGVER_THROTTLE_USER", "600/min"),
+        "auth": env_str("SIGVER_THROTTLE_AUTH", "10/min"),  # register + token: against password guessing
+    },
+    # Client addresses come from REMOTE_ADDR unless told how many proxies to trust: a client
+    # must not dodge throttling with a forged X-Forwarded-For header.
+    "NUM_PROXIES": env_int("SIGVER_NUM_PROXIES", 0),
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SIGVER_PAGE_SIZE = env_int("SIGVER_PAGE_SIZE", 50)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Signature verification API",
+    "DESCRIPTION": (
+        "Offline handwritten signature verification with a Siamese ResNet-18: verify two signatures, "
+        "browse datasets and pairs, enroll a person's genuine references and verify against them. "
+        'Errors are always `{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- security (the production defaults follow DJANGO_DEBUG) ------------------------------------------
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO").upper(), "propagate": False}},
+}

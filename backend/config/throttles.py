@@ -1,0 +1,28 @@
+"""Throttles whose rates are read from settings at request time (so tests can override them).
+
+DRF's own classes copy DEFAULT_THROTTLE_RATES once at import, which override_settings cannot reach.
+"""
+
+from __future__ import annotations
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
+
+
+class _RatesFromSettings:
+    scope: str | None
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class AnonThrottle(_RatesFromSettings, AnonRateThrottle):
+    """Anonymous clients, by address (`anon`: SIGVER_THROTTLE_ANON)."""
+
+
+class UserThrottle(_RatesFromSettings, UserRateThrottle):
+    """Authenticated users, by user (`user`: SIGVER_THROTTLE_USER)."""
+
+
+class AuthThrottle(_RatesFromSettings, ScopedRateThrottle):
+    """The stricter `auth` scope of register and token (SIGVER_THROTTLE_AUTH): against password guessing."""

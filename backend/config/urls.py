@@ -1,0 +1,25 @@
+"""URLs: everything under /api/ in the `api` namespace (reverse("api:verify")), plus the admin."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.exceptions import not_found
+
+api_patterns = [
+    path("", include("signatures.urls")),
+    path("auth/", include("accounts.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    re_path(r"^.*$", not_found, name="not-found"),  # JSON 404 for any other /api/ URL, DEBUG or not
+]
+
+urlpatterns = [
+    path("api/", include((api_patterns, "api"))),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.exceptions.bad_request"
+handler403 = "config.exceptions.permission_denied"
+handler404 = "config.exceptions.not_found"
+handler500 = "config.exceptions.server_error"

@@ -1,0 +1,1 @@
+"""Signature verification: verify two images, datasets and pairs, enrolled profiles with references."""

@@ -1,0 +1,59 @@
+"""A Profile is a person whose genuine signatures (References) are enrolled by a user (the owner)."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+
+
+class Profile(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profiles")
+    name = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["owner", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+def reference_upload_to(instance: "Reference", filename: str) -> str:
+    """A generated name; the client's file name is never used (only the verified format's extension)."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else "img"
+    return f"references/{uuid.uuid4().hex}.{extension}"
+
+
+class Reference(models.Model):
+    """A genuine signature of a profile: the stored image and its embedding under `model_version`."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="references")
+    image = models.FileField(upload_to=reference_upload_to, max_length=255)
+    content_type = models.CharField(max_length=100)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    embedding = models.BinaryField()  # float32 little-endian, `embedding_dim` values
+    embedding_dim = models.PositiveIntegerField()
+    model_version = models.CharField(max_length=100)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"reference #{self.pk} of profile #{self.profile_id}"
+
+    @staticmethod
+    def encode_embedding(vector: np.ndarray) -> bytes:
+        return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+    def embedding_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype="<f4", count=self.embedding_dim).astype(np.float32)

@@ -1,0 +1,259 @@
+"""Reads: profiles and references (owner-scoped), datasets, pairs, the model card and plots, health."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, connection
+from django.db.models import Count, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from config.exceptions import ApplicationError
+from sigml.datasets import IMAGE_SUFFIXES, SignatureRecord, detect_layout, read_dataset
+from sigml.errors import DatasetError, ModelLoadError
+from sigml.pairs import PAIR_KINDS, Pair, make_pairs
+from sigml.splits import SPLITS, read_splits_csv
+
+from .models import Profile, Reference
+from .verifier import verifier_get
+
+log = logging.getLogger(__name__)
+
+ALL_WRITERS = "all"  # the split name when a dataset has no split file (or to ask for every writer)
+PAIR_KIND_CHOICES = (*PAIR_KINDS, "mixed")
+PLOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+def natural_key(text: str) -> tuple:
+    """'person_2' before 'person_10'."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t)
+
+
+# --- profiles and references ------------------------------------------------------------------------
+
+def profile_list(*, owner: AbstractBaseUser) -> QuerySet[Profile]:
+    return Profile.objects.filter(owner=owner).annotate(reference_count=Count("references")).order_by("id")
+
+
+def profile_get(*, owner: AbstractBaseUser, profile_id: int) -> Profile:
+    """The owner's profile; someone else's is indistinguishable from a missing one (404)."""
+    return get_object_or_404(profile_list(owner=owner), pk=profile_id)
+
+
+def reference_list(*, profile: Profile) -> QuerySet[Reference]:
+    return profile.references.order_by("id")
+
+
+def reference_get(*, profile: Profile, reference_id: int) -> Reference:
+    return get_object_or_404(reference_list(profile=profile), pk=reference_id)
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    root: Path  # resolved
+    layout: str
+    records: tuple[SignatureRecord, ...]
+    split_of_writer: dict[str, str] = field(default_factory=dict)  # empty without a split file
+
+    @property
+    def has_split_file(self) -> bool:
+        return bool(self.split_of_writer)
+
+    @cached_property
+    def writers(self) -> list[str]:
+        return sorted({r.writer for r in self.records}, key=natural_key)
+
+    @cached_property
+    def paths(self) -> frozenset[str]:
+        return frozenset(r.path for r in self.records)
+
+    @property
+    def genuine(self) -> int:
+        return sum(r.genuine for r in self.records)
+
+    @property
+    def forged(self) -> int:
+        return len(self.records) - self.genuine
+
+    @property
+    def splits(self) -> list[str]:
+        if not self.has_split_file:
+            return [ALL_WRITERS]
+        present = set(self.split_of_writer.values())
+        return [s for s in SPLITS if s in present]
+
+    def split_of(self, writer: str) -> str | None:
+        return self.split_of_writer.get(writer) if self.has_split_file else ALL_WRITERS
+
+    def records_in_split(self, split: str) -> list[SignatureRecord]:
+        if split == ALL_WRITERS:
+            return list(self.records)
+        return [r for r in self.records if self.split_of_writer.get(r.writer) == split]
+
+
+_cache_lock = threading.Lock()
+_cache: dict[Path, tuple[float, dict[str, Dataset]]] = {}
+
+
+def dataset_cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _splits_for(name: str) -> dict[str, str]:
+    path = Path(settings.SIGVER_SPLITS_DIR) / name / "splits.csv"
+    if not path.is_file():
+        return {}
+    try:
+        return dict(read_splits_csv(path))
+    except DatasetError as exc:
+        log.warning("ignoring the split file of %s: %s", name, exc)
+        return {}
+
+
+def _scan(data_dir: Path) -> dict[str, Dataset]:
+    found: dict[str, Dataset] = {}
+    if not data_dir.is_dir():
+        return found
+    for sub in sorted((p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)):
+        try:
+            layout = detect_layout(sub)
+            records = read_dataset(sub, layout, sub.name)
+        except (DatasetError, OSError) as exc:
+            log.debug("skipping %s: %s", sub, exc)
+            continue
+        found[sub.name] = Dataset(sub.name, sub.resolve(), layout, tuple(records), _splits_for(sub.name))
+    return found
+
+
+def _datasets() -> dict[str, Dataset]:
+    """Datasets under SIGVER_DATA_DIR, rescanned at most every SIGVER_DATASET_CACHE_SECONDS."""
+    data_dir = Path(settings.SIGVER_DATA_DIR)
+    ttl = settings.SIGVER_DATASET_CACHE_SECONDS
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(data_dir)
+        if hit is not None and now - hit[0] < ttl:
+            return hit[1]
+        datasets = _scan(data_dir)
+        _cache[data_dir] = (now, datasets)
+        return datasets
+
+
+def dataset_list() -> list[Dataset]:
+    return list(_datasets().values())
+
+
+def dataset_get(*, name: str) -> Dataset:
+    try:
+        return _datasets()[name]
+    except KeyError:
+        raise Http404(f"no dataset named {name!r}") from None
+
+
+def dataset_writer_records(*, dataset: Dataset, writer: str) -> list[SignatureRecord]:
+    records = [r for r in dataset.records if r.writer == writer]
+    if not records:
+        raise Http404(f"dataset {dataset.name} has no writer {writer!r}")
+    return records
+
+
+def dataset_image_path(*, dataset: Dataset, path: str) -> Path:
+    """The file of one of the dataset's images; anything else (traversal, absolute paths, symlinks
+    leading out of the dataset, non-images, files the layout does not list) is a 404."""
+    if path not in dataset.paths or "\x00" in path:
+        raise Http404("no such image in this dataset")
+    candidate = (dataset.root / path).resolve()
+    if not candidate.is_relative_to(dataset.root) or candidate.suffix.lower() not in IMAGE_SUFFIXES or not candidate.is_file():
+        raise Http404("no such image in this dataset")
+    return candidate
+
+
+def dataset_pairs_sample(*, dataset: Dataset, split: str, kind: str, limit: int, seed: int) -> list[Pair]:
+    """`limit` pairs of `kind` (or of every kind, interleaved, for "mixed"), reproducible from `seed`."""
+    available = [*dataset.splits, ALL_WRITERS] if dataset.has_split_file else [ALL_WRITERS]
+    if split not in available:
+        raise ApplicationError(
+            f"split: dataset {dataset.name} has no split {split!r}; choose one of {', '.join(available)}.",
+            code="invalid", details={"split": [f"choose one of {', '.join(available)}"]},
+        )
+    records = dataset.records_in_split(split)
+    kinds = PAIR_KINDS if kind == "mixed" else (kind,)
+    rng = random.Random(seed)
+    groups = []
+    for k in kinds:
+        pairs = make_pairs(records, split, per_writer=limit, seed=seed, kinds=(k,))
+        rng.shuffle(pairs)
+        groups.append(pairs)
+    interleaved = [p for group in itertools.zip_longest(*groups) for p in group if p is not None]
+    return interleaved[:limit]
+
+
+# --- model and health -------------------------------------------------------------------------------
+
+def model_card_get() -> dict[str, Any]:
+    return verifier_get().card.to_dict()
+
+
+def model_plot_names() -> list[str]:
+    folder = Path(settings.SIGVER_PLOTS_DIR)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.png") if p.is_file() and PLOT_NAME.match(p.stem))
+
+
+def model_plot_path(*, name: str) -> Path:
+    if not PLOT_NAME.match(name):
+        raise Http404("no such plot")
+    folder = Path(settings.SIGVER_PLOTS_DIR).resolve()
+    candidate = (folder / f"{name}.png").resolve()
+    if not candidate.is_relative_to(folder) or not candidate.is_file():
+        raise Http404("no such plot")
+    return candidate
+
+
+@dataclass(frozen=True)
+class Health:
+    model_loaded: bool
+    model_version: str | None
+    database: str
+
+    @property
+    def ok(self) -> bool:
+        return self.model_loaded and self.database == "ok"
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "degraded"
+
+
+def health_get() -> Health:
+    try:
+        verifier = verifier_get()
+        model_loaded, version = True, verifier.model_version
+    except ModelLoadError as exc:
+        log.error("health: %s", exc)
+        model_loaded, version = False, None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except DatabaseError:
+        log.exception("health: database unavailable")
+        database = "unavailable"
+    return Health(model_loaded=model_loaded, model_version=version, database=database)

@@ -1,0 +1,234 @@
+"""Actions: verify two signatures, verify dataset pairs, manage profiles and references, verify a profile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import Http404
+from django.contrib.auth.models import AbstractBaseUser
+
+from config.exceptions import ApplicationError
+from sigml.errors import ImageError
+from sigml.inference import Verifier, VerificationResult, overlay_png
+from sigml.pairs import Pair
+from sigml.preprocessing import to_png
+
+from .images import png_data_uri, uploads_preprocess
+from .models import Profile, Reference
+from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
+from .verifier import verifier_get
+
+log = logging.getLogger(__name__)
+
+EXPLANATION_NOTE = "red = regions whose occlusion changes the distance most"
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+# --- verify two images ------------------------------------------------------------------------------
+
+def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: bool = False, explain: bool = False) -> dict[str, Any]:
+    """Distance and verdict of two uploaded signatures (one batched forward pass), optionally with
+    previews of what the network saw and an occlusion-sensitivity explanation."""
+    started = time.perf_counter()
+    verifier = verifier_get()
+    _, (ref_tensor, q_tensor) = uploads_preprocess(
+        verifier=verifier, uploads=[("reference", reference), ("questioned", questioned)]
+    )
+    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor).to_dict()
+    if previews:
+        out["previews"] = {"reference": png_data_uri(to_png(ref_tensor)), "questioned": png_data_uri(to_png(q_tensor))}
+    if explain:
+        heat = verifier.explain(ref_tensor, q_tensor)
+        out["explanation"] = {
+            "method": "occlusion",
+            "reference": png_data_uri(overlay_png(ref_tensor, heat["reference"])),
+            "questioned": png_data_uri(overlay_png(q_tensor, heat["questioned"])),
+            "note": EXPLANATION_NOTE,
+        }
+    out["elapsed_ms"] = _elapsed_ms(started)
+    return out
+
+
+# --- dataset pairs ----------------------------------------------------------------------------------
+
+def pair_truth(pair: Pair) -> str:
+    return "genuine" if pair.label == 1 else "forged"
+
+
+def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int, seed: int) -> dict[str, Any]:
+    """Run the model on sampled pairs: every distinct image is preprocessed and embedded once, in one batch."""
+    started = time.perf_counter()
+    verifier = verifier_get()
+    pairs = dataset_pairs_sample(dataset=dataset, split=split, kind=kind, limit=limit, seed=seed)
+    paths = list(dict.fromkeys(p for pair in pairs for p in (pair.path_a, pair.path_b)))
+    tensors: dict[str, torch.Tensor] = {}
+    for path in paths:
+        try:
+            tensors[path] = verifier.preprocess(dataset_image_path(dataset=dataset, path=path))
+        except (ImageError, OSError, Http404) as exc:
+            log.warning("dataset %s: skipping %s: %s", dataset.name, path, exc)
+    usable = [p for p in pairs if p.path_a in tensors and p.path_b in tensors]
+    index = {path: i for i, path in enumerate(tensors)}
+    embeddings = verifier.embed_tensors(torch.stack(list(tensors.values()))) if tensors else np.zeros((0, 0), np.float32)
+    threshold = verifier.threshold
+    results = []
+    for pair in usable:
+        distance = float(np.linalg.norm(embeddings[index[pair.path_a]] - embeddings[index[pair.path_b]]))
+        match, verdict, similarity = verifier.decide(distance, threshold)
+        truth = pair_truth(pair)
+        results.append({
+            "pair": pair, "label": truth, "distance": distance, "similarity": similarity,
+            "match": match, "verdict": verdict, "correct": verdict == truth,
+        })
+    n = len(results)
+    return {
+        "results": results,
+        "accuracy": (sum(r["correct"] for r in results) / n) if n else None,
+        "n": n,
+        "skipped": len(pairs) - n,
+        "threshold": threshold,
+        "model_version": verifier.model_version,
+        "elapsed_ms": _elapsed_ms(started),
+    }
+
+
+# --- profiles ---------------------------------------------------------------------------------------
+
+def files_delete_on_commit(names: list[str]) -> None:
+    def delete() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                log.exception("could not delete %s", name)
+
+    if names:
+        transaction.on_commit(delete)
+
+
+def profile_create(*, owner: AbstractBaseUser, name: str, external_id: str = "") -> Profile:
+    return Profile.objects.create(owner=owner, name=name, external_id=external_id)
+
+
+def profile_update(*, profile: Profile, name: str | None = None, external_id: str | None = None) -> Profile:
+    fields = []
+    if name is not None:
+        profile.name = name
+        fields.append("name")
+    if external_id is not None:
+        profile.external_id = external_id
+        fields.append("external_id")
+    if fields:
+        profile.save(update_fields=[*fields, "updated"])
+    return profile
+
+
+@transaction.atomic
+def profile_delete(*, profile: Profile) -> None:
+    """Deletes the profile, its references and (after the commit) their image files."""
+    names = [n for n in profile.references.values_list("image", flat=True) if n]
+    profile.delete()
+    files_delete_on_commit(names)
+
+
+def files_of_owner(*, owner: AbstractBaseUser) -> list[str]:
+    return [n for n in Reference.objects.filter(profile__owner=owner).values_list("image", flat=True) if n]
+
+
+# --- references -------------------------------------------------------------------------------------
+
+def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
+    """Store genuine references with their embeddings (all images embedded in one batch); all or nothing."""
+    limit = settings.SIGVER_MAX_REFERENCES_PER_PROFILE
+    existing = profile.references.count()
+    if existing + len(uploads) > limit:
+        raise ApplicationError(
+            f"a profile holds at most {limit} references; it has {existing} and {len(uploads)} were sent.",
+            code="too_many_references", details={"limit": limit, "existing": existing},
+        )
+    verifier = verifier_get()
+    images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
+    embeddings = verifier.embed_tensors(torch.stack(tensors))
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            references = []
+            for image, embedding in zip(images, embeddings):
+                reference = Reference(
+                    profile=profile, content_type=image.content_type, width=image.width, height=image.height,
+                    size_bytes=len(image.data), sha256=image.sha256, embedding=Reference.encode_embedding(embedding),
+                    embedding_dim=int(embedding.shape[0]), model_version=verifier.model_version,
+                )
+                reference.image.save(f"reference.{image.extension}", ContentFile(image.data), save=False)
+                saved.append(reference.image.name)
+                reference.save()
+                references.append(reference)
+    except BaseException:
+        for name in saved:
+            default_storage.delete(name)
+        raise
+    return references
+
+
+@transaction.atomic
+def reference_delete(*, reference: Reference) -> None:
+    name = reference.image.name
+    reference.delete()
+    files_delete_on_commit([name] if name else [])
+
+
+def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> list[Reference]:
+    """Embeddings stored under another model version are recomputed (once) from the stored images."""
+    usable, tensors = [], []
+    for reference in references:
+        try:
+            with reference.image.open("rb") as fh:
+                tensors.append(verifier.preprocess(fh.read()))
+            usable.append(reference)
+        except (OSError, ImageError) as exc:
+            log.warning("reference %s cannot be re-embedded: %s", reference.pk, exc)
+    if usable:
+        embeddings = verifier.embed_tensors(torch.stack(tensors))
+        for reference, embedding in zip(usable, embeddings):
+            reference.embedding = Reference.encode_embedding(embedding)
+            reference.embedding_dim = int(embedding.shape[0])
+            reference.model_version = verifier.model_version
+        Reference.objects.bulk_update(usable, ["embedding", "embedding_dim", "model_version"])
+    return usable
+
+
+def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, Any]:
+    """A questioned signature against the profile's stored reference embeddings: one forward pass."""
+    started = time.perf_counter()
+    references = list(profile.references.order_by("id"))
+    if not references:
+        raise ApplicationError("the profile has no references; upload genuine references first.", code="no_references")
+    verifier = verifier_get()
+    _, (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)])
+    current = [r for r in references if r.model_version == verifier.model_version]
+    stale = [r for r in references if r.model_version != verifier.model_version]
+    if stale:
+        current += _references_reembed(verifier=verifier, references=stale)
+        current.sort(key=lambda r: r.pk)
+        if not current:
+            raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
+    matrix = np.stack([r.embedding_array() for r in current])
+    result: VerificationResult = verifier.verify_against(matrix, tensor)
+    out = result.to_dict()
+    distances = out.pop("distances")
+    out["references"] = [{"id": r.pk, "distance": d} for r, d in zip(current, distances)]
+    out["reference_count"] = len(current)
+    out["elapsed_ms"] = _elapsed_ms(started)
+    return out

@@ -1,0 +1,68 @@
+"""The process-wide Verifier: loaded once at start-up (AppConfig.ready), never inside a request.
+
+`sigml.inference.load_verifier` is lru-cached, so `verifier_get()` in a view only returns the
+instance loaded at start-up. Processes that skipped the start-up load (management commands,
+tests) load it on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from sigml.inference import Verifier, load_verifier
+
+log = logging.getLogger(__name__)
+
+# manage.py commands that serve requests; every other command (migrate, makemigrations, check,
+# shell, createsuperuser, spectacular, ...) starts without loading the model.
+SERVING_COMMANDS = {"runserver"}
+
+
+def should_load_at_startup(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> bool:
+    """SIGVER_LOAD_MODEL=1/0 forces it; "auto": WSGI/ASGI servers and `manage.py runserver` load it."""
+    mode = settings.SIGVER_LOAD_MODEL
+    if mode in {"1", "true", "yes", "on"}:
+        return True
+    if mode in {"0", "false", "no", "off"}:
+        return False
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    program = Path(argv[0]).name if argv else ""
+    is_management = program in {"manage.py", "django-admin", "django-admin.py"} or (
+        program == "__main__.py" and Path(argv[0]).parent.name == "django"
+    )
+    if not is_management:
+        return True  # gunicorn, uvicorn, anything importing config.wsgi / config.asgi
+    command = argv[1] if len(argv) > 1 else ""
+    if command not in SERVING_COMMANDS:
+        return False
+    # runserver with the autoreloader: only the child process (RUN_MAIN=true) serves
+    return "--noreload" in argv or environ.get("RUN_MAIN") == "true"
+
+
+def verifier_get() -> Verifier:
+    """The loaded Verifier of SIGVER_MODEL_PATH (raises sigml.errors.ModelLoadError if it cannot be loaded)."""
+    return load_verifier(str(settings.SIGVER_MODEL_PATH))
+
+
+def verifier_warm() -> Verifier:
+    """Set torch's thread count and load the model; a broken model stops start-up with a clear message."""
+    torch.set_num_threads(max(1, settings.SIGVER_TORCH_THREADS))
+    path = settings.SIGVER_MODEL_PATH
+    try:
+        verifier = verifier_get()
+    except Exception as exc:  # ModelLoadError, or anything else a broken file can raise
+        reason = getattr(exc, "reason", f"{type(exc).__name__}: {exc}")
+        raise ImproperlyConfigured(
+            f"Cannot start the signature API: the model could not be loaded from {path} ({reason}). "
+            "Set SIGVER_MODEL_PATH to a trained .safetensors file with its .json model card next to it."
+        ) from exc
+    log.info("signature model %s ready (%s, torch threads: %d)", verifier.model_version, path, torch.get_num_threads())
+    return verifier

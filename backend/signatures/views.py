@@ -1,0 +1,501 @@
+"""One small APIView per endpoint: validate with a nested InputSerializer, call one selector or
+service, answer with a nested OutputSerializer. The HTTP contract is docs/api.md."""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, Http404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.pagination import paginated_response
+from config.schema import error_responses
+from sigml.pairs import Pair
+from sigml.splits import SPLITS
+
+from . import selectors, services
+from .models import Profile, Reference
+
+SPLIT_CHOICES = (*SPLITS, selectors.ALL_WRITERS)
+
+
+class IgnoreClientContentNegotiation(BaseContentNegotiation):
+    """Binary endpoints answer with the file whatever the Accept header says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def _required(field: str, message: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [ErrorDetail(message, code="required")]})
+
+
+# --- shared output serializers ----------------------------------------------------------------------
+
+class VerificationOutputSerializer(serializers.Serializer):
+    distance = serializers.FloatField(help_text="embedding distance; smaller = more alike")
+    threshold = serializers.FloatField(help_text="distances at or below it are judged genuine")
+    match = serializers.BooleanField()
+    verdict = serializers.ChoiceField(choices=["genuine", "forged"])
+    similarity = serializers.FloatField(help_text="calibrated probability-like score in [0, 1]")
+    model_version = serializers.CharField()
+    elapsed_ms = serializers.FloatField()
+
+
+class PairSerializer(serializers.Serializer):
+    split = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["genuine", "skilled", "random"])
+    label = serializers.ChoiceField(choices=["genuine", "forged"], help_text="ground truth")
+    writer_a = serializers.CharField()
+    path_a = serializers.CharField()
+    url_a = serializers.CharField()
+    writer_b = serializers.CharField()
+    path_b = serializers.CharField()
+    url_b = serializers.CharField()
+
+
+def image_url(dataset: selectors.Dataset, path: str) -> str:
+    return reverse("api:dataset-image", kwargs={"name": dataset.name, "path": path})
+
+
+def pair_dict(dataset: selectors.Dataset, pair: Pair) -> dict[str, Any]:
+    return {
+        "split": pair.split, "kind": pair.kind, "label": services.pair_truth(pair),
+        "writer_a": pair.writer_a, "path_a": pair.path_a, "url_a": image_url(dataset, pair.path_a),
+        "writer_b": pair.writer_b, "path_b": pair.path_b, "url_b": image_url(dataset, pair.path_b),
+    }
+
+
+# --- verify two images ------------------------------------------------------------------------------
+
+class VerifyApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        reference = serializers.FileField(required=False, allow_empty_file=True, help_text="the known genuine signature")
+        questioned = serializers.FileField(required=False, allow_empty_file=True, help_text="the signature to check")
+        image_1 = serializers.FileField(required=False, allow_empty_file=True, help_text="alias of reference")
+        image_2 = serializers.FileField(required=False, allow_empty_file=True, help_text="alias of questioned")
+        previews = serializers.BooleanField(default=False, help_text="add the preprocessed images as PNG data URIs")
+        explain = serializers.BooleanField(default=False, help_text="add occlusion-sensitivity heatmaps (slower)")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            reference = attrs.pop("reference", None) or attrs.pop("image_1", None)
+            questioned = attrs.pop("questioned", None) or attrs.pop("image_2", None)
+            if reference is None:
+                raise _required("reference", "No file was submitted (send `reference` or `image_1`).")
+            if questioned is None:
+                raise _required("questioned", "No file was submitted (send `questioned` or `image_2`).")
+            return {**attrs, "reference": reference, "questioned": questioned}
+
+    class OutputSerializer(VerificationOutputSerializer):
+        previews = inline_serializer(
+            name="VerifyPreviews", required=False,
+            fields={"reference": serializers.CharField(), "questioned": serializers.CharField()},
+        )
+        explanation = inline_serializer(
+            name="VerifyExplanation", required=False,
+            fields={
+                "method": serializers.CharField(), "reference": serializers.CharField(),
+                "questioned": serializers.CharField(), "note": serializers.CharField(),
+            },
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 413, 415, 429, 503)},
+        summary="Verify a questioned signature against one reference",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.verify_pair(**serializer.validated_data)
+        return Response(self.OutputSerializer(result).data)
+
+
+# --- health and model -------------------------------------------------------------------------------
+
+class HealthApi(APIView):
+    throttle_classes: list = []  # probes must never be throttled
+
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["ok", "degraded"])
+        model_loaded = serializers.BooleanField()
+        model_version = serializers.CharField(allow_null=True)
+        database = serializers.ChoiceField(choices=["ok", "unavailable"])
+
+    @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, summary="Liveness and readiness")
+    def get(self, request: Request) -> Response:
+        health = selectors.health_get()
+        data = self.OutputSerializer(
+            {"status": health.status, "model_loaded": health.model_loaded, "model_version": health.model_version,
+             "database": health.database}
+        ).data
+        return Response(data, status=status.HTTP_200_OK if health.ok else status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+class ModelCardApi(APIView):
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="the model card JSON, plus `plots`"),
+                   **error_responses(503)},
+        summary="The model card of the loaded model",
+    )
+    def get(self, request: Request) -> Response:
+        card = selectors.model_card_get()
+        card["plots"] = [
+            {"name": name, "url": reverse("api:model-plot", kwargs={"name": name})}
+            for name in selectors.model_plot_names()
+        ]
+        return Response(card)
+
+
+class ModelPlotApi(APIView):
+    content_negotiation_class = IgnoreClientContentNegotiation
+
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **error_responses(404)}, summary="A PNG plot")
+    def get(self, request: Request, name: str) -> FileResponse:
+        path = selectors.model_plot_path(name=name)
+        return FileResponse(path.open("rb"), content_type="image/png")
+
+
+# --- datasets ---------------------------------------------------------------------------------------
+
+class DatasetSummarySerializer(serializers.Serializer):
+    name = serializers.CharField()
+    layout = serializers.CharField()
+    writers = serializers.IntegerField(source="writer_count")
+    genuine = serializers.IntegerField()
+    forged = serializers.IntegerField()
+    splits = serializers.ListField(child=serializers.CharField())
+
+
+def dataset_summary(dataset: selectors.Dataset) -> dict[str, Any]:
+    return {"name": dataset.name, "layout": dataset.layout, "writer_count": len(dataset.writers),
+            "genuine": dataset.genuine, "forged": dataset.forged, "splits": dataset.splits}
+
+
+class DatasetListApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        datasets = DatasetSummarySerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer}, summary="Datasets found under SIGVER_DATA_DIR")
+    def get(self, request: Request) -> Response:
+        datasets = [dataset_summary(d) for d in selectors.dataset_list()]
+        return Response(self.OutputSerializer({"datasets": datasets}).data)
+
+
+class DatasetDetailApi(APIView):
+    class OutputSerializer(DatasetSummarySerializer):
+        writer_ids = serializers.ListField(child=serializers.CharField())
+        split_of_writer = serializers.DictField(child=serializers.CharField())
+
+    @extend_schema(responses={200: OutputSerializer, **error_responses(404)}, summary="One dataset")
+    def get(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(name=name)
+        data = {**dataset_summary(dataset), "writer_ids": dataset.writers, "split_of_writer": dataset.split_of_writer}
+        return Response(self.OutputSerializer(data).data)
+
+
+class DatasetWriterApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        class ImageSerializer(serializers.Serializer):
+            path = serializers.CharField()
+            url = serializers.CharField()
+
+        writer = serializers.CharField()
+        split = serializers.CharField(allow_null=True)
+        genuine = ImageSerializer(many=True)
+        forged = ImageSerializer(many=True)
+
+    @extend_schema(responses={200: OutputSerializer, **error_responses(404)}, summary="The signatures of one writer")
+    def get(self, request: Request, name: str, writer: str) -> Response:
+        dataset = selectors.dataset_get(name=name)
+        records = selectors.dataset_writer_records(dataset=dataset, writer=writer)
+        data = {"writer": writer, "split": dataset.split_of(writer)}
+        for label in ("genuine", "forged"):
+            data[label] = [{"path": r.path, "url": image_url(dataset, r.path)} for r in records if r.label == label]
+        return Response(self.OutputSerializer(data).data)
+
+
+class DatasetImageApi(APIView):
+    content_negotiation_class = IgnoreClientContentNegotiation
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **error_responses(404)}, summary="A dataset image")
+    def get(self, request: Request, name: str, path: str) -> FileResponse:
+        dataset = selectors.dataset_get(name=name)
+        file_path = selectors.dataset_image_path(dataset=dataset, path=path)
+        content_type = mimetypes.guess_type(file_path.name)[0] or "application/octet-stream"
+        response = FileResponse(file_path.open("rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+class PairsQuerySerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=SPLIT_CHOICES, required=False,
+                                    help_text='default: "test" when the dataset has a split file, else "all"')
+    kind = serializers.ChoiceField(choices=selectors.PAIR_KIND_CHOICES, default="mixed")
+    limit = serializers.IntegerField(min_value=1, default=10)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+    max_limit_setting = "SIGVER_PAIRS_MAX_LIMIT"
+
+    def validate_limit(self, value: int) -> int:
+        most = getattr(settings, self.max_limit_setting)
+        if value > most:
+            raise serializers.ValidationError(f"Ensure this value is less than or equal to {most}.", code="max_value")
+        return value
+
+
+def _default_split(dataset: selectors.Dataset, split: str | None) -> str:
+    if split:
+        return split
+    return "test" if "test" in dataset.splits else selectors.ALL_WRITERS
+
+
+class DatasetPairsApi(APIView):
+    class OutputSerializer(serializers.Serializer):
+        pairs = PairSerializer(many=True)
+
+    @extend_schema(parameters=[PairsQuerySerializer], responses={200: OutputSerializer, **error_responses(400, 404)},
+                   summary="Sample labelled pairs of a dataset split")
+    def get(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(name=name)
+        query = PairsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = {**query.validated_data, "split": _default_split(dataset, query.validated_data.get("split"))}
+        pairs = selectors.dataset_pairs_sample(dataset=dataset, **params)
+        return Response(self.OutputSerializer({"pairs": [pair_dict(dataset, p) for p in pairs]}).data)
+
+
+class DatasetPairsVerifyApi(APIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    class InputSerializer(PairsQuerySerializer):
+        limit = serializers.IntegerField(min_value=1, default=20)
+        max_limit_setting = "SIGVER_PAIRS_VERIFY_MAX_LIMIT"
+
+    class OutputSerializer(serializers.Serializer):
+        class ResultSerializer(PairSerializer):
+            distance = serializers.FloatField()
+            similarity = serializers.FloatField()
+            match = serializers.BooleanField()
+            verdict = serializers.ChoiceField(choices=["genuine", "forged"])
+            correct = serializers.BooleanField()
+
+        results = ResultSerializer(many=True)
+        accuracy = serializers.FloatField(allow_null=True)
+        n = serializers.IntegerField()
+        skipped = serializers.IntegerField(help_text="pairs left out because an image could not be read")
+        threshold = serializers.FloatField()
+        model_version = serializers.CharField()
+        elapsed_ms = serializers.FloatField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(400, 404, 415, 503)},
+                   summary="Run the model on sampled pairs and score its verdicts")
+    def post(self, request: Request, name: str) -> Response:
+        dataset = selectors.dataset_get(name=name)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = {**serializer.validated_data, "split": _default_split(dataset, serializer.validated_data.get("split"))}
+        outcome = services.dataset_pairs_verify(dataset=dataset, **params)
+        outcome["results"] = [
+            {**pair_dict(dataset, r["pair"]), **{k: v for k, v in r.items() if k != "pair"}} for r in outcome["results"]
+        ]
+        return Response(self.OutputSerializer(outcome).data)
+
+
+# --- profiles ---------------------------------------------------------------------------------------
+
+class ProfileOutputSerializer(serializers.ModelSerializer):
+    reference_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Profile
+        fields = ["id", "name", "external_id", "created", "reference_count"]
+
+
+class PaginatedProfileListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = ProfileOutputSerializer(many=True)
+
+
+class PageQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+
+
+class ProfileListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+    @extend_schema(parameters=[PageQuerySerializer], responses={200: PaginatedProfileListSerializer, **error_responses(401)},
+                   summary="Your profiles, paginated")
+    def get(self, request: Request) -> Response:
+        return paginated_response(serializer_class=ProfileOutputSerializer,
+                                  queryset=selectors.profile_list(owner=request.user), request=request, view=self)
+
+    @extend_schema(request=InputSerializer, responses={201: ProfileOutputSerializer, **error_responses(400, 401)},
+                   summary="Create a profile")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        profile = services.profile_create(owner=request.user, **serializer.validated_data)
+        profile = selectors.profile_get(owner=request.user, profile_id=profile.pk)
+        return Response(ProfileOutputSerializer(profile).data, status=status.HTTP_201_CREATED)
+
+
+class ProfileDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        external_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+    @extend_schema(responses={200: ProfileOutputSerializer, **error_responses(401, 404)}, summary="One profile")
+    def get(self, request: Request, profile_id: int) -> Response:
+        return Response(ProfileOutputSerializer(selectors.profile_get(owner=request.user, profile_id=profile_id)).data)
+
+    @extend_schema(request=InputSerializer, responses={200: ProfileOutputSerializer, **error_responses(400, 401, 404)},
+                   summary="Rename a profile or change its external id")
+    def patch(self, request: Request, profile_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.profile_update(profile=profile, **serializer.validated_data)
+        return Response(ProfileOutputSerializer(selectors.profile_get(owner=request.user, profile_id=profile_id)).data)
+
+    @extend_schema(responses={204: None, **error_responses(401, 404)}, summary="Delete a profile and its references")
+    def delete(self, request: Request, profile_id: int) -> Response:
+        services.profile_delete(profile=selectors.profile_get(owner=request.user, profile_id=profile_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- references -------------------------------------------------------------------------------------
+
+class ReferenceOutputSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reference
+        fields = ["id", "created", "image_url", "width", "height", "content_type", "model_version"]
+
+    def get_image_url(self, reference: Reference) -> str:
+        return reverse("api:reference-image", kwargs={"profile_id": reference.profile_id, "reference_id": reference.pk})
+
+
+class ReferenceListOutputSerializer(serializers.Serializer):
+    results = ReferenceOutputSerializer(many=True)
+
+
+class ReferenceListApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(required=False, allow_empty_file=True, help_text="one genuine signature")
+        images = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
+                                       help_text="several genuine signatures")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            uploads = []
+            if attrs.get("image") is not None:
+                uploads.append(("image", attrs["image"]))
+            uploads += [(f"images[{i}]", f) for i, f in enumerate(attrs.get("images") or [])]
+            if not uploads:
+                raise _required("images", "No file was submitted (send `image` or `images`).")
+            return {"uploads": uploads}
+
+    @extend_schema(responses={200: ReferenceListOutputSerializer, **error_responses(401, 404)},
+                   summary="The references of a profile")
+    def get(self, request: Request, profile_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        return Response(ReferenceListOutputSerializer({"results": selectors.reference_list(profile=profile)}).data)
+
+    @extend_schema(request=InputSerializer,
+                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 413, 415, 503)},
+                   summary="Upload genuine references (embeddings are computed once and stored)")
+    def post(self, request: Request, profile_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        references = services.references_create(profile=profile, uploads=serializer.validated_data["uploads"])
+        return Response(ReferenceListOutputSerializer({"results": references}).data, status=status.HTTP_201_CREATED)
+
+
+class ReferenceDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: ReferenceOutputSerializer, **error_responses(401, 404)}, summary="One reference")
+    def get(self, request: Request, profile_id: int, reference_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        return Response(ReferenceOutputSerializer(selectors.reference_get(profile=profile, reference_id=reference_id)).data)
+
+    @extend_schema(responses={204: None, **error_responses(401, 404)}, summary="Delete a reference and its image")
+    def delete(self, request: Request, profile_id: int, reference_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        services.reference_delete(reference=selectors.reference_get(profile=profile, reference_id=reference_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReferenceImageApi(APIView):
+    permission_classes = [IsAuthenticated]
+    content_negotiation_class = IgnoreClientContentNegotiation
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **error_responses(401, 404)},
+                   summary="The stored image of a reference (owner only)")
+    def get(self, request: Request, profile_id: int, reference_id: int) -> FileResponse:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        reference = selectors.reference_get(profile=profile, reference_id=reference_id)
+        try:
+            handle = reference.image.open("rb")
+        except OSError:
+            raise Http404("the stored image is missing") from None
+        response = FileResponse(handle, content_type=reference.content_type)
+        response["Content-Disposition"] = f'inline; filename="reference-{reference.pk}.{reference.image.name.rsplit(".", 1)[-1]}"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class ProfileVerifyApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        questioned = serializers.FileField(allow_empty_file=True, help_text="the signature to check")
+
+    class OutputSerializer(VerificationOutputSerializer):
+        references = inline_serializer(
+            name="ReferenceDistance", many=True,
+            fields={"id": serializers.IntegerField(), "distance": serializers.FloatField()},
+        )
+        reference_count = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer,
+                   responses={200: OutputSerializer, **error_responses(400, 401, 404, 413, 415, 429, 503)},
+                   summary="Verify a questioned signature against all references of a profile")
+    def post(self, request: Request, profile_id: int) -> Response:
+        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.profile_verify(profile=profile, **serializer.validated_data)
+        return Response(self.OutputSerializer(result).data)

@@ -1,0 +1,46 @@
+"""Helpers of the API tests: synthetic images, uploads, the one error shape."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from sigml.testing import image_bytes, signature_image
+
+
+SYNTH_SPLITS = {"1": "train", "2": "train", "3": "validation", "4": "test", "5": "test"}  # of the SYNTH dataset
+
+
+# --- images -----------------------------------------------------------------------------------------
+
+def png(seed: int = 0, size: tuple[int, int] = (300, 120)) -> bytes:
+    return image_bytes(signature_image(seed, size=size), "PNG")
+
+
+def upload(data: bytes, name: str = "signature.png", content_type: str = "image/png") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type=content_type)
+
+
+def blank_png() -> bytes:
+    return image_bytes(Image.new("L", (200, 100), 255), "PNG")
+
+
+def bomb_png(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb), built by hand."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def error_of(response) -> dict:
+    """The `error` object of a JSON error response (asserting the one error shape)."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]

@@ -1,0 +1,104 @@
+"""GET /api/health/, /api/model/, /api/model/plots/<name>.png and JSON 404s for unknown URLs."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from api_helpers import error_of
+
+
+@pytest.mark.django_db
+def test_health_ok(client, verifier):
+    response = client.get(reverse("api:health"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "model_loaded": True, "model_version": verifier.model_version,
+                               "database": "ok"}
+
+
+@pytest.mark.django_db
+def test_health_reports_a_missing_model(client, settings, tmp_path):
+    settings.SIGVER_MODEL_PATH = tmp_path / "nope.safetensors"
+    response = client.get(reverse("api:health"))
+    assert response.status_code == 503
+    assert response.json()["model_loaded"] is False and response.json()["status"] == "degraded"
+
+
+def test_health_reports_an_unreachable_database(client, monkeypatch):
+    from django.db import OperationalError
+
+    from signatures import selectors
+
+    class Broken:
+        def cursor(self):
+            raise OperationalError("unable to open database file")
+
+    monkeypatch.setattr(selectors, "connection", Broken())
+    response = client.get(reverse("api:health"))
+    assert response.status_code == 503
+    assert response.json()["database"] == "unavailable"
+
+
+@pytest.mark.django_db
+def test_health_is_never_throttled(client, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"anon": "1/min", "user": "1/min"}}
+    assert [client.get(reverse("api:health")).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_model_card(client, verifier):
+    response = client.get(reverse("api:model"))
+    assert response.status_code == 200
+    card = response.json()
+    for key in ("name", "version", "architecture", "preprocessing", "threshold", "thresholds", "metrics", "data",
+                "training", "created"):
+        assert key in card
+    assert card["version"] == verifier.model_version
+    assert card["threshold"] == verifier.threshold
+    assert card["plots"] == [{"name": "roc", "url": reverse("api:model-plot", kwargs={"name": "roc"})}]
+
+
+def test_model_card_503_without_model(client, settings, tmp_path):
+    settings.SIGVER_MODEL_PATH = tmp_path / "nope.safetensors"
+    response = client.get(reverse("api:model"))
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "model_unavailable"
+
+
+def test_model_plot(client, dataset_dirs):
+    response = client.get(reverse("api:model-plot", kwargs={"name": "roc"}), HTTP_ACCEPT="image/png")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content) == (dataset_dirs["plots"] / "roc.png").read_bytes()
+
+
+@pytest.mark.parametrize("path", [
+    "/api/model/plots/missing.png",
+    "/api/model/plots/..%2Fsecret_plot.png",
+    "/api/model/plots/../secret_plot.png",
+    "/api/model/plots/%2E%2E.png",
+    "/api/model/plots/.hidden.png",
+    "/api/model/plots/roc.svg",
+])
+def test_model_plot_not_found(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_model_plot_without_plots_folder(client, settings, tmp_path):
+    settings.SIGVER_PLOTS_DIR = tmp_path / "none"
+    assert client.get(reverse("api:model")).json()["plots"] == []
+    assert client.get(reverse("api:model-plot", kwargs={"name": "roc"})).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/nope/", "/api/datasets/SYNTH/unknown/", "/api/profiles/abc/"])
+def test_unknown_urls_answer_json(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_unknown_url_outside_api_answers_json_without_debug(client):
+    response = client.get("/elsewhere/")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"

@@ -1,0 +1,182 @@
+"""POST /api/verify/: happy paths and every kind of bad input (never a 500)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+from django.urls import reverse
+from PIL import Image
+
+from api_helpers import blank_png, bomb_png, error_of, png, upload
+from sigml.testing import image_bytes, signature_image
+
+URL = reverse("api:verify")
+FIELDS = {"distance", "threshold", "match", "verdict", "similarity", "model_version", "elapsed_ms"}
+
+
+def decode_data_uri(uri: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert uri.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):])))
+
+
+def test_verify_two_signatures(client, verifier):
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == FIELDS
+    expected = verifier.verify(png(1), png(2))
+    assert body["distance"] == pytest.approx(expected.distance, rel=1e-4, abs=1e-5)
+    assert body["threshold"] == expected.threshold
+    assert body["verdict"] in {"genuine", "forged"} and body["match"] == (body["verdict"] == "genuine")
+    assert 0.0 <= body["similarity"] <= 1.0
+    assert body["model_version"] == verifier.model_version
+    assert body["elapsed_ms"] >= 0
+
+
+def test_same_image_is_a_match(client):
+    response = client.post(URL, {"reference": upload(png(3)), "questioned": upload(png(3))}, format="multipart")
+    body = response.json()
+    assert body["distance"] == pytest.approx(0.0, abs=1e-3)
+    assert body["match"] is True and body["verdict"] == "genuine"
+
+
+def test_aliases_image_1_and_image_2(client):
+    response = client.post(URL, {"image_1": upload(png(1)), "image_2": upload(png(2))}, format="multipart")
+    assert response.status_code == 200, response.content
+    assert set(response.json()) == FIELDS
+
+
+def test_other_formats_are_accepted(client):
+    jpeg = image_bytes(signature_image(5).convert("RGB"), "JPEG")
+    tiff = image_bytes(signature_image(6), "TIFF")
+    response = client.post(URL, {"reference": upload(jpeg, "a.jpg", "image/jpeg"),
+                                 "questioned": upload(tiff, "b.tif", "image/tiff")}, format="multipart")
+    assert response.status_code == 200, response.content
+
+
+def test_previews_and_explanation(client, verifier):
+    response = client.post(
+        URL,
+        {"reference": upload(png(1)), "questioned": upload(png(2)), "previews": "true", "explain": "true"},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    canvas = (verifier.card.preprocessing.canvas_width, verifier.card.preprocessing.canvas_height)
+    for name in ("reference", "questioned"):
+        assert decode_data_uri(body["previews"][name]).size == canvas
+        assert decode_data_uri(body["explanation"][name]).size == canvas
+    assert body["explanation"]["method"] == "occlusion"
+    assert body["explanation"]["note"]
+
+
+def test_previews_only_when_asked(client):
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2)), "previews": "false"},
+                           format="multipart")
+    assert "previews" not in response.json() and "explanation" not in response.json()
+
+
+@pytest.mark.parametrize("missing", ["reference", "questioned"])
+def test_missing_field(client, missing):
+    data = {"reference": upload(png(1)), "questioned": upload(png(2))}
+    del data[missing]
+    response = client.post(URL, data, format="multipart")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "missing_field"
+    assert missing in error["details"]
+
+
+def test_no_body_at_all(client):
+    response = client.post(URL)
+    assert response.status_code in {400, 415}
+    error_of(response)
+
+
+def test_text_field_instead_of_file(client):
+    response = client.post(URL, {"reference": "abc", "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid"
+
+
+BAD_IMAGES = {
+    "not an image": (b"%PDF-1.4 definitely not an image" * 10, 415, "invalid_image"),
+    "zero bytes": (b"", 415, "invalid_image"),
+    "truncated png": (png(1)[:200], 415, "invalid_image"),
+    "decompression bomb": (bomb_png(), 413, "image_too_large"),
+    "just over the pixel limit": (bomb_png(8000, 6000), 413, "image_too_large"),
+    "blank page": (blank_png(), 400, "blank_image"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+@pytest.mark.parametrize("field", ["reference", "questioned"])
+def test_bad_images(client, case, field):
+    data, status, code = BAD_IMAGES[case]
+    files = {"reference": upload(png(1)), "questioned": upload(png(2))}
+    files[field] = upload(data, "upload.png")
+    response = client.post(URL, files, format="multipart")
+    assert response.status_code == status, response.content
+    error = error_of(response)
+    assert error["code"] == code
+    assert error["details"].get("field") == field
+    assert "Traceback" not in response.content.decode()
+
+
+def test_json_instead_of_multipart(client):
+    response = client.post(URL, {"reference": "a", "questioned": "b"}, format="json")
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_media_type"
+
+
+def test_malformed_multipart(client):
+    response = client.generic("POST", URL, b"--x\r\ngarbage", content_type="multipart/form-data; boundary=x")
+    assert response.status_code in {400, 415}
+    error_of(response)
+
+
+def test_file_too_large(client, settings):
+    settings.SIGVER_MAX_UPLOAD_BYTES = 1000
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["code"] == "file_too_large" and error["details"]["limit_bytes"] == 1000
+
+
+def test_request_body_too_large(client, settings):
+    settings.SIGVER_MAX_REQUEST_BYTES = 2000
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "file_too_large"
+
+
+def test_request_data_too_big(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2)), "previews": "x" * 5000},
+                           format="multipart")
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "file_too_large"
+
+
+def test_get_is_not_allowed(client):
+    response = client.get(URL)
+    assert response.status_code == 405
+    assert error_of(response)["code"] == "method_not_allowed"
+
+
+def test_model_unavailable_is_503(client, settings, tmp_path):
+    settings.SIGVER_MODEL_PATH = tmp_path / "missing.safetensors"
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["code"] == "model_unavailable"
+    assert str(tmp_path) not in error["message"]
+
+
+def test_no_slash_gets_a_json_404_with_a_hint(client):
+    response = client.post(URL.rstrip("/"), {"reference": upload(png(1))}, format="multipart")
+    assert response.status_code == 404
+    assert URL in error_of(response)["message"]

@@ -1,0 +1,183 @@
+"""sigml.inference: Verifier on an untrained test model (contract, not accuracy)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sigml.errors import BlankImageError, ModelLoadError, UnreadableImageError
+from sigml.inference import ProfileVerificationResult, VerificationResult, Verifier, env_flag, load_verifier, overlay_png
+from sigml.modelcard import ModelCard, card_path_for
+from sigml.testing import image_bytes
+
+FIELDS = {"distance", "threshold", "match", "verdict", "similarity", "model_version"}
+
+
+def check_result(r: VerificationResult, verifier: Verifier, threshold: float) -> None:
+    assert isinstance(r.distance, float) and r.distance >= 0
+    assert r.threshold == threshold
+    assert r.verdict in {"genuine", "forged"}
+    assert r.match == (r.distance <= r.threshold)
+    assert r.verdict == ("genuine" if r.match else "forged")
+    assert 0.0 <= r.similarity <= 1.0
+    assert r.model_version == verifier.model_version == verifier.card.version
+
+
+def test_from_files_reads_the_card(verifier, test_model_path):
+    card = ModelCard.load(card_path_for(test_model_path))
+    assert verifier.card == card
+    assert verifier.threshold == 0.5
+    assert verifier.model_version.startswith("siamese_resnet18@") and "unversioned" not in verifier.model_version
+    assert not verifier.model.training
+
+
+def test_verify_fields(verifier, png_signatures):
+    r = verifier.verify(png_signatures[0], png_signatures[1])
+    check_result(r, verifier, verifier.threshold)
+    assert set(r.to_dict()) == FIELDS
+    assert r.distance > 0
+
+
+def test_verdicts_follow_the_threshold(verifier, png_signatures):
+    strict = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=1e-9, calibration={}), bf16=True)
+    lenient = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=10.0, calibration={}), bf16=True)
+    r_strict = strict.verify(png_signatures[0], png_signatures[2])
+    r_lenient = lenient.verify(png_signatures[0], png_signatures[2])
+    check_result(r_strict, strict, 1e-9)
+    check_result(r_lenient, lenient, 10.0)
+    assert (r_strict.verdict, r_strict.match) == ("forged", False)
+    assert (r_lenient.verdict, r_lenient.match) == ("genuine", True)
+    assert r_strict.distance == pytest.approx(r_lenient.distance)
+    assert r_strict.similarity < 0.5 < r_lenient.similarity
+
+
+def test_same_image_is_genuine(verifier, png_signatures):
+    r = verifier.verify(png_signatures[3], png_signatures[3])
+    assert r.distance == pytest.approx(0.0, abs=1e-4)
+    assert r.match and r.verdict == "genuine"
+    check_result(r, verifier, verifier.threshold)
+
+
+def test_embed(verifier, png_signatures):
+    emb = verifier.embed(png_signatures[:3])
+    assert emb.shape == (3, 32) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-2)
+    assert verifier.embed_tensors(torch.zeros(0, 1, 150, 220)).shape == (0, 32)
+
+
+def test_verify_against_is_the_mean_of_pairwise_distances(verifier, png_signatures):
+    refs_src, questioned = png_signatures[:3], png_signatures[4]
+    refs = verifier.embed(refs_src)
+    r = verifier.verify_against(refs, questioned)
+    assert isinstance(r, ProfileVerificationResult)
+    check_result(r, verifier, verifier.card.reference_threshold())
+    pairwise = [verifier.verify(ref, questioned).distance for ref in refs_src]
+    np.testing.assert_allclose(r.distances, pairwise, atol=1e-3)
+    assert r.distance == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
+    assert r.distance == pytest.approx(float(np.mean(pairwise)), abs=1e-3)
+    # a preprocessed tensor is accepted as the questioned signature
+    r2 = verifier.verify_against(refs, verifier.preprocess(questioned))
+    assert r2.distance == pytest.approx(r.distance, abs=1e-6)
+
+
+def test_verify_against_uses_the_reference_threshold(verifier, png_signatures):
+    card = dataclasses.replace(verifier.card, threshold=0.5, thresholds={"pairwise": 0.5, "reference_based": 1e-9})
+    v = Verifier(verifier.model, card, bf16=True)
+    r = v.verify_against(v.embed(png_signatures[:2]), png_signatures[2])
+    assert r.threshold == 1e-9 and r.verdict == "forged"
+
+
+@pytest.mark.parametrize("refs", [np.zeros((0, 32)), np.zeros(32), [[]]])
+def test_verify_against_needs_references(verifier, png_signatures, refs):
+    with pytest.raises(ValueError):
+        verifier.verify_against(refs, png_signatures[0])
+
+
+def test_image_errors_propagate(verifier, png_signatures):
+    with pytest.raises(UnreadableImageError):
+        verifier.verify(png_signatures[0], b"not an image")
+    with pytest.raises(BlankImageError):
+        verifier.verify(image_bytes(Image.new("L", (200, 100), 255)), png_signatures[0])
+
+
+def test_explain(verifier, png_signatures):
+    ref, q = verifier.preprocess(png_signatures[0]), verifier.preprocess(png_signatures[1])
+    maps = verifier.explain(ref, q, patch=50)
+    assert set(maps) == {"reference", "questioned"}
+    for name, image in (("reference", ref), ("questioned", q)):
+        heat = maps[name]
+        assert heat.shape == (150, 220) and heat.dtype == np.float32
+        assert heat.min() >= 0.0 and heat.max() <= 1.0
+        assert heat.max() == pytest.approx(1.0)  # normalised to the most influential patch
+        no_ink = image[0].numpy() == 0
+        # patches without ink are skipped: a 50x50 cell with no ink at all has zero heat
+        for y in range(0, 150, 50):
+            for x in range(0, 220, 50):
+                if no_ink[y : y + 50, x : x + 50].all():
+                    assert heat[y : y + 50, x : x + 50].max() == 0
+
+
+def test_explain_blank_tensor_gives_zero_map(verifier, png_signatures):
+    ref = verifier.preprocess(png_signatures[0])
+    maps = verifier.explain(ref, torch.zeros_like(ref), patch=75)
+    assert maps["questioned"].max() == 0.0
+
+
+def test_overlay_png(verifier, png_signatures):
+    image = verifier.preprocess(png_signatures[0])
+    heat = np.zeros((150, 220), np.float32)
+    heat[:50, :50] = 1.0
+    png = overlay_png(image, heat)
+    decoded = Image.open(io.BytesIO(png))
+    assert decoded.size == (220, 150) and decoded.mode == "RGB"
+    arr = np.asarray(decoded)
+    assert arr[10, 10, 0] > arr[10, 10, 1]  # red where the heat is
+
+
+def test_threads_give_the_same_distances(verifier, png_signatures):
+    pairs = [(png_signatures[i], png_signatures[(i + 1) % 5]) for i in range(5)] * 2
+    sequential = [verifier.verify(a, b).distance for a, b in pairs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda p: verifier.verify(*p).distance, pairs))
+    np.testing.assert_allclose(concurrent, sequential, rtol=0, atol=1e-6)
+
+
+def test_from_files_errors(tmp_path, test_model_path):
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(ModelLoadError) as info:
+        Verifier.from_files(missing)
+    assert str(missing) in str(info.value)
+    no_card = tmp_path / "no_card.safetensors"
+    shutil.copy(test_model_path, no_card)
+    with pytest.raises(ModelLoadError, match="model card"):
+        Verifier.from_files(no_card)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 100)
+    shutil.copy(card_path_for(test_model_path), card_path_for(corrupt))
+    with pytest.raises(ModelLoadError) as info:
+        Verifier.from_files(corrupt)
+    assert str(corrupt) in str(info.value)
+
+
+def test_load_verifier_is_cached(test_model_path):
+    load_verifier.cache_clear()
+    try:
+        first = load_verifier(str(test_model_path))
+        assert load_verifier(str(test_model_path)) is first
+    finally:
+        load_verifier.cache_clear()
+
+
+def test_env_flag(monkeypatch):
+    monkeypatch.delenv("SIGML_TEST_FLAG", raising=False)
+    assert env_flag("SIGML_TEST_FLAG", True) is True
+    for value, expected in (("0", False), ("false", False), ("1", True), (" Yes ", True), ("off", False)):
+        monkeypatch.setenv("SIGML_TEST_FLAG", value)
+        assert env_flag("SIGML_TEST_FLAG", True) is expected

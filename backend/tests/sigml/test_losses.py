@@ -1,0 +1,96 @@
+"""sigml.losses: the contrastive loss on hand-computed examples and the batch-wise mined version."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sigml.losses import batch_contrastive_loss, contrastive_loss
+
+
+@pytest.mark.parametrize(
+    "distance,same,margin,expected",
+    [
+        ([0.0], [1], 1.0, 0.0),  # identical genuine pair: no loss
+        ([0.5], [1], 1.0, 0.25),  # genuine pair pulled: d^2
+        ([0.5], [0], 1.0, 0.25),  # forgery inside the margin: (m - d)^2
+        ([2.0], [0], 1.0, 0.0),  # forgery beyond the margin: no loss
+        ([1.0, 0.2, 0.3], [1, 0, 0], 0.5, (1.0 + 0.09 + 0.04) / 3),
+    ],
+)
+def test_contrastive_loss_by_hand(distance, same, margin, expected):
+    loss = contrastive_loss(torch.tensor(distance), torch.tensor(same), margin)
+    assert float(loss) == pytest.approx(expected, abs=1e-6)
+
+
+def _toy():
+    """Writer 0: two identical genuine at the origin and a forgery 0.5 away; writer 1: two genuine 3 away."""
+    emb = torch.tensor([[0.0, 0.0], [0.0, 0.0], [0.5, 0.0], [3.0, 0.0], [3.0, 0.0]])
+    writers = torch.tensor([0, 0, 0, 1, 1])
+    genuine = torch.tensor([True, True, False, True, True])
+    return emb, writers, genuine
+
+
+def test_batch_loss_by_hand():
+    emb, writers, genuine = _toy()
+    loss, stats = batch_contrastive_loss(emb, writers, genuine, margin=1.0)
+    # positives: (0,1) and (3,4) at distance 0 -> 0; negatives: 2 skilled at 0.5 -> 0.25 each, 4 random at 3 -> 0
+    assert float(loss) == pytest.approx((0.25 * 2) / 6, abs=1e-6)
+    assert stats["pos_dist"] == pytest.approx(0.0, abs=1e-6)
+    assert stats["skilled_dist"] == pytest.approx(0.5, abs=1e-6)
+    assert stats["random_dist"] == pytest.approx(3.0, abs=1e-6)
+
+
+def test_zero_positive_loss_when_positives_coincide():
+    emb, writers, genuine = _toy()
+    emb = emb * 10  # every negative beyond the margin as well
+    loss, stats = batch_contrastive_loss(emb, writers, genuine, margin=1.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    assert stats["pos_dist"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_skilled_weight():
+    emb, writers, genuine = _toy()
+    loss, _ = batch_contrastive_loss(emb, writers, genuine, margin=1.0, skilled_weight=2.0)
+    assert float(loss) == pytest.approx((0.5 * 2) / 6, abs=1e-6)
+
+
+def test_hard_fraction_keeps_the_top_share():
+    emb, writers, genuine = _toy()
+    loss, _ = batch_contrastive_loss(emb, writers, genuine, margin=1.0, hard_fraction=0.5)
+    # negatives [0.25, 0.25, 0, 0, 0, 0]: the hardest 3 -> mean 1/6; positives [0, 0]: hardest 1 -> 0
+    assert float(loss) == pytest.approx(0.25 * 2 / 3, abs=1e-6)
+    torch.manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(12, 8), dim=1)
+    w = torch.arange(4).repeat_interleave(3)
+    g = torch.tensor([True, True, False] * 4)
+    full, _ = batch_contrastive_loss(emb, w, g, margin=1.5, hard_fraction=1.0)
+    hard, _ = batch_contrastive_loss(emb, w, g, margin=1.5, hard_fraction=0.25)
+    assert float(hard) > float(full)  # the mean of the hardest share exceeds the overall mean
+
+
+def test_forgery_pairs_of_two_forgeries_are_ignored():
+    emb = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    loss, stats = batch_contrastive_loss(emb, torch.tensor([0, 0]), torch.tensor([False, False]), margin=1.0)
+    assert float(loss) == 0.0
+    assert all(v != v for v in stats.values())  # NaN: no pair of any kind
+
+
+def test_gradients_flow():
+    torch.manual_seed(0)
+    raw = torch.randn(48, 16, requires_grad=True)  # > 25 rows: cdist's matrix-multiplication path
+    emb = torch.nn.functional.normalize(raw, dim=1)
+    writers = torch.arange(8).repeat_interleave(6)
+    genuine = torch.tensor([True] * 4 + [False] * 2).repeat(8)
+    loss, _ = batch_contrastive_loss(emb, writers, genuine, margin=1.0, hard_fraction=0.5)
+    loss.backward()
+    assert raw.grad is not None and torch.isfinite(raw.grad).all() and raw.grad.abs().sum() > 0
+
+
+def test_gradients_stay_finite_with_duplicate_images():
+    base = torch.randn(24, 16)
+    raw = base.repeat_interleave(2, dim=0).clone().requires_grad_()  # sampling with replacement, no augmentation
+    emb = torch.nn.functional.normalize(raw, dim=1)
+    loss, _ = batch_contrastive_loss(emb, torch.arange(24).repeat_interleave(2), torch.ones(48, dtype=torch.bool), margin=1.0)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(raw.grad).all()

@@ -1,0 +1,90 @@
+"""sigml.model: the Siamese ResNet-18 tower, its embeddings and distances."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sigml.model import ModelConfig, SiameseResNet18, pairwise_distance
+
+
+@pytest.fixture(scope="module")
+def model() -> SiameseResNet18:
+    torch.manual_seed(0)
+    return SiameseResNet18(ModelConfig(embedding_dim=16, hidden_dim=32)).eval()
+
+
+@pytest.fixture(scope="module")
+def batch() -> torch.Tensor:
+    torch.manual_seed(1)
+    return (torch.rand(3, 1, 64, 96) > 0.8).float()  # small canvases keep the forward pass cheap
+
+
+def test_one_channel_input(model):
+    conv1 = model.backbone.conv1
+    assert conv1.in_channels == 1 and conv1.out_channels == 64
+    assert isinstance(model.backbone.fc, torch.nn.Identity)
+
+
+@torch.no_grad()
+def test_embedding_shape_and_normalisation(model, batch):
+    emb = model.embed(batch)
+    assert emb.shape == (3, 16) and emb.dtype == torch.float32
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(3), atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_unnormalised_embeddings(batch):
+    torch.manual_seed(0)
+    m = SiameseResNet18(ModelConfig(embedding_dim=8, hidden_dim=16, normalize=False)).eval()
+    emb = m.embed(batch)
+    assert emb.shape == (3, 8)
+    assert not torch.allclose(emb.norm(dim=1), torch.ones(3), atol=1e-3)
+
+
+@torch.no_grad()
+def test_full_canvas_input(model):
+    emb = model.embed(torch.zeros(2, 1, 150, 220))
+    assert emb.shape == (2, 16) and torch.isfinite(emb).all()
+
+
+@torch.no_grad()
+def test_distance_symmetric_and_zero_for_identical_input(model, batch):
+    a, b = model(batch, batch.flip(0))
+    d_ab = pairwise_distance(a, b)
+    d_ba = pairwise_distance(b, a)
+    torch.testing.assert_close(d_ab, d_ba)
+    assert d_ab.shape == (3,)
+    a2, a3 = model(batch, batch)
+    torch.testing.assert_close(pairwise_distance(a2, a3), torch.zeros(3), atol=1e-6, rtol=0)
+    assert float(d_ab[0]) > 1e-4  # different images, different embeddings
+    assert float(d_ab.max()) <= 2.0 + 1e-5  # unit vectors
+
+
+@torch.no_grad()
+def test_eval_mode_is_batch_independent(model, batch):
+    alone = model.embed(batch[:1])
+    together = model.embed(batch)[:1]
+    torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-4)
+
+
+def test_pairwise_distance_by_hand():
+    a = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    b = torch.tensor([[3.0, 4.0], [1.0, 1.0]])
+    torch.testing.assert_close(pairwise_distance(a, b), torch.tensor([5.0, 0.0]))
+
+
+def test_gradients_reach_the_first_layer(batch):
+    torch.manual_seed(0)
+    m = SiameseResNet18(ModelConfig(embedding_dim=8, hidden_dim=16)).train()
+    a, b = m(batch, batch.flip(0))
+    pairwise_distance(a, b).sum().backward()
+    grad = m.backbone.conv1.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_config_round_trip():
+    cfg = ModelConfig(embedding_dim=64, hidden_dim=128, normalize=False)
+    d = cfg.to_dict()
+    assert d["name"] == "siamese_resnet18"
+    assert ModelConfig.from_dict(d) == cfg

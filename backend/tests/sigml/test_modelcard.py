@@ -1,0 +1,103 @@
+"""sigml.modelcard: JSON round trip, version, similarity calibration, load errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+
+from sigml.errors import ModelLoadError
+from sigml.model import ModelConfig
+from sigml.modelcard import ModelCard, card_path_for, file_sha256, now_iso
+from sigml.preprocessing import PreprocessConfig
+
+SHA = "ab12cd34" + "0" * 56
+
+
+def make_card(**overrides) -> ModelCard:
+    base = dict(
+        architecture=ModelConfig(embedding_dim=64, hidden_dim=128),
+        preprocessing=PreprocessConfig(ink="binary"),
+        threshold=0.42,
+        thresholds={"pairwise": 0.42, "reference_based": 0.37},
+        calibration={"slope": -12.0, "intercept": 5.0},
+        metrics={"validation": {"pairwise": {"eer": 0.1}}},
+        data={"sources": [{"name": "CEDAR", "split_file": "image_pairs/CEDAR/splits.csv"}]},
+        training={"config": {"epochs": 2}},
+        weights={"file": "m.safetensors", "sha256": SHA, "dtype": "float16"},
+        created=now_iso(),
+        git_commit="abc1234",
+        notes="test",
+    )
+    base.update(overrides)
+    return ModelCard(**base)
+
+
+def test_json_round_trip(tmp_path):
+    card = make_card()
+    path = tmp_path / "m.json"
+    card.save(path)
+    data = json.loads(path.read_text())
+    assert data["version"] == "siamese_resnet18@ab12cd34"
+    assert data["architecture"]["name"] == "siamese_resnet18"
+    assert data["preprocessing"]["ink"] == "binary"
+    loaded = ModelCard.load(path)
+    assert loaded == card
+    assert loaded.to_dict() == card.to_dict()
+
+
+def test_version_derived_from_sha():
+    assert make_card().version == "siamese_resnet18@ab12cd34"
+    assert make_card(weights={}).version == "siamese_resnet18@unversioned"
+    assert make_card(name="other").version.startswith("other@")
+
+
+def test_minimal_card_defaults():
+    card = ModelCard.from_dict({"threshold": 0.5})
+    assert card.architecture == ModelConfig() and card.preprocessing == PreprocessConfig()
+    assert card.reference_threshold() == 0.5  # falls back to the pairwise threshold
+    assert make_card().reference_threshold() == 0.37
+
+
+def test_uncalibrated_similarity_is_half_at_the_threshold():
+    card = make_card(calibration={})
+    assert card.similarity(card.threshold) == pytest.approx(0.5)
+    values = [card.similarity(d) for d in (0.0, 0.2, 0.42, 0.6, 1.0, 2.0, 100.0)]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert values == sorted(values, reverse=True)  # decreasing with the distance
+    assert values[0] > 0.99 and values[-1] == 0.0
+
+
+def test_calibrated_similarity():
+    card = make_card()
+    d = 0.3
+    assert card.similarity(d) == pytest.approx(1 / (1 + math.exp(-(-12.0 * d + 5.0))))
+    assert 0.0 <= card.similarity(50.0) <= card.similarity(0.0) <= 1.0
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        ModelCard.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ModelLoadError) as info:
+        ModelCard.load(bad)
+    assert str(bad) in str(info.value)
+    no_threshold = tmp_path / "no_threshold.json"
+    no_threshold.write_text(json.dumps({"name": "x"}))
+    with pytest.raises(ModelLoadError, match="not valid"):
+        ModelCard.load(no_threshold)
+    bad_value = tmp_path / "bad_value.json"
+    bad_value.write_text(json.dumps({"threshold": "high"}))
+    with pytest.raises(ModelLoadError):
+        ModelCard.load(bad_value)
+
+
+def test_helpers(tmp_path):
+    assert card_path_for(tmp_path / "m.safetensors") == tmp_path / "m.json"
+    f = tmp_path / "blob.bin"
+    f.write_bytes(b"x" * (3 << 20))
+    assert file_sha256(f) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+    assert now_iso().endswith("+00:00")

@@ -1,0 +1,96 @@
+"""sigml.train building blocks (no training here; see test_train_evaluate_e2e.py for the real run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sigml.errors import DatasetError
+from sigml.protocols import Scored
+from sigml.splits import read_splits_csv, write_splits_csv
+from sigml.train import BatchSampler, DataSource, TrainConfig, calibrate, lr_at, prepare_data
+
+
+def test_prepare_data_makes_and_stores_the_split(make_generic_dataset, tmp_path):
+    root = make_generic_dataset("PD", writers=12, genuine=2, forged=1)
+    split_dir = tmp_path / "splits"
+    data = prepare_data([DataSource("PD", str(root), validation=2, test=3)], seed=0, split_dir=split_dir)
+    split_file = split_dir / "PD" / "splits.csv"
+    assert split_file.is_file()
+    assignment = read_splits_csv(split_file)
+    assert data.assignments["PD"] == assignment
+    assert sorted(assignment.values()).count("test") == 3
+    assert data.sources[0]["split_file"] == str(split_file)
+    assert data.sources[0]["writers"] == {"train": 7, "validation": 2, "test": 3}
+    train, val, test = (data.split(s) for s in ("train", "validation", "test"))
+    assert len(train) + len(val) + len(test) == len(data.records) == 36
+    writer_sets = [{r.writer for r in part} for part in (train, val, test)]
+    assert not (writer_sets[0] & writer_sets[1]) and not (writer_sets[0] & writer_sets[2]) and not (writer_sets[1] & writer_sets[2])
+    # a second run reads the stored split instead of drawing a new one
+    again = prepare_data([DataSource("PD", str(root), split_file=str(split_file))], seed=123, split_dir=None)
+    assert again.assignments["PD"] == assignment
+
+
+def test_prepare_data_max_writers(make_generic_dataset, tmp_path):
+    root = make_generic_dataset("MW", writers=20, genuine=2, forged=0)
+    data = prepare_data([DataSource("MW", str(root), validation=5, test=5)], seed=0, split_dir=tmp_path, max_writers=4)
+    counts = data.sources[0]["writers"]
+    assert counts == {"train": 4, "validation": 2, "test": 2}
+    assert len(read_splits_csv(tmp_path / "MW" / "splits.csv")) == 20  # the stored split covers every writer
+
+
+def test_prepare_data_rejects_an_incomplete_split_file(make_generic_dataset, tmp_path):
+    root = make_generic_dataset("INC", writers=4, genuine=2, forged=0)
+    split_file = tmp_path / "splits.csv"
+    write_splits_csv(split_file, {"1": "train", "2": "validation"}, "INC")
+    with pytest.raises(DatasetError, match="not in its split file"):
+        prepare_data([DataSource("INC", str(root), split_file=str(split_file))], seed=0, split_dir=None)
+
+
+def test_lr_schedule():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10)
+    assert lr_at(0, 100, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, 100, cfg) == pytest.approx(1e-3)
+    assert lr_at(10, 100, cfg) == pytest.approx(1e-3)
+    assert lr_at(55, 100, cfg) == pytest.approx(5e-4)
+    assert lr_at(100, 100, cfg) == pytest.approx(0.0, abs=1e-12)
+    values = [lr_at(s, 100, cfg) for s in range(10, 101)]
+    assert values == sorted(values, reverse=True)
+
+
+def test_batch_sampler(synthetic_records):
+    records = synthetic_records({"1": (5, 3), "2": (4, 0), "3": (1, 2), "4": (6, 6)})
+    cfg = TrainConfig(writers_per_batch=2, genuine_per_writer=4, forged_per_writer=2)
+    sampler = BatchSampler(records, cfg, np.random.default_rng(0))
+    assert sampler.writers == ["D/1", "D/2", "D/4"]  # writer 3 has a single genuine: unusable
+    for _ in range(20):
+        idx, wid, gen = sampler.sample()
+        assert len(idx) == len(wid) == len(gen)
+        assert set(wid) == {0, 1}
+        for i, w, g in zip(idx, wid, gen):
+            assert records[i].genuine == g
+        writers_in_slot = {w: {records[i].writer for i, ww in zip(idx, wid) if ww == w} for w in set(wid)}
+        assert all(len(v) == 1 for v in writers_in_slot.values())  # one writer per slot
+        assert sum(gen) == 8
+
+
+def test_batch_sampler_needs_two_writers(synthetic_records):
+    with pytest.raises(DatasetError):
+        BatchSampler(synthetic_records({"1": (5, 1), "2": (1, 1)}), TrainConfig(), np.random.default_rng(0))
+
+
+def test_calibrate():
+    rng = np.random.default_rng(0)
+    d = np.concatenate([rng.normal(0.3, 0.1, 100), rng.normal(0.8, 0.1, 100)])
+    y = np.concatenate([np.ones(100), np.zeros(100)]).astype(int)
+    cal = calibrate(Scored(d, y, ["w"] * 200, np.arange(200), np.arange(200)))
+    assert cal["slope"] < 0  # larger distance, less likely genuine
+    midpoint = -cal["intercept"] / cal["slope"]
+    assert 0.45 < midpoint < 0.65
+
+
+def test_config_to_dict_is_json_ready():
+    import json
+
+    d = TrainConfig().to_dict()
+    assert json.loads(json.dumps(d))["model"]["embedding_dim"] == 128

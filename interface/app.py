@@ -1,0 +1,38 @@
+"""Entry point: `streamlit run interface/app.py` (backend URL from SIGVER_API_URL).
+
+The pages live in `pages/`; each one also runs on its own (that is how the tests run them).
+Verify is the landing page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+
+PAGES = [
+    ("pages/1_Verify.py", "Verify", ":material/fact_check:"),
+    ("pages/2_Explain.py", "Explain", ":material/insights:"),
+    ("pages/3_Profiles.py", "Profiles", ":material/badge:"),
+    ("pages/4_Datasets.py", "Datasets", ":material/photo_library:"),
+    ("pages/5_Model.py", "Model", ":material/analytics:"),
+]
+
+
+def main() -> None:
+    st.set_page_config(page_title="Signature verification", page_icon="✍️", layout="wide")
+    try:  # a clerk has no use for the "Deploy" button
+        st.set_option("client.toolbarMode", "minimal")
+    except Exception:  # noqa: BLE001 - not settable at runtime in some Streamlit versions: cosmetic only
+        pass
+    pages = [
+        st.Page(str(HERE / path), title=title, icon=icon, default=(i == 0))
+        for i, (path, title, icon) in enumerate(PAGES)
+    ]
+    st.navigation(pages).run()
+
+
+if __name__ == "__main__":
+    main()

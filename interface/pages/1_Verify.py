@@ -1,0 +1,83 @@
+"""Verify: is the questioned signature written by the same person as the reference?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import api_client as api
+import ui
+
+RESULT_KEY = "verify_result"  # session_state: {"key": digest of the two files, "result": response}
+
+
+def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("1. Reference signature")
+        reference = ui.pair_uploader("reference", "A signature known to be genuine", "verify",
+                                     help="PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.")
+        if reference:
+            ui.show_image(reference["data"], f"Reference · {reference['name']}", width=400)
+    with right:
+        st.subheader("2. Questioned signature")
+        questioned = ui.pair_uploader("questioned", "The signature to check", "verify",
+                                      help="PNG, JPEG, TIFF or BMP scan or photo of the signature to check.")
+        if questioned:
+            ui.show_image(questioned["data"], f"Questioned · {questioned['name']}", width=400)
+    return reference, questioned
+
+
+def verify_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:
+    ready = bool(reference and questioned)
+    if not ready:
+        st.info("Upload both signatures, then press **Verify**.")
+    clicked = st.button("Verify", type="primary", disabled=not ready, key="verify_button", icon=":material/search:")
+    if not ready:
+        return
+    key = ui.digest(reference["data"], questioned["data"])
+    if clicked:
+        with st.spinner("Comparing the two signatures…"), ui.api_errors("Verification failed"):
+            result = ui.client().verify(
+                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True
+            )
+            st.session_state[RESULT_KEY] = {"key": key, "result": result}
+    stored = st.session_state.get(RESULT_KEY)
+    if stored and stored["key"] == key:
+        result_ui(stored["result"])
+
+
+def result_ui(result: dict[str, Any]) -> None:
+    st.divider()
+    ui.result_ui(result)
+    previews = result.get("previews") or {}
+    if previews:
+        st.markdown("##### As the model sees them")
+        st.caption("After cleaning: background removed, cropped to the ink, resized; ink is bright on black.")
+        a, b = st.columns(2)
+        with a:
+            ui.show_image(api.decode_data_url(previews.get("reference")), "Reference, preprocessed", width=330)
+        with b:
+            ui.show_image(api.decode_data_url(previews.get("questioned")), "Questioned, preprocessed", width=330)
+    with st.expander("How to read this result"):
+        st.markdown(
+            "- The model turns each signature into a numeric fingerprint and measures the **distance** between them.\n"
+            "- Genuine signatures of one person usually land **left of the threshold** (green), forgeries and other "
+            "people's signatures **right of it** (red).\n"
+            "- The closer the dot is to the threshold, the less certain the verdict: ask for more reference signatures "
+            "(see **Profiles**) or a specialist's opinion.\n"
+            "- **Explain** shows which parts of the signatures drove the decision."
+        )
+
+
+def main() -> None:
+    ui.sidebar_ui()
+    st.title("Verify a signature")
+    st.markdown("Compare a **questioned** signature with a **reference** signature known to be genuine.")
+    reference, questioned = uploads_ui()
+    verify_ui(reference, questioned)
+
+
+if __name__ == "__main__":
+    main()

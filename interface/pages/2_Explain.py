@@ -1,0 +1,88 @@
+"""Explain: which parts of the two signatures drove the model's decision (occlusion heatmaps)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import api_client as api
+import ui
+
+RESULT_KEY = "explain_result"  # session_state: {"key": digest of the two files, "result": response}
+
+
+def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    current = ui.pair()
+    if current.get("reference") and current.get("questioned"):
+        st.caption("Using the signatures from the **Verify** page; upload others below to change them.")
+    left, right = st.columns(2)
+    with left:
+        reference = ui.pair_uploader("reference", "Reference signature (known genuine)", "explain")
+        if reference:
+            ui.show_image(reference["data"], f"Reference · {reference['name']}", width=320)
+    with right:
+        questioned = ui.pair_uploader("questioned", "Questioned signature", "explain")
+        if questioned:
+            ui.show_image(questioned["data"], f"Questioned · {questioned['name']}", width=320)
+    return reference, questioned
+
+
+def explain_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:
+    ready = bool(reference and questioned)
+    if not ready:
+        st.info("Upload a reference and a questioned signature (or use the Verify page first), then press **Explain**.")
+    clicked = st.button("Explain", type="primary", disabled=not ready, key="explain_button", icon=":material/insights:")
+    if not ready:
+        return
+    key = ui.digest(reference["data"], questioned["data"])
+    if clicked:
+        with st.spinner("Computing the heatmaps… this takes a few seconds."), ui.api_errors("Explanation failed"):
+            result = ui.client().verify(
+                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]),
+                previews=True, explain=True,
+            )
+            st.session_state[RESULT_KEY] = {"key": key, "result": result}
+    stored = st.session_state.get(RESULT_KEY)
+    if stored and stored["key"] == key:
+        heatmaps_ui(stored["result"])
+
+
+def heatmaps_ui(result: dict[str, Any]) -> None:
+    st.divider()
+    ui.result_ui(result)
+    explanation = result.get("explanation") or {}
+    if not explanation:
+        st.warning("The server returned no explanation for this pair (its version may not support `explain=true`).")
+        return
+    st.markdown("##### Where the model looked")
+    a, b = st.columns(2)
+    with a:
+        ui.show_image(api.decode_data_url(explanation.get("reference")), "Reference: heatmap")
+    with b:
+        ui.show_image(api.decode_data_url(explanation.get("questioned")), "Questioned: heatmap")
+    if explanation.get("note"):
+        st.caption(f"Server note ({explanation.get('method', 'unknown method')}): {explanation['note']}")
+    st.markdown(
+        "**How to read the heatmaps.** The model hid one small patch of each signature at a time and "
+        "measured how much the distance between the two signatures changed. **Red** areas are the strokes "
+        "that mattered most to the decision; dark areas hardly mattered.\n\n"
+        "- If the verdict is **forged**, the red areas are where the questioned signature departs most from "
+        "the reference: compare those strokes by eye (letter shapes, joins, pen lifts).\n"
+        "- If the verdict is **genuine**, the red areas are the features the two signatures share most.\n"
+        "- Red on empty background or on the page edge suggests a poor scan rather than a forgery: rescan "
+        "and try again.\n\n"
+        "The heatmaps show what the model relied on, not proof of forgery."
+    )
+
+
+def main() -> None:
+    ui.sidebar_ui()
+    st.title("Explain a verdict")
+    st.markdown("See which strokes of the two signatures made the model decide **genuine** or **forged**.")
+    reference, questioned = uploads_ui()
+    explain_ui(reference, questioned)
+
+
+if __name__ == "__main__":
+    main()

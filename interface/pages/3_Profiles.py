@@ -1,0 +1,264 @@
+"""Profiles: enrol a person's genuine signatures once, then check questioned signatures against all of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import api_client as api
+import ui
+
+THUMBS_KEY = "reference_thumbnails"  # session_state: {(base_url, profile_id, ref_id): png bytes}
+PROFILE_KEY = "profile_id"
+PROFILE_RESULT_KEY = "profile_verify_result"
+UPLOAD_ROUND_KEY = "reference_upload_round"
+
+
+# --------------------------------------------------------------------------------------------
+# session
+
+
+def token() -> str | None:
+    return st.session_state.get(ui.TOKEN_KEY)
+
+
+def sign_out(notice: str | None = None) -> None:
+    for key in (ui.TOKEN_KEY, ui.USERNAME_KEY, PROFILE_KEY, PROFILE_RESULT_KEY, THUMBS_KEY):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[ui.AUTH_NOTICE_KEY] = notice
+
+
+def on_auth_error(exc: api.AuthError) -> None:
+    """Token expired or revoked: back to the sign-in form with a clear message."""
+    sign_out(f"Your session has ended ({exc.message}). Please sign in again.")
+    st.rerun()
+
+
+def signed_in(username: str, new_token: str) -> None:
+    st.session_state[ui.TOKEN_KEY] = new_token
+    st.session_state[ui.USERNAME_KEY] = username
+    st.session_state.pop(ui.AUTH_NOTICE_KEY, None)
+    st.rerun()
+
+
+def sign_in_ui() -> None:
+    notice = st.session_state.get(ui.AUTH_NOTICE_KEY)
+    if notice:
+        st.warning(notice, icon=":material/key:")
+    st.markdown("Sign in to manage the people whose signatures you keep on file.")
+    sign_in_tab, register_tab = st.tabs(["Sign in", "Create an account"])
+    with sign_in_tab:
+        with st.form("sign_in_form"):
+            username = st.text_input("Username", key="sign_in_username")
+            password = st.text_input("Password", type="password", key="sign_in_password")
+            submitted = st.form_submit_button("Sign in", type="primary")
+        if submitted:
+            if not username or not password:
+                st.error("Enter your username and password.")
+            else:
+                with ui.api_errors("Sign-in failed"):
+                    signed_in(username, ui.client().login(username, password))
+    with register_tab:
+        with st.form("register_form"):
+            new_username = st.text_input("Username", key="register_username")
+            email = st.text_input("E-mail (optional)", key="register_email")
+            new_password = st.text_input("Password", type="password", key="register_password",
+                                         help="At least 8 characters.")
+            repeat = st.text_input("Repeat the password", type="password", key="register_password2")
+            created = st.form_submit_button("Create account", type="primary")
+        if created:
+            if not new_username or not new_password:
+                st.error("Choose a username and a password.")
+            elif new_password != repeat:
+                st.error("The two passwords differ.")
+            else:
+                with ui.api_errors("The account could not be created"):
+                    account = ui.client().register(new_username, new_password, email or None)
+                    signed_in(str(account.get("username", new_username)), str(account["token"]))
+
+
+# --------------------------------------------------------------------------------------------
+# profiles
+
+
+def profile_label(p: dict[str, Any]) -> str:
+    ext = f" ({p['external_id']})" if p.get("external_id") else ""
+    n = int(p.get("reference_count") or 0)
+    return f"{p.get('name', '?')}{ext} · {n} reference{'s' if n != 1 else ''}"
+
+
+def create_profile_ui(client: api.SigverClient) -> None:
+    with st.expander("New profile", icon=":material/person_add:", expanded=False):
+        with st.form("new_profile_form", clear_on_submit=True):
+            name = st.text_input("Name of the person", key="new_profile_name")
+            external_id = st.text_input("Customer or account number (optional)", key="new_profile_external_id")
+            submitted = st.form_submit_button("Create profile", type="primary")
+        if submitted:
+            if not name.strip():
+                st.error("Enter the person's name.")
+            else:
+                with ui.api_errors("The profile could not be created", on_auth_error):
+                    profile = client.create_profile(name.strip(), external_id.strip() or None)
+                    st.session_state[PROFILE_KEY] = profile["id"]
+                    ui.flash(f"Profile **{profile['name']}** created. Now add a few genuine signatures.")
+                    st.rerun()
+
+
+def choose_profile_ui(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not profiles:
+        st.info("No profiles yet. Create one for each person whose signature you want to check.")
+        return None
+    by_id = {p["id"]: p for p in profiles}
+    if st.session_state.get(PROFILE_KEY) not in by_id:
+        st.session_state[PROFILE_KEY] = profiles[0]["id"]
+    pid = st.selectbox("Profile", list(by_id), format_func=lambda i: profile_label(by_id[i]), key=PROFILE_KEY)
+    return by_id[pid]
+
+
+def reference_thumbnail(client: api.SigverClient, pid: Any, ref: dict[str, Any]) -> bytes | None:
+    """Stored images need the token: fetched once per session, kept as small PNGs in session_state."""
+    cache = st.session_state.setdefault(THUMBS_KEY, {})
+    key = (client.base_url, pid, ref["id"])
+    if key not in cache:
+        cache[key] = ui.thumbnail_png(client.reference_image(pid, ref["id"], ref.get("image_url")), max_side=400)
+    return cache[key]
+
+
+def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dict[str, Any]]:
+    pid = profile["id"]
+    refs = client.references(pid)
+    st.markdown(f"**{len(refs)} genuine reference signature{'s' if len(refs) != 1 else ''} on file.** "
+                "Five or more give the most reliable verdicts.")
+    per_row = 4
+    for start in range(0, len(refs), per_row):
+        cols = st.columns(per_row)
+        for col, (i, ref) in zip(cols, enumerate(refs[start:start + per_row], start=start + 1)):
+            with col:
+                png = None
+                with ui.api_errors("Thumbnail unavailable", on_auth_error):
+                    png = reference_thumbnail(client, pid, ref)
+                if png:
+                    st.image(png, caption=f"Reference #{i}", width="stretch")
+                else:
+                    st.caption(f"Reference #{i}: no preview")
+                if st.button("Delete", key=f"delete_reference_{ref['id']}", icon=":material/delete:"):
+                    with ui.api_errors("The reference could not be deleted", on_auth_error):
+                        client.delete_reference(pid, ref["id"])
+                        st.session_state.pop(PROFILE_RESULT_KEY, None)
+                        ui.flash(f"Reference #{i} deleted.")
+                        st.rerun()
+    round_ = st.session_state.setdefault(UPLOAD_ROUND_KEY, 0)
+    files = st.file_uploader(
+        "Add genuine signatures of this person", type=api.IMAGE_TYPES, accept_multiple_files=True,
+        key=f"reference_upload_{round_}",
+    )
+    if st.button(f"Add {len(files)} reference{'s' if len(files) != 1 else ''}" if files else "Add references",
+                 disabled=not files, key="add_references_button", icon=":material/upload:"):
+        with st.spinner("Uploading and enrolling…"), ui.api_errors("The references could not be added", on_auth_error):
+            created = client.add_references(pid, [(f.name, f.getvalue()) for f in files])
+            st.session_state[UPLOAD_ROUND_KEY] = round_ + 1  # a fresh, empty uploader
+            st.session_state.pop(PROFILE_RESULT_KEY, None)
+            ui.flash(f"{len(created)} reference{'s' if len(created) != 1 else ''} added.")
+            st.rerun()
+    return refs
+
+
+def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any], refs: list[dict[str, Any]]) -> None:
+    pid = profile["id"]
+    st.markdown(f"Check a questioned signature against all references of **{profile.get('name')}**.")
+    questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned")
+    if questioned is not None:
+        ui.show_image(questioned.getvalue(), f"Questioned · {questioned.name}", width=360)
+    if not refs:
+        st.info("Add at least one reference signature first.")
+    ready = questioned is not None and bool(refs)
+    if st.button("Verify against the profile", type="primary", disabled=not ready, key="profile_verify_button", icon=":material/search:"):
+        with st.spinner("Comparing with every reference…"), ui.api_errors("Verification failed", on_auth_error):
+            result = client.verify_profile(pid, (questioned.name, questioned.getvalue()))
+            st.session_state[PROFILE_RESULT_KEY] = {
+                "key": (pid, ui.digest(questioned.getvalue())), "result": result,
+            }
+    stored = st.session_state.get(PROFILE_RESULT_KEY)
+    if ready and stored and stored["key"] == (pid, ui.digest(questioned.getvalue())):
+        result = stored["result"]
+        ui.result_ui(result, subject="this person's references")
+        number = {r["id"]: i for i, r in enumerate(refs, start=1)}
+        threshold = float(result.get("threshold", 0.0))
+        rows = [
+            {
+                "reference": f"#{number.get(r.get('id'), '?')}",
+                "distance": round(float(r.get("distance", 0.0)), 4),
+                "within threshold": "yes" if float(r.get("distance", 0.0)) <= threshold else "no",
+            }
+            for r in result.get("references", [])
+        ]
+        if rows:
+            st.markdown(f"**Distance to each reference** (the verdict uses their mean, "
+                        f"{float(result.get('distance', 0.0)):.3f}, over {result.get('reference_count', len(rows))} references)")
+            st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def danger_zone_ui(client: api.SigverClient, profile: dict[str, Any]) -> None:
+    with st.expander("Delete this profile"):
+        st.write("Deletes the profile and all its reference signatures. This cannot be undone.")
+        sure = st.checkbox(f"Yes, delete {profile.get('name')}", key=f"confirm_delete_profile_{profile['id']}")
+        if st.button("Delete profile", disabled=not sure, key="delete_profile_button", icon=":material/delete:"):
+            with ui.api_errors("The profile could not be deleted", on_auth_error):
+                client.delete_profile(profile["id"])
+                st.session_state.pop(PROFILE_KEY, None)
+                st.session_state.pop(PROFILE_RESULT_KEY, None)
+                ui.flash(f"Profile {profile.get('name')} deleted.")
+                st.rerun()
+
+
+def account_ui(client: api.SigverClient) -> None:
+    left, right = st.columns([4, 1])
+    left.markdown(f"Signed in as **{st.session_state.get(ui.USERNAME_KEY, '?')}**")
+    if right.button("Sign out", key="sign_out_button", icon=":material/logout:"):
+        sign_out()
+        st.rerun()
+
+
+def delete_account_ui(client: api.SigverClient) -> None:
+    with st.expander("Delete my account"):
+        st.write("Deletes your account, every profile and every stored signature image.")
+        sure = st.checkbox("Yes, delete my account and all my data", key="confirm_delete_account")
+        if st.button("Delete account", disabled=not sure, key="delete_account_button"):
+            with ui.api_errors("The account could not be deleted", on_auth_error):
+                client.delete_account()
+                sign_out("Your account and all its data were deleted.")
+                st.rerun()
+
+
+def profiles_ui() -> None:
+    client = ui.client(token())
+    account_ui(client)
+    ui.show_flash()
+    with ui.api_errors("Could not load your profiles", on_auth_error):
+        profiles = client.profiles()
+        create_profile_ui(client)
+        profile = choose_profile_ui(profiles)
+        if profile is not None:
+            references_tab, verify_tab = st.tabs(["Reference signatures", "Verify a signature"])
+            with references_tab:
+                refs = references_ui(client, profile)
+            with verify_tab:
+                verify_against_profile_ui(client, profile, refs)
+            danger_zone_ui(client, profile)
+        st.divider()
+        delete_account_ui(client)
+
+
+def main() -> None:
+    ui.sidebar_ui()
+    st.title("Signature profiles")
+    if token():
+        profiles_ui()
+    else:
+        sign_in_ui()
+
+
+if __name__ == "__main__":
+    main()

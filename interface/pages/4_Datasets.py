@@ -1,0 +1,170 @@
+"""Datasets: browse the signature datasets the backend can read, and see the model at work on them."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import streamlit as st
+
+import api_client as api
+import ui
+
+PAIR_RESULT_KEY = "dataset_pair_result"
+BATCH_RESULT_KEY = "dataset_batch_result"
+ALL_SPLITS = "all writers"
+KIND_LABELS = {
+    "genuine": "genuine pair (two genuine signatures of one writer)",
+    "skilled": "skilled forgery (a genuine signature and a forger's imitation of it)",
+    "random": "random forgery (genuine signatures of two different writers)",
+    "mixed": "a mix of all three",
+}
+
+
+def choose_dataset_ui(base: str) -> tuple[dict[str, Any], str | None] | None:
+    datasets = ui.cached_datasets(base)
+    if not datasets:
+        st.info("The server has no datasets. Put one in its data folder (see `organized_data/README.md`).")
+        return None
+    names = [d["name"] for d in datasets]
+    c1, c2 = st.columns(2)
+    name = c1.selectbox("Dataset", names, key="dataset_name")
+    info = ui.cached_dataset(base, name)
+    splits = [ALL_SPLITS] + [s for s in info.get("splits", []) if s]
+    split = c2.selectbox("Split", splits, key=f"dataset_split_{name}",
+                         help="Writers are split into train / validation / test: the model never saw test writers.")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Writers", info.get("writers", len(info.get("writer_ids", []))))
+    m2.metric("Genuine signatures", info.get("genuine", "?"))
+    m3.metric("Forgeries", info.get("forged", "?"))
+    m4.metric("Layout", info.get("layout", "?"))
+    return info, (None if split == ALL_SPLITS else split)
+
+
+def thumbnails(base: str, images: list[dict[str, Any]], label: str, limit: int = 12) -> None:
+    if not images:
+        st.caption(f"No {label} signatures.")
+        return
+    per_row = 6
+    shown = images[:limit]
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(per_row)
+        for col, item in zip(cols, shown[start:start + per_row]):
+            with col, ui.api_errors():
+                st.image(ui.cached_dataset_image(base, item["url"]), caption=item["path"].rsplit("/", 1)[-1], width="stretch")
+    if len(images) > limit:
+        st.caption(f"… and {len(images) - limit} more.")
+
+
+def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
+    split_of = info.get("split_of_writer") or {}
+    writers = [str(w) for w in info.get("writer_ids", [])]
+    if split and split_of:
+        writers = [w for w in writers if split_of.get(w) == split]
+    if not writers:
+        st.info("No writers in this split.")
+        return
+    writer = st.selectbox("Writer", writers, key=f"dataset_writer_{info.get('name')}_{split}")
+    data = ui.cached_writer(base, info["name"], writer)
+    st.caption(f"Writer {writer} · split: {data.get('split') or 'none'}")
+    st.markdown(f"**Genuine** ({len(data.get('genuine', []))})")
+    thumbnails(base, data.get("genuine", []), "genuine")
+    st.markdown(f"**Forged** ({len(data.get('forged', []))})")
+    thumbnails(base, data.get("forged", []), "forged")
+
+
+def random_pair_ui(base: str, info: dict[str, Any], split: str | None) -> None:
+    kind = st.radio("Kind of pair", ["genuine", "skilled", "random"], format_func=KIND_LABELS.get,
+                    key="dataset_pair_kind", horizontal=False)
+    if st.button("Draw a random pair and verify", key="dataset_pair_button", type="primary", icon=":material/casino:"):
+        with st.spinner("Drawing a pair and verifying it…"), ui.api_errors("Could not verify a pair"):
+            client = ui.client()
+            seed = random.randrange(1_000_000)
+            pairs = client.pairs(info["name"], split=split, kind=kind, limit=1, seed=seed)
+            if not pairs:
+                st.warning("No pair of this kind in this split.")
+                st.session_state.pop(PAIR_RESULT_KEY, None)
+            else:
+                pair = pairs[0]
+                a = client.dataset_image(pair["url_a"])
+                b = client.dataset_image(pair["url_b"])
+                result = client.verify((pair["path_a"].rsplit("/", 1)[-1], a), (pair["path_b"].rsplit("/", 1)[-1], b))
+                st.session_state[PAIR_RESULT_KEY] = {"pair": pair, "a": a, "b": b, "result": result}
+    stored = st.session_state.get(PAIR_RESULT_KEY)
+    if not stored:
+        return
+    pair, result = stored["pair"], stored["result"]
+    left, right = st.columns(2)
+    with left:
+        ui.show_image(stored["a"], f"Reference · writer {pair.get('writer_a')} · {pair.get('path_a')}")
+    with right:
+        ui.show_image(stored["b"], f"Questioned · writer {pair.get('writer_b')} · {pair.get('path_b')}")
+    truth = pair.get("label", "?")
+    correct = result.get("verdict") == truth
+    ui.result_ui(result)
+    msg = f"Ground truth: **{truth}** ({pair.get('kind')} pair). The model is **{'right' if correct else 'wrong'}**."
+    (st.success if correct else st.error)(msg)
+
+
+def batch_ui(info: dict[str, Any], split: str | None) -> None:
+    c1, c2, c3 = st.columns(3)
+    kind = c1.selectbox("Kind of pairs", ["mixed", "skilled", "genuine", "random"], key="dataset_batch_kind",
+                        format_func=lambda k: k if k != "mixed" else "mixed (all kinds)")
+    limit = c2.slider("Number of pairs", 5, 200, 20, step=5, key="dataset_batch_limit")
+    seed = c3.number_input("Seed", 0, 1_000_000, 0, key="dataset_batch_seed",
+                           help="The same seed draws the same pairs again.")
+    if st.button("Run the batch", key="dataset_batch_button", icon=":material/play_arrow:"):
+        with st.spinner(f"Verifying {limit} pairs…"), ui.api_errors("The batch failed"):
+            st.session_state[BATCH_RESULT_KEY] = ui.client().verify_pairs(
+                info["name"], split=split, kind=kind, limit=int(limit), seed=int(seed)
+            )
+    batch = st.session_state.get(BATCH_RESULT_KEY)
+    if not batch:
+        return
+    results = batch.get("results", [])
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Accuracy", f"{100 * float(batch.get('accuracy', 0.0)):.1f} %")
+    m2.metric("Pairs", batch.get("n", len(results)))
+    m3.metric("Threshold", f"{float(batch.get('threshold', 0.0)):.3f}")
+    by_kind: dict[str, list[bool]] = {}
+    for r in results:
+        by_kind.setdefault(str(r.get("kind")), []).append(bool(r.get("correct")))
+    if len(by_kind) > 1:
+        st.caption(" · ".join(f"{k}: {100 * sum(v) / len(v):.0f} % of {len(v)}" for k, v in sorted(by_kind.items())))
+    rows = [
+        {
+            "kind": r.get("kind"), "truth": r.get("label"), "verdict": r.get("verdict"),
+            "correct": "✔" if r.get("correct") else "✘", "distance": round(float(r.get("distance", 0.0)), 4),
+            "writer A": r.get("writer_a"), "image A": r.get("path_a"),
+            "writer B": r.get("writer_b"), "image B": r.get("path_b"),
+        }
+        for r in results
+    ]
+    st.dataframe(rows, hide_index=True, width="stretch")
+    st.caption(f"Model `{batch.get('model_version', 'unknown')}`")
+
+
+def main() -> None:
+    ui.sidebar_ui()
+    st.title("Datasets")
+    st.markdown("Browse the signature collections the server can read and watch the model on pairs it has "
+                "(or has not) seen.")
+    base = api.api_url()
+    with ui.api_errors("Could not load the datasets"):
+        chosen = choose_dataset_ui(base)
+        if chosen is None:
+            return
+        info, split = chosen
+        browse_tab, pair_tab, batch_tab = st.tabs(
+            ["Browse a writer", "Try the model on a random pair", "Accuracy on a batch of pairs"]
+        )
+        with browse_tab:
+            writer_ui(base, info, split)
+        with pair_tab:
+            random_pair_ui(base, info, split)
+        with batch_tab:
+            batch_ui(info, split)
+
+
+if __name__ == "__main__":
+    main()

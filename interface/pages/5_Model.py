@@ -1,0 +1,118 @@
+"""Model: the model card — what the model was trained on, how it was evaluated, how good it is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+import api_client as api
+import ui
+
+# Plot names the evaluation writes (`python -m sigml evaluate --plots DIR`): ROC, DET and histogram per protocol.
+DEFAULT_PLOTS = ["pairwise", "reference_k10", "reference_k5", "random_forgeries", "roc", "det"]
+RATE_KEYS = ("eer", "far", "frr", "accuracy")
+
+
+def summary_ui(card: dict[str, Any]) -> None:
+    st.subheader(f"{card.get('name', 'model')}")
+    st.caption(f"Version `{card.get('version', 'unknown')}` · created {card.get('created') or 'unknown'}"
+               + (f" · commit `{card['git_commit']}`" if card.get("git_commit") else ""))
+    c1, c2, c3 = st.columns(3)
+    threshold = card.get("threshold")
+    c1.metric("Decision threshold (two images)", f"{float(threshold):.3f}" if threshold is not None else "?",
+              help="Pairs with a distance above this value are reported as forged.")
+    ref_threshold = (card.get("thresholds") or {}).get("reference_based")
+    if ref_threshold is not None:
+        c2.metric("Threshold (against a profile)", f"{float(ref_threshold):.3f}",
+                  help="Used when a signature is compared with the mean of a profile's references.")
+    arch = card.get("architecture") or {}
+    if arch:
+        c3.metric("Embedding size", arch.get("embedding_dim", "?"))
+
+
+def data_ui(card: dict[str, Any]) -> None:
+    st.subheader("Training data and protocol")
+    data = card.get("data") or {}
+    protocol = data.get("protocol")
+    if protocol:
+        st.markdown(f"**Protocol.** {protocol}")
+    sources = data.get("sources")
+    if isinstance(sources, dict) and sources:
+        rows = [{"dataset": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in sources.items()]
+        st.dataframe(rows, hide_index=True, width="stretch")
+    elif isinstance(sources, list) and sources:
+        st.dataframe([s if isinstance(s, dict) else {"source": s} for s in sources], hide_index=True, width="stretch")
+    rest = {k: v for k, v in data.items() if k not in ("protocol", "sources")}
+    if rest:
+        with st.expander("More about the data"):
+            st.json(rest)
+    training = card.get("training") or {}
+    if training:
+        facts = [f"{k.replace('_', ' ')}: **{training[k]}**" for k in ("epochs_run", "best_epoch", "images_per_s")
+                 if training.get(k) is not None]
+        if facts:
+            st.markdown("Training — " + " · ".join(facts))
+
+
+def metrics_ui(card: dict[str, Any]) -> None:
+    st.subheader("Measured performance")
+    rows = ui.metric_rows(card.get("metrics") or {})
+    if not rows:
+        st.info("The model card has no metrics yet.")
+        return
+    columns: list[str] = []
+    shown = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for k, v in row.items():
+            if k in RATE_KEYS and isinstance(v, (int, float)):
+                out[k.upper() if k != "accuracy" else "accuracy"] = f"{100 * v:.1f} %"
+            elif k == "auc" and isinstance(v, (int, float)):
+                out["AUC"] = f"{v:.3f}"
+            elif isinstance(v, float):
+                out[k] = f"{v:.3f}"
+            else:
+                out[k] = v
+        shown.append(out)
+        columns.extend(k for k in out if k not in columns)
+    shown = [{k: r.get(k, "") for k in columns} for r in shown]  # blanks, not "None", where a figure is absent
+    st.dataframe(shown, hide_index=True, width="stretch")
+    st.caption(
+        "EER: error rate where false accepts equal false rejects (lower is better). "
+        "FAR: forgeries accepted as genuine. FRR: genuine signatures rejected. "
+        "AUC: 1.0 is a perfect separation. Rates are measured on writers the model did not train on."
+    )
+
+
+def plots_ui(card: dict[str, Any]) -> None:
+    base = api.api_url()
+    names = card.get("plots") if isinstance(card.get("plots"), list) else DEFAULT_PLOTS
+    found = []
+    for name in names:
+        with ui.api_errors(f"Plot {name}"):
+            png = ui.cached_model_plot(base, str(name))
+            if png:
+                found.append((name, png))
+    if not found:
+        return
+    st.subheader("ROC / DET curves")
+    for name, png in found:
+        st.image(png, caption=str(name).replace("_", " "), width="stretch")
+
+
+def main() -> None:
+    ui.sidebar_ui()
+    st.title("The model")
+    with ui.api_errors("Could not load the model card"):
+        card = ui.cached_model_card(api.api_url())
+        summary_ui(card)
+        metrics_ui(card)
+        data_ui(card)
+        plots_ui(card)
+        with st.expander("Full model card (JSON)"):
+            st.json(card, expanded=False)
+
+
+if __name__ == "__main__":
+    main()

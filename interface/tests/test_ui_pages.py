@@ -1,0 +1,287 @@
+"""Each page headless (streamlit.testing AppTest) against the test backend (`backend_url`)."""
+
+from __future__ import annotations
+
+import pytest
+
+PNG = "image/png"
+
+
+def markdown_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def alerts(at, kind: str) -> str:
+    return "\n".join(e.value for e in getattr(at, kind))
+
+
+def run(target):
+    """Run an AppTest, or the AppTest of a widget just changed (`at.button(...).click()`); no exception allowed."""
+    at = target.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def upload_pair(at, prefix: str, reference: bytes, questioned: bytes):
+    at.file_uploader(key=f"{prefix}_reference").set_value(("reference.png", reference, PNG))
+    at.file_uploader(key=f"{prefix}_questioned").set_value(("questioned.png", questioned, PNG))
+    return run(at)
+
+
+# ------------------------------------------------------------------------------------ entry and sidebar
+
+
+def test_app_entry_lands_on_verify_with_backend_status(app_test):
+    at = run(app_test("app.py"))
+    assert at.title[0].value.endswith("Verify a signature")
+    assert "Online" in alerts(at.sidebar, "success")
+    assert any("Model:" in c.value for c in at.sidebar.caption)
+
+
+@pytest.mark.parametrize("page", ["verify", "explain", "profiles", "datasets", "model"])
+def test_every_page_says_clearly_when_the_backend_is_down(app_test, monkeypatch, down_url, page):
+    monkeypatch.setenv("SIGVER_API_URL", down_url)
+    at = run(app_test(page))
+    assert "Not reachable" in alerts(at.sidebar, "error")
+    assert "cannot be reached" in alerts(at, "error")
+
+
+def test_sidebar_warns_when_the_model_is_not_loaded(app_test, fake):
+    fake.state.model_loaded = False
+    at = run(app_test("model"))
+    assert "model is not loaded" in alerts(at.sidebar, "warning")
+
+
+# ------------------------------------------------------------------------------------ Verify
+
+
+def test_verify_needs_two_uploads(app_test):
+    at = run(app_test("verify"))
+    assert at.button(key="verify_button").disabled
+    assert "Upload both signatures" in alerts(at, "info")
+
+
+def test_verify_same_writer_shows_genuine(app_test, signature):
+    at = upload_pair(run(app_test("verify")), "verify", signature(11), signature(11, variant=4))
+    assert not at.button(key="verify_button").disabled
+    run(at.button(key="verify_button").click())
+    text = markdown_text(at)
+    assert "GENUINE" in text and "Distance between the signatures" in text
+    assert "As the model sees them" in text
+    labels = {m.label: m.value for m in at.metric}
+    assert float(labels["Distance"]) <= float(labels["Threshold"])
+    assert any("answered in" in c.value for c in at.caption)
+    assert at.session_state["verify_result"]["result"]["verdict"] == "genuine"
+
+
+def test_verify_different_writer_shows_forged(app_test, signature):
+    at = upload_pair(run(app_test("verify")), "verify", signature(12), signature(99))
+    run(at.button(key="verify_button").click())
+    assert "FORGED" in markdown_text(at)
+    labels = {m.label: m.value for m in at.metric}
+    assert float(labels["Distance"]) > float(labels["Threshold"])
+
+
+def test_verify_backend_down_is_a_friendly_error(app_test, monkeypatch, down_url, signature):
+    monkeypatch.setenv("SIGVER_API_URL", down_url)
+    at = upload_pair(run(app_test("verify")), "verify", signature(1), signature(1, variant=1))
+    run(at.button(key="verify_button").click())
+    assert "Verification failed" in alerts(at, "error")
+    assert "GENUINE" not in markdown_text(at) and "FORGED" not in markdown_text(at)
+
+
+def test_verify_throttled_says_how_long_to_wait(app_test, fake, signature):
+    at = upload_pair(run(app_test("verify")), "verify", signature(1), signature(1, variant=1))
+    fake.state.fail_next("/api/verify/", 429, "throttled", "Request was throttled.", {"Retry-After": "17"})
+    run(at.button(key="verify_button").click())
+    assert "wait 17 seconds" in alerts(at, "warning")
+
+
+def test_verify_not_an_image_shows_the_server_message(app_test, signature):
+    at = run(app_test("verify"))
+    at.file_uploader(key="verify_reference").set_value(("scan.png", b"definitely not an image", PNG))
+    at.file_uploader(key="verify_questioned").set_value(("q.png", signature(1), PNG))
+    run(at)
+    assert "no preview available" in alerts(at, "info")
+    run(at.button(key="verify_button").click())
+    assert "Verification failed" in alerts(at, "error")
+
+
+# ------------------------------------------------------------------------------------ Explain
+
+
+def test_explain_reuses_the_verify_uploads_and_shows_heatmaps(app_test, signature):
+    at = app_test("explain")
+    at.session_state["pair"] = {
+        "reference": {"name": "r.png", "data": signature(21)},
+        "questioned": {"name": "q.png", "data": signature(77)},
+    }
+    run(at)
+    assert any("Using the signatures from the **Verify** page" in c.value for c in at.caption)
+    run(at.button(key="explain_button").click())
+    text = markdown_text(at)
+    assert "Where the model looked" in text and "How to read the heatmaps" in text
+    assert "FORGED" in text or "GENUINE" in text
+
+
+def test_explain_with_its_own_uploads(app_test, signature):
+    at = upload_pair(run(app_test("explain")), "explain", signature(5), signature(5, variant=2))
+    run(at.button(key="explain_button").click())
+    assert "Where the model looked" in markdown_text(at)
+
+
+# ------------------------------------------------------------------------------------ Profiles
+
+
+def register(at, username: str, password: str = "correct horse battery"):
+    at.text_input(key="register_username").input(username)
+    at.text_input(key="register_password").input(password)
+    at.text_input(key="register_password2").input(password)
+    return run(at.button(key="FormSubmitter:register_form-Create account").click())
+
+
+def test_profiles_starts_with_sign_in(app_test):
+    at = run(app_test("profiles"))
+    assert at.text_input(key="sign_in_username") is not None
+    assert [t.label for t in at.tabs] == ["Sign in", "Create an account"]
+
+
+def test_profiles_wrong_password_is_a_clear_message(app_test, unique_username):
+    at = run(app_test("profiles"))
+    at.text_input(key="sign_in_username").input(unique_username)
+    at.text_input(key="sign_in_password").input("nope-nope-nope")
+    run(at.button(key="FormSubmitter:sign_in_form-Sign in").click())
+    assert "Sign-in failed" in alerts(at, "error")
+    assert "token" not in at.session_state
+
+
+def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
+    at = register(run(app_test("profiles")), unique_username)
+    assert at.session_state["token"]
+    assert f"Signed in as **{unique_username}**" in markdown_text(at)
+    assert "No profiles yet" in alerts(at, "info")
+
+    at.text_input(key="new_profile_name").input("Alice Martin")
+    at.text_input(key="new_profile_external_id").input("ACC-42")
+    run(at.button(key="FormSubmitter:new_profile_form-Create profile").click())
+    assert "Profile **Alice Martin** created" in alerts(at, "success")
+    assert at.selectbox(key="profile_id").options == ["Alice Martin (ACC-42) · 0 references"]
+
+    uploader = at.file_uploader(key="reference_upload_0")
+    uploader.set_value([(f"ref{i}.png", signature(31, variant=i), PNG) for i in range(3)])
+    run(at)
+    run(at.button(key="add_references_button").click())
+    assert "3 references added" in alerts(at, "success")
+    assert "3 genuine reference signatures on file" in markdown_text(at)
+    delete_buttons = [b for b in at.button if b.key and b.key.startswith("delete_reference_")]
+    assert len(delete_buttons) == 3
+
+    at.file_uploader(key="profile_questioned").set_value(("q.png", signature(31, variant=8), PNG))
+    run(at)
+    run(at.button(key="profile_verify_button").click())
+    assert "GENUINE" in markdown_text(at)
+    table = at.dataframe[0].value
+    assert list(table["reference"]) == ["#1", "#2", "#3"]
+    assert set(table["within threshold"]) <= {"yes", "no"}
+
+    run(delete_buttons[0].click())
+    assert "Reference #1 deleted" in alerts(at, "success")
+    assert "2 genuine reference signatures on file" in markdown_text(at)
+
+    pid = at.session_state["profile_id"]
+    at.checkbox(key=f"confirm_delete_profile_{pid}").check()
+    run(at)
+    run(at.button(key="delete_profile_button").click())
+    assert "Profile Alice Martin deleted" in alerts(at, "success")
+    assert "No profiles yet" in alerts(at, "info")
+
+    run(at.button(key="sign_out_button").click())
+    assert "token" not in at.session_state
+    assert at.text_input(key="sign_in_username") is not None
+
+
+def test_profiles_sign_in_with_existing_account(app_test, backend_url, unique_username):
+    import api_client as api
+
+    api.SigverClient(backend_url).register(unique_username, "correct horse battery")
+    at = run(app_test("profiles"))
+    at.text_input(key="sign_in_username").input(unique_username)
+    at.text_input(key="sign_in_password").input("correct horse battery")
+    run(at.button(key="FormSubmitter:sign_in_form-Sign in").click())
+    assert at.session_state["username"] == unique_username
+    assert "Sign out" in [b.label for b in at.button]
+
+
+def test_profiles_expired_token_goes_back_to_sign_in(app_test, fake, unique_username):
+    at = register(run(app_test("profiles")), unique_username)
+    assert at.session_state["token"]
+    fake.state.expire_tokens()
+    run(at)  # any rerun: the profile list now answers 401
+    assert "token" not in at.session_state
+    assert "Please sign in again" in alerts(at, "warning")
+    assert at.text_input(key="sign_in_username") is not None
+
+
+def test_profiles_register_password_mismatch(app_test, unique_username):
+    at = run(app_test("profiles"))
+    at.text_input(key="register_username").input(unique_username)
+    at.text_input(key="register_password").input("correct horse battery")
+    at.text_input(key="register_password2").input("something else")
+    run(at.button(key="FormSubmitter:register_form-Create account").click())
+    assert "passwords differ" in alerts(at, "error")
+
+
+# ------------------------------------------------------------------------------------ Datasets
+
+
+def test_datasets_browse_pair_and_batch(app_test):
+    at = run(app_test("datasets"))
+    assert at.selectbox(key="dataset_name").value
+    assert {m.label for m in at.metric} >= {"Writers", "Genuine signatures", "Forgeries"}
+    text = markdown_text(at)
+    assert "**Genuine**" in text and "**Forged**" in text
+
+    at.radio(key="dataset_pair_kind").set_value("skilled")
+    run(at.button(key="dataset_pair_button").click())
+    assert "Ground truth: **forged**" in markdown_text(at) + alerts(at, "success") + alerts(at, "error")
+
+    at.slider(key="dataset_batch_limit").set_value(10)
+    run(at.button(key="dataset_batch_button").click())
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Pairs"] == "10"
+    assert labels["Accuracy"].endswith("%")
+    assert len(at.dataframe[-1].value) == 10
+
+
+def test_datasets_split_filters_writers(app_test, backend_url):
+    import api_client as api
+
+    client = api.SigverClient(backend_url)
+    name = client.datasets()[0]["name"]
+    info = client.dataset(name)
+    if not info.get("split_of_writer"):
+        pytest.skip("the dataset has no split file")
+    at = run(app_test("datasets"))
+    at.selectbox(key=f"dataset_split_{name}").set_value("test")
+    run(at)
+    writer_box = at.selectbox(key=f"dataset_writer_{name}_test")
+    assert set(writer_box.options) == {w for w, s in info["split_of_writer"].items() if s == "test"}
+
+
+# ------------------------------------------------------------------------------------ Model
+
+
+def test_model_card_page(app_test):
+    at = run(app_test("model"))
+    assert at.title[0].value.endswith("The model")
+    labels = {m.label for m in at.metric}
+    assert "Decision threshold (two images)" in labels
+    table = at.dataframe[0].value
+    assert "EER" in table.columns and len(table) >= 1
+    assert "Measured performance" in [s.value for s in at.subheader]
+
+
+def test_model_card_unavailable_is_friendly(app_test, fake):
+    fake.state.fail_next("/api/model/", 503, "model_unavailable", "The model is not loaded.")
+    at = run(app_test("model"))
+    assert "Could not load the model card" in alerts(at, "error")

@@ -1,0 +1,321 @@
+"""Pieces every page shares: the sidebar, cached reads, friendly errors, the verdict and the distance scale.
+
+No HTTP here: everything goes through `api_client`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import streamlit as st
+from PIL import Image, UnidentifiedImageError
+
+import api_client as api
+
+GENUINE_COLOUR = "#1b7f3b"
+FORGED_COLOUR = "#b3261e"
+GENUINE_BG = "#e3f4e8"
+FORGED_BG = "#fbe4e2"
+
+PAIR_KEY = "pair"  # session_state: {"reference": {"name", "data"}, "questioned": {...}} shared by Verify and Explain
+TOKEN_KEY = "token"
+USERNAME_KEY = "username"
+AUTH_NOTICE_KEY = "auth_notice"
+
+
+# --------------------------------------------------------------------------------------------
+# client and cached reads (the base URL is part of every cache key)
+
+
+def client(token: str | None = None) -> api.SigverClient:
+    return api.SigverClient(token=token)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def cached_health(base_url: str) -> dict[str, Any]:
+    return api.SigverClient(base_url).health()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_model_card(base_url: str) -> dict[str, Any]:
+    return api.SigverClient(base_url).model_card()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_model_plot(base_url: str, name: str) -> bytes | None:
+    try:
+        return api.SigverClient(base_url).model_plot(name)
+    except api.NotFound:
+        return None
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_datasets(base_url: str) -> list[dict[str, Any]]:
+    return api.SigverClient(base_url).datasets()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_dataset(base_url: str, name: str) -> dict[str, Any]:
+    return api.SigverClient(base_url).dataset(name)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_writer(base_url: str, dataset: str, writer: str) -> dict[str, Any]:
+    return api.SigverClient(base_url).writer(dataset, writer)
+
+
+@st.cache_data(ttl=600, max_entries=400, show_spinner=False)
+def cached_dataset_image(base_url: str, url: str) -> bytes:
+    """Dataset images are public and immutable: keep their PNG thumbnails for a while."""
+    raw = api.SigverClient(base_url).dataset_image(url)
+    return thumbnail_png(raw) or raw
+
+
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+def show_api_error(exc: api.ApiError, action: str = "") -> None:
+    """One clear sentence per kind of failure; never a traceback."""
+    prefix = f"{action}: " if action else ""
+    if isinstance(exc, api.BackendUnavailable):
+        st.error(f"{prefix}{exc.message}", icon=":material/cloud_off:")
+    elif isinstance(exc, api.Throttled):
+        wait = f" Please wait {exc.retry_after:.0f} seconds and try again." if exc.retry_after else " Please wait a moment and try again."
+        st.warning(f"{prefix}Too many requests in a short time.{wait}", icon=":material/hourglass_top:")
+    elif isinstance(exc, api.AuthError):
+        st.warning(f"{prefix}{exc.message or 'Please sign in again.'}", icon=":material/key:")
+    elif isinstance(exc, api.NotFound):
+        st.warning(f"{prefix}{exc.message or 'Not found.'}", icon=":material/search_off:")
+    elif isinstance(exc, api.BadRequest):
+        st.error(f"{prefix}{exc.message}", icon=":material/warning:")
+    else:
+        st.error(f"{prefix}The server had a problem: {exc.message}", icon=":material/warning:")
+
+
+@contextmanager
+def api_errors(action: str = "", on_auth_error: Callable[[api.AuthError], None] | None = None) -> Iterator[None]:
+    """`with api_errors("Verification failed"):` shows a friendly message for any ApiError and carries on."""
+    try:
+        yield
+    except api.AuthError as exc:
+        if on_auth_error is not None:
+            on_auth_error(exc)
+        else:
+            show_api_error(exc, action)
+    except api.ApiError as exc:
+        show_api_error(exc, action)
+
+
+# --------------------------------------------------------------------------------------------
+# sidebar
+
+
+def sidebar_ui() -> dict[str, Any] | None:
+    """Backend status and model version on every page; returns the health answer, or None when down."""
+    base = api.api_url()
+    with st.sidebar:
+        st.markdown("#### Verification server")
+        try:
+            health = cached_health(base)
+        except api.ApiError as exc:
+            st.error("Not reachable: verification is unavailable until it is back.", icon=":material/error:")
+            st.caption(f"{base} · {exc.message}")
+            health = None
+        else:
+            ok = health.get("status") == "ok"
+            loaded = health.get("model_loaded", True)
+            if ok and loaded:
+                st.success("Online", icon=":material/check_circle:")
+            elif not loaded:
+                st.warning("Online, but the model is not loaded: verification will fail.", icon=":material/warning:")
+            else:
+                st.warning(f"Degraded: {health.get('status')}", icon=":material/warning:")
+            if health.get("database") not in (None, "ok"):
+                st.warning(f"Database: {health.get('database')} (profiles unavailable)")
+            st.caption(f"Model: `{health.get('model_version', 'unknown')}`")
+            st.caption(f"Server: {base}")
+        if st.session_state.get(USERNAME_KEY):
+            st.caption(f"Signed in as **{st.session_state[USERNAME_KEY]}**")
+        st.caption("Decision support only: a verdict is not a forensic expert's opinion.")
+    if health is None:
+        st.error(
+            f"The verification server at {base} cannot be reached. Nothing can be verified until it is "
+            "running again; please try later or contact your administrator.",
+            icon=":material/cloud_off:",
+        )
+    return health
+
+
+# --------------------------------------------------------------------------------------------
+# images
+
+
+def thumbnail_png(data: bytes | None, max_side: int = 800) -> bytes | None:
+    """Any image PIL reads (TIFF and BMP included, which browsers do not show) -> PNG bytes, or None."""
+    if not data:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)
+            img = img.convert("RGBA") if img.mode in ("P", "LA", "RGBA", "PA") else img.convert("RGB")
+            img.thumbnail((max_side, max_side))
+            if img.mode == "RGBA":  # transparency on white, as the backend does
+                bg = Image.new("RGB", img.size, "white")
+                bg.paste(img, mask=img.getchannel("A"))
+                img = bg
+            out = io.BytesIO()
+            img.save(out, format="PNG")
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def show_image(data: bytes | None, caption: str = "", width: int | str = "stretch") -> None:
+    png = thumbnail_png(data)
+    if png is None:
+        st.info(f"{caption}: no preview available for this file." if caption else "No preview available.")
+    else:
+        st.image(png, caption=caption or None, width=width)
+
+
+def digest(*parts: bytes | None) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p or b"")
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# the shared reference/questioned pair (Verify and Explain)
+
+
+def pair() -> dict[str, dict[str, Any]]:
+    return st.session_state.setdefault(PAIR_KEY, {})
+
+
+def _store_upload(role: str, widget_key: str) -> None:
+    uploaded = st.session_state.get(widget_key)
+    if uploaded is None:
+        pair().pop(role, None)
+    else:
+        pair()[role] = {"name": uploaded.name, "data": uploaded.getvalue()}
+
+
+def pair_uploader(role: str, label: str, key_prefix: str, help: str | None = None) -> dict[str, Any] | None:
+    """A file uploader whose file is kept in session_state, so it survives going to another page and back."""
+    widget_key = f"{key_prefix}_{role}"
+    st.file_uploader(
+        label, type=api.IMAGE_TYPES, key=widget_key, help=help,
+        on_change=_store_upload, args=(role, widget_key),
+    )
+    return pair().get(role)
+
+
+# --------------------------------------------------------------------------------------------
+# result display
+
+
+def verdict_html(verdict: str, subject: str = "the reference") -> str:
+    genuine = verdict == "genuine"
+    colour, bg = (GENUINE_COLOUR, GENUINE_BG) if genuine else (FORGED_COLOUR, FORGED_BG)
+    title = "✔ GENUINE" if genuine else "✘ FORGED"
+    text = (
+        f"The questioned signature is consistent with {subject}: very likely written by the same person."
+        if genuine
+        else f"The questioned signature differs from {subject} more than genuine signatures usually do: "
+        "treat it as a possible forgery."
+    )
+    return (
+        f'<div style="border:3px solid {colour};background:{bg};border-radius:12px;padding:14px 20px;margin:6px 0 12px 0">'
+        f'<div style="color:{colour};font-size:2.4rem;font-weight:800;letter-spacing:0.04em;line-height:1.2">{title}</div>'
+        f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(text)}</div></div>'
+    )
+
+
+def distance_scale_html(distance: float, threshold: float) -> str:
+    """A horizontal bar: green (same writer) left of the threshold, red right of it, a dot at the distance."""
+    top = max(2 * threshold, distance * 1.15, 1e-6)
+    t = 100 * threshold / top
+    d = min(100.0, max(0.0, 100 * distance / top))
+    dot = GENUINE_COLOUR if distance <= threshold else FORGED_COLOUR
+    return (
+        '<div style="margin:8px 0 4px 0;font-size:0.95rem;font-weight:600">'
+        f"Distance between the signatures: {distance:.3f} (threshold {threshold:.3f})</div>"
+        '<div style="position:relative;height:24px;border-radius:12px;border:1px solid #bbb;'
+        f"background:linear-gradient(to right,{GENUINE_BG} 0%,#bfe5c9 {t:.1f}%,#f3c1bc {t:.1f}%,{FORGED_BG} 100%)\">"
+        f'<div title="threshold" style="position:absolute;left:calc({t:.1f}% - 2px);top:-7px;height:36px;width:4px;background:#222;border-radius:2px"></div>'
+        f'<div title="distance" style="position:absolute;left:calc({d:.1f}% - 11px);top:0px;width:22px;height:22px;'
+        f'border-radius:50%;background:{dot};border:3px solid white;box-shadow:0 0 3px #000"></div></div>'
+        '<div style="position:relative;height:2.6em;font-size:0.85rem;color:#444">'
+        f'<span style="position:absolute;left:0">◀ same writer</span>'
+        f'<span style="position:absolute;left:{t:.1f}%;transform:translateX(-50%);font-weight:700">threshold</span>'
+        f'<span style="position:absolute;right:0">different writer ▶</span></div>'
+    )
+
+
+def percent(p: float) -> str:
+    """0.995 -> '> 99 %': a calibrated score is never a certainty."""
+    if p > 0.99:
+        return "> 99 %"
+    if p < 0.01:
+        return "< 1 %"
+    return f"{100 * p:.0f} %"
+
+
+def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
+    """Verdict, distance on its scale, similarity, model version and time."""
+    verdict = str(result.get("verdict", "forged" if not result.get("match") else "genuine"))
+    distance = float(result.get("distance", 0.0))
+    threshold = float(result.get("threshold", 0.0))
+    st.markdown(verdict_html(verdict, subject), unsafe_allow_html=True)
+    st.markdown(distance_scale_html(distance, threshold), unsafe_allow_html=True)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Distance", f"{distance:.3f}", help="How different the two signatures look to the model (0 = identical).")
+    c2.metric("Threshold", f"{threshold:.3f}", help="Distances above this value are reported as forged.")
+    if result.get("similarity") is not None:
+        c3.metric(
+            "Similarity", percent(float(result["similarity"])),
+            help="Calibrated score: about 50 % at the threshold; higher means more likely the same writer.",
+        )
+    st.caption(
+        f"Model `{result.get('model_version', 'unknown')}` · answered in {float(result.get('elapsed_ms', 0.0)):.0f} ms"
+    )
+
+
+def metric_rows(metrics: Any, prefix: str = "") -> list[dict[str, Any]]:
+    """Flatten a model card's nested `metrics` into table rows: every dict holding eer/auc/... is a row."""
+    keys = ("eer", "auc", "accuracy", "far", "frr", "threshold", "n_genuine", "n_forged", "k")
+    rows: list[dict[str, Any]] = []
+    if not isinstance(metrics, dict):
+        return rows
+    if any(k in metrics and isinstance(metrics[k], (int, float)) for k in ("eer", "auc", "accuracy", "far", "frr")):
+        row: dict[str, Any] = {"evaluation": prefix or "overall"}
+        for k in keys:
+            if isinstance(metrics.get(k), (int, float)):
+                row[k] = metrics[k]
+        rows.append(row)
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            rows.extend(metric_rows(value, f"{prefix} / {name}" if prefix else str(name)))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# one-shot messages that survive an st.rerun()
+
+FLASH_KEY = "flash"
+
+
+def flash(message: str, kind: str = "success") -> None:
+    st.session_state.setdefault(FLASH_KEY, []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, message in st.session_state.pop(FLASH_KEY, []):
+        getattr(st, kind, st.info)(message)
