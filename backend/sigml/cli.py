@@ -134,6 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .augment import AugmentConfig
     from .model import ModelConfig
+    from .distributed import init_from_env, shutdown
     from .train import DataSource, TrainConfig, train
 
     base: dict = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -156,7 +157,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         name, path = _dataset_arg(value)
         sources.append(DataSource(name, path, args.layout, str(Path(args.splits) / name / "splits.csv"),
                                   args.validation_writers, args.test_writers))
-    card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress)
+    ctx = init_from_env()  # torchrun: one process per rank; only rank 0 logs and writes files
+    if not ctx.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress, ctx=ctx)
+    finally:
+        shutdown(ctx)
+    if not ctx.is_main:
+        return 0
     val = card.metrics["validation"]["pairwise"]
     print(f"wrote {args.out}: validation pairwise EER {val['eer']:.4f}, AUC {val['auc']:.4f}, threshold {card.threshold:.4f}")
     return 0

@@ -65,10 +65,12 @@ def embed_tensors(
     """Embeddings of preprocessed images in eval mode, bfloat16 autocast + channels-last."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = []
-    for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
-        chunk = images[start : start + batch_size].float().contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out.append(model.embed(chunk).float())
+    with torch.no_grad():
+        for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
+            chunk = images[start : start + batch_size].to(device).float().contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out.append(model.embed(chunk).float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -26,6 +26,7 @@ from . import metrics, protocols
 from .augment import AugmentConfig, SignatureAugment
 from .checkpoints import load_training_state, load_weights, save_training_state, save_weights
 from .datasets import SignatureRecord, read_dataset
+from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
 from .embedding import embed_tensors, preprocess_records
 from .errors import DatasetError
 from .model import ModelConfig, SiameseResNet18
@@ -144,13 +145,18 @@ class BatchSampler:
         self.writers = sorted(w for w, g in self.genuine.items() if len(g) >= 2)
         if len(self.writers) < 2:
             raise DatasetError("training needs at least two writers with two genuine signatures each")
+        self.active = self.writers
+
+    def restrict(self, indices: Sequence[int]) -> None:
+        """Sample only from these writers (this rank's share under DistributedDataParallel)."""
+        self.active = [self.writers[i] for i in indices]
 
     def sample(self) -> tuple[list[int], list[int], list[bool]]:
         cfg = self.cfg
-        chosen = self.rng.choice(len(self.writers), size=min(cfg.writers_per_batch, len(self.writers)), replace=False)
+        chosen = self.rng.choice(len(self.active), size=min(cfg.writers_per_batch, len(self.active)), replace=False)
         idx, wid, gen = [], [], []
         for slot, w_i in enumerate(chosen):
-            w = self.writers[w_i]
+            w = self.active[w_i]
             for pool, n, is_gen in ((self.genuine[w], cfg.genuine_per_writer, True), (self.forged.get(w, []), cfg.forged_per_writer, False)):
                 if not pool:
                     continue
@@ -197,12 +203,21 @@ def train(
     split_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    ctx: DistContext | None = None,
 ) -> ModelCard:
-    """Train, keep the best checkpoint by validation EER, write `out` (.safetensors) + its model card."""
+    """Train, keep the best checkpoint by validation EER, write `out` (.safetensors) + its model card.
+
+    Under torchrun (see `sigml.distributed`) every rank runs this function: each samples batches from
+    its share of the writers, DDP averages gradients, and rank 0 alone validates and writes files.
+    """
+    ctx = ctx or init_from_env()
     out = Path(out)
     workdir = Path(workdir) if workdir else Path("runs") / out.stem
-    workdir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    if ctx.is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        progress = False
+    torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -217,7 +232,8 @@ def train(
     train_u8 = (train_images * 255 + 0.5).to(torch.uint8)  # 4x less memory; quantisation is < 0.2% of range
     del train_images
 
-    model = SiameseResNet18(cfg.model).to(memory_format=torch.channels_last)
+    model = SiameseResNet18(cfg.model).to(ctx.device, memory_format=torch.channels_last)
+    net = wrap(model, ctx)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     augment = SignatureAugment(cfg.augment)
     sampler = BatchSampler(train_records, cfg, rng)
@@ -231,6 +247,10 @@ def train(
         log.info("resumed from %s at epoch %d (step %d)", workdir, start_epoch, step)
 
     for epoch in range(start_epoch, cfg.epochs):
+        if ctx.enabled:  # this rank's writers and its own random stream for this epoch
+            sampler.restrict(writer_share(len(sampler.writers), ctx, seed=cfg.seed, epoch=epoch))
+            sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, epoch])
+            torch.manual_seed(cfg.seed * 1000 + ctx.rank * 100003 + epoch)  # augmentation differs per rank
         model.train()
         started, seen, losses = time.perf_counter(), 0, []
         bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
@@ -239,17 +259,15 @@ def train(
                 group["lr"] = lr_at(step, total_steps, cfg)
             idx, wid, gen = sampler.sample()
             batch = torch.stack([augment(train_u8[i].float() / 255) for i in idx]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                emb = model.embed(batch)
-            loss, stats = _loss(emb, wid, gen, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg)
             step += 1
-            seen += len(idx)
-            losses.append(float(loss.detach()))
+            seen += len(idx) * ctx.world_size
+            losses.append(loss)
             rate = seen / (time.perf_counter() - started)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate:.1f}")
+        if not ctx.is_main:
+            barrier(ctx)  # rank 0 validates and writes the checkpoint meanwhile
+            continue
         val = validate(model, val_images, val_records, cfg)
         val.pop("_pairwise_scores")
         entry = {
@@ -273,8 +291,28 @@ def train(
             "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
         })
         (workdir / "history.json").write_text(json.dumps(history, indent=1))
+        barrier(ctx)
 
-    return finalize(workdir / "best.safetensors", out, cfg, data, val_images, val_records, history)
+    if ctx.is_main:
+        card = finalize(workdir / "best.safetensors", out, cfg, data, val_images, val_records, history)
+        barrier(ctx)
+        return card
+    barrier(ctx)
+    return ModelCard.load(card_path_for(out))
+
+
+def train_step(
+    net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, wid: list[int], gen: list[bool],
+    cfg: TrainConfig,
+) -> tuple[float, dict[str, float]]:
+    """One optimisation step; `net` maps images to embeddings (a DDP wrapper syncs gradients in backward)."""
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        emb = net(batch)
+    loss, stats = _loss(emb, wid, gen, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach()), stats
 
 
 def _loss(emb: torch.Tensor, wid: list[int], gen: list[bool], cfg: TrainConfig):
