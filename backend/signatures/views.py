@@ -94,14 +94,19 @@ class VerifyApi(APIView):
         previews = serializers.BooleanField(default=False, help_text="add the preprocessed images as PNG data URIs")
         explain = serializers.BooleanField(default=False, help_text="add occlusion-sensitivity heatmaps (slower)")
 
+        ALIASES = {"reference": "image_1", "questioned": "image_2"}
+
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            reference = attrs.pop("reference", None) or attrs.pop("image_1", None)
-            questioned = attrs.pop("questioned", None) or attrs.pop("image_2", None)
-            if reference is None:
-                raise _required("reference", "No file was submitted (send `reference` or `image_1`).")
-            if questioned is None:
-                raise _required("questioned", "No file was submitted (send `questioned` or `image_2`).")
-            return {**attrs, "reference": reference, "questioned": questioned}
+            files = {}
+            for name, alias in self.ALIASES.items():
+                upload, aliased = attrs.pop(name, None), attrs.pop(alias, None)
+                if upload is not None and aliased is not None:
+                    raise serializers.ValidationError(
+                        {name: [f"Send `{name}` or its alias `{alias}`, not both."]}, code="invalid")
+                if upload is None and aliased is None:
+                    raise _required(name, f"No file was submitted (send `{name}` or `{alias}`).")
+                files[name] = upload if upload is not None else aliased
+            return {**attrs, **files}
 
     class OutputSerializer(VerificationOutputSerializer):
         previews = inline_serializer(

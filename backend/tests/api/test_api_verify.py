@@ -49,6 +49,21 @@ def test_aliases_image_1_and_image_2(client):
     assert set(response.json()) == FIELDS
 
 
+@pytest.mark.parametrize("extra", ["image_1", "image_2"])
+def test_a_field_and_its_alias_together_is_a_400_not_a_500(client, extra):
+    data = {"reference": upload(png(1)), "questioned": upload(png(2)), extra: upload(png(3))}
+    response = client.post(URL, data, format="multipart")
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert {"image_1": "reference", "image_2": "questioned"}[extra] in error["details"]
+
+
+def test_aliases_can_be_mixed(client):
+    response = client.post(URL, {"image_1": upload(png(1)), "questioned": upload(png(2))}, format="multipart")
+    assert response.status_code == 200, response.content
+
+
 def test_other_formats_are_accepted(client):
     jpeg = image_bytes(signature_image(5).convert("RGB"), "JPEG")
     tiff = image_bytes(signature_image(6), "TIFF")
