@@ -15,7 +15,7 @@ MODEL ?= trained_model_parameters/siamese_resnet18.safetensors
 RUN_REQS := backend/requirements.txt interface/requirements.txt
 TEST_REQS := $(RUN_REQS) requirements_model_notebooks.txt requirements-dev.txt
 
-.PHONY: run test install install-dev api interface browser-deps clean
+.PHONY: run test test-postgres install install-dev api interface browser-deps clean
 
 $(VENV)/.run-installed: $(RUN_REQS) backend/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ run: install
 
 test: install-dev browser-deps
 	$(PY) -m pytest backend/tests interface/tests -q
+	$(MAKE) --no-print-directory test-postgres
+
+# The API suite again, on a real PostgreSQL server (Debian's packages, private cluster on loopback).
+test-postgres: install-dev
+	@scripts/with_postgres.sh $(PY) -m pytest backend/tests/api -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc = 3 ]; then echo "PostgreSQL server not available: API suite on PostgreSQL skipped"; else exit $$rc; fi
 
 clean:
 	rm -rf $(VENV) backend/db.sqlite3 .pytest_cache
