@@ -8,7 +8,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,7 +23,7 @@ User = get_user_model()
 
 
 class RegisterApi(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]  # like DRF's ObtainAuthToken (curl -F)
     throttle_classes = [AnonThrottle, UserThrottle, AuthThrottle]
     throttle_scope = "auth"
 
@@ -61,7 +61,7 @@ class RegisterApi(APIView):
 
 
 class TokenApi(APIView):
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]  # like DRF's ObtainAuthToken (curl -F)
     throttle_classes = [AnonThrottle, UserThrottle, AuthThrottle]
     throttle_scope = "auth"
 
