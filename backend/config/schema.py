@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+
+class AutoSchema(openapi.AutoSchema):
+    """Components of nested serializers are named after the classes they are nested in.
+
+    Every view nests its own `InputSerializer` / `OutputSerializer` (the styleguide's pattern); by
+    their bare class names they would all collapse into one `Output` / `InputRequest` component and
+    the schema would describe every endpoint with one of them. `VerifyApi.OutputSerializer` becomes
+    `VerifyOutput`, `DatasetWriterApi.OutputSerializer.ImageSerializer` `DatasetWriterOutputImage`.
+    """
+
+    def get_serializer_name(self, serializer: serializers.Serializer, direction: str) -> str:
+        cls = serializer.__class__
+        outer = cls.__qualname__.split(".")[:-1]
+        if not outer or "<locals>" in outer:
+            return cls.__name__
+        prefix = "".join(part.removesuffix("Api").removesuffix("Serializer") for part in outer)
+        return prefix + cls.__name__
 
 ErrorSerializer = inline_serializer(
     name="Error",

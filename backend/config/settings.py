@@ -209,7 +209,7 @@ REST_FRAMEWORK = {
     # must not dodge throttling with a forged X-Forwarded-For header.
     "NUM_PROXIES": env_int("SIGVER_NUM_PROXIES", 0),
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
 }
 SIGVER_PAGE_SIZE = env_int("SIGVER_PAGE_SIZE", 50)
 
@@ -223,6 +223,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "VerdictEnum": ["genuine", "forged"],  # `verdict` and the ground-truth `label`
+        "PairKindEnum": "sigml.pairs.PAIR_KINDS",
+        "PairKindOrMixedEnum": "signatures.selectors.PAIR_KIND_CHOICES",
+    },
 }
 
 # --- security (the production defaults follow DJANGO_DEBUG) ------------------------------------------

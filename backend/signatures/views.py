@@ -198,7 +198,8 @@ class DatasetListApi(APIView):
     class OutputSerializer(serializers.Serializer):
         datasets = DatasetSummarySerializer(many=True)
 
-    @extend_schema(responses={200: OutputSerializer}, summary="Datasets found under SIGVER_DATA_DIR")
+    @extend_schema(operation_id="datasets_list", responses={200: OutputSerializer},
+                   summary="Datasets found under SIGVER_DATA_DIR")
     def get(self, request: Request) -> Response:
         datasets = [dataset_summary(d) for d in selectors.dataset_list()]
         return Response(self.OutputSerializer({"datasets": datasets}).data)
@@ -353,8 +354,8 @@ class ProfileListApi(APIView):
         name = serializers.CharField(max_length=200)
         external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
-    @extend_schema(parameters=[PageQuerySerializer], responses={200: PaginatedProfileListSerializer, **error_responses(401)},
-                   summary="Your profiles, paginated")
+    @extend_schema(operation_id="profiles_list", parameters=[PageQuerySerializer],
+                   responses={200: PaginatedProfileListSerializer, **error_responses(401)}, summary="Your profiles, paginated")
     def get(self, request: Request) -> Response:
         return paginated_response(serializer_class=ProfileOutputSerializer,
                                   queryset=selectors.profile_list(owner=request.user), request=request, view=self)
@@ -430,7 +431,7 @@ class ReferenceListApi(APIView):
                 raise _required("images", "No file was submitted (send `image` or `images`).")
             return {"uploads": uploads}
 
-    @extend_schema(responses={200: ReferenceListOutputSerializer, **error_responses(401, 404)},
+    @extend_schema(operation_id="profiles_references_list", responses={200: ReferenceListOutputSerializer, **error_responses(401, 404)},
                    summary="The references of a profile")
     def get(self, request: Request, profile_id: int) -> Response:
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
