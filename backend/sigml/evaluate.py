@@ -49,6 +49,31 @@ def select_writers(records: list[SignatureRecord], writers: str, split_path: Pat
     return chosen
 
 
+def embed_dataset(
+    verifier: Verifier,
+    data_root: str | Path,
+    *,
+    layout: str = "auto",
+    dataset: str | None = None,
+    writers: str = "test",
+    split_file: str | None = None,
+    workers: int = 0,
+    progress: bool = True,
+) -> tuple[list[SignatureRecord], np.ndarray, Path | None]:
+    """The readable records of the chosen writers, their embeddings (one row per record) and the split file
+    used: what `evaluate` scores, for callers that score the pairs themselves (e.g. at several thresholds)."""
+    data_root = Path(data_root)
+    dataset = dataset or data_root.name
+    records = read_dataset(data_root, layout, dataset)
+    split_path = resolve_split_file(verifier.card.data, dataset, split_file) if writers != "all" else None
+    records = select_writers(records, writers, split_path)
+    images, records = preprocess_records(records, {dataset: data_root}, verifier.card.preprocessing, workers=workers, desc="preprocess", progress=progress)
+    if not records:
+        raise DatasetError(f"no readable signature images in {data_root}")
+    emb = embed_tensors(verifier.model, images, bf16=verifier.bf16, progress=progress)
+    return records, emb, split_path
+
+
 def evaluate(
     verifier: Verifier,
     data_root: str | Path,
@@ -65,13 +90,9 @@ def evaluate(
 ) -> dict[str, Any]:
     data_root = Path(data_root)
     dataset = dataset or data_root.name
-    records = read_dataset(data_root, layout, dataset)
-    split_path = resolve_split_file(verifier.card.data, dataset, split_file) if writers != "all" else None
-    records = select_writers(records, writers, split_path)
-    images, records = preprocess_records(records, {dataset: data_root}, verifier.card.preprocessing, workers=workers, desc="preprocess", progress=progress)
-    if not records:
-        raise DatasetError(f"no readable signature images in {data_root}")
-    emb = embed_tensors(verifier.model, images, bf16=verifier.bf16, progress=progress)
+    records, emb, split_path = embed_dataset(
+        verifier, data_root, layout=layout, dataset=dataset, writers=writers, split_file=split_file, workers=workers, progress=progress,
+    )
 
     report: dict[str, Any] = {
         "model": verifier.card.weights.get("file"),

@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "TrainConfig":
+        """From the JSON form (`configs/*.json`): nested `model` and `augment`; a stored `preprocessing` is ignored
+        (preprocessing is fixed by the code's defaults). `overrides` replace top-level fields."""
+        data = dict(data)
+        model = ModelConfig.from_dict(data.pop("model", None) or {})
+        augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("augment", None) or {}).items()})
+        data.pop("preprocessing", None)
+        return cls(**{**data, "model": model, "augment": augment, **overrides})
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a JSON file such as `configs/cedar_gpds.json`."""
+    return TrainConfig.from_dict(json.loads(Path(path).read_text()), **overrides)
 
 
 @dataclass
@@ -204,8 +219,12 @@ def train(
     resume: bool = False,
     progress: bool = True,
     ctx: DistContext | None = None,
+    on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> ModelCard:
     """Train, keep the best checkpoint by validation EER, write `out` (.safetensors) + its model card.
+
+    `on_epoch(history)`, if given, is called on the main process after every epoch with the history so far
+    (the entries of `<workdir>/history.json`): how a notebook draws a live loss / validation-EER plot.
 
     Under torchrun (see `sigml.distributed`) every rank runs this function: each samples batches from
     its share of the writers, DDP averages gradients, and rank 0 alone validates and writes files.
@@ -291,6 +310,8 @@ def train(
             "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
         })
         (workdir / "history.json").write_text(json.dumps(history, indent=1))
+        if on_epoch is not None:
+            on_epoch([dict(h) for h in history])
         barrier(ctx)
 
     if ctx.is_main:
