@@ -146,6 +146,14 @@ def _error_from_response(resp: requests.Response) -> ApiError:
     return ServerError(**kwargs)
 
 
+def _is_json_object(resp: requests.Response) -> bool:
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "error" not in body
+
+
 def _file_tuple(file: FileLike, default_name: str) -> tuple[str, bytes, str]:
     if isinstance(file, (bytes, bytearray)):
         name, data, mime = default_name, bytes(file), None
@@ -198,6 +206,7 @@ class SigverClient:
         timeout: float | None = None,
         auth: bool = False,
         expect_json: bool = True,
+        answer_statuses: tuple[int, ...] = (),
     ) -> Any:
         headers = {"Accept": "application/json" if expect_json else "*/*"}
         if auth or self.token:
@@ -222,7 +231,7 @@ class SigverClient:
                 "Check that it is running, then try again.",
                 code="unreachable",
             ) from exc
-        if resp.status_code >= 400:
+        if resp.status_code >= 400 and not (resp.status_code in answer_statuses and _is_json_object(resp)):
             raise _error_from_response(resp)
         if not expect_json:
             return resp.content
@@ -239,8 +248,11 @@ class SigverClient:
     # ---------------------------------------------------------------- health and model
 
     def health(self) -> dict[str, Any]:
-        """GET /api/health/ -> {status, model_loaded, model_version, database}."""
-        return self._request("GET", "/api/health/", timeout=HEALTH_TIMEOUT_S)
+        """GET /api/health/ -> {status, model_loaded, model_version, database}.
+
+        A degraded backend answers 503 with the same body (`status: degraded`, `model_loaded: false`):
+        that is an answer, returned as such, not an error."""
+        return self._request("GET", "/api/health/", timeout=HEALTH_TIMEOUT_S, answer_statuses=(503,))
 
     def model_card(self) -> dict[str, Any]:
         """GET /api/model/ -> the model card."""

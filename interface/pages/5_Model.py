@@ -72,8 +72,8 @@ def metrics_ui(card: dict[str, Any]) -> None:
                 out["AUC"] = f"{v:.3f}"
             elif isinstance(v, float):
                 out[k] = f"{v:.3f}"
-            else:
-                out[k] = v
+            else:  # text throughout: a column mixing numbers and blanks does not serialise
+                out[k] = str(v)
         shown.append(out)
         columns.extend(k for k in out if k not in columns)
     shown = [{k: r.get(k, "") for k in columns} for r in shown]  # blanks, not "None", where a figure is absent
@@ -85,9 +85,19 @@ def metrics_ui(card: dict[str, Any]) -> None:
     )
 
 
+def plot_names(card: dict[str, Any]) -> list[str]:
+    """The backend lists its plots as `[{"name", "url"}]` (plain names are accepted too); without a list,
+    try the names the evaluation writes."""
+    plots = card.get("plots")
+    if not isinstance(plots, list):
+        return DEFAULT_PLOTS
+    names = [p.get("name") if isinstance(p, dict) else p for p in plots]
+    return [str(n) for n in names if n]
+
+
 def plots_ui(card: dict[str, Any]) -> None:
     base = api.api_url()
-    names = card.get("plots") if isinstance(card.get("plots"), list) else DEFAULT_PLOTS
+    names = plot_names(card)
     found = []
     for name in names:
         with ui.api_errors(f"Plot {name}"):
@@ -111,7 +121,7 @@ def main() -> None:
         data_ui(card)
         plots_ui(card)
         with st.expander("Full model card (JSON)"):
-            st.json(card, expanded=False)
+            st.json({k: v for k, v in card.items() if k != "plots"}, expanded=False)
 
 
 if __name__ == "__main__":

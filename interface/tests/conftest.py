@@ -1,13 +1,20 @@
 """Fixtures for the interface tests.
 
-Every test reaches the backend only through `backend_url`: by default a fake server that speaks
-docs/api.md (tests/fake_backend.py); set SIGVER_TEST_API_URL to run the same page tests against a
-real backend. Tests that need to inject failures use `fake` and are skipped against a real backend.
+Every page test reaches the backend only through `backend_url`: the real backend (Django, backend/)
+started once per session by `live_backend` in a temporary folder (SQLite, a small untrained test
+model, a synthetic dataset; tests/live_backend.py), spoken to over real HTTP. Set SIGVER_TEST_API_URL
+to use an already running backend instead.
+
+`degraded_backend_url` is a second real server on the same database with no model and an anonymous
+throttle of 1 request a minute: real 503s and 429s. `fake` (tests/fake_backend.py, a tiny server that
+speaks docs/api.md) remains only for failures a real backend cannot be made to produce on demand
+(unknown 5xx, non-JSON error pages, a forbidden answer).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +29,7 @@ for p in (INTERFACE_DIR, TESTS_DIR):  # pages import `ui` and `api_client` as to
         sys.path.insert(0, str(p))
 
 from fake_backend import FakeBackend, free_port, make_signature  # noqa: E402
+from live_backend import LiveBackend  # noqa: E402
 
 REAL_BACKEND_ENV = "SIGVER_TEST_API_URL"
 PAGES = {
@@ -40,19 +48,57 @@ def fake_backend() -> Iterator[FakeBackend]:
 
 
 @pytest.fixture(scope="session")
+def live_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBackend]:
+    """The real backend as a child process (runserver on a free loopback port), stopped at the end."""
+    if os.environ.get(REAL_BACKEND_ENV):
+        pytest.skip(f"{REAL_BACKEND_ENV} is set: this test needs the backend started by the tests")
+    backend = LiveBackend(tmp_path_factory.mktemp("backend"))
+    try:
+        backend.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture(scope="session")
 def backend_url(request: pytest.FixtureRequest) -> str:
     """The only thing the page tests depend on: the base URL of a backend that follows docs/api.md."""
     real = os.environ.get(REAL_BACKEND_ENV)
     if real:
         return real.rstrip("/")
-    return request.getfixturevalue("fake_backend").url
+    return request.getfixturevalue("live_backend").url
+
+
+@pytest.fixture(scope="session")
+def degraded_backend_url(live_backend: LiveBackend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second real server: same database and data, but its model file is missing (health 503,
+    `model_unavailable`) and anonymous clients may send 1 request a minute (then 429 + Retry-After)."""
+    backend = LiveBackend(tmp_path_factory.mktemp("degraded"), reuse=live_backend, model_loaded=False,
+                          throttle_anon="1/min")
+    try:
+        backend.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield backend.url
+    backend.stop()
+
+
+@pytest.fixture
+def revoke_token(live_backend: LiveBackend) -> Callable[[str], None]:
+    """`revoke_token(token)`: the server forgets the token (as when it expires or an admin revokes it)."""
+
+    def revoke(token: str) -> None:
+        with sqlite3.connect(live_backend.db_path, timeout=20) as db:
+            db.execute("DELETE FROM authtoken_token WHERE key = ?", (token,))
+        db.close()
+
+    return revoke
 
 
 @pytest.fixture
 def fake(fake_backend: FakeBackend) -> Iterator[FakeBackend]:
-    """The fake backend itself, for tests that inject failures; skipped against a real backend."""
-    if os.environ.get(REAL_BACKEND_ENV):
-        pytest.skip(f"{REAL_BACKEND_ENV} is set: this test needs the fake backend's failure injection")
+    """The fake backend itself, for failures a real backend does not produce on demand."""
     yield fake_backend
     fake_backend.state.failures.clear()
     fake_backend.state.model_loaded = True

@@ -1,5 +1,9 @@
 """A tiny in-process HTTP server that speaks the API contract of docs/api.md, for the interface tests.
 
+The page tests run against the real backend (tests/live_backend.py); this one only serves the
+failures a real server does not produce on demand (`state.fail_next(...)`), and `make_signature`
+draws the test signatures for both.
+
 It is not the backend: its "model" is a pixel-overlap distance between the two images (0 for identical
 images, up to 2 for signatures with no ink in common), good enough to give deterministic verdicts.
 Its dataset `DEMO` is drawn with PIL in memory. Tests can queue failures with `state.fail_next(...)`.
@@ -335,10 +339,14 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str, query: dict[str, list[str]]) -> None:  # noqa: C901 (a router)
         s = self.state
         if path == "/api/health/" and method == "GET":
-            return self._json(200, {"status": "ok", "model_loaded": s.model_loaded,
-                                    "model_version": MODEL_VERSION, "database": "ok"})
+            # like the real backend: a degraded server answers 503 with the same body
+            return self._json(200 if s.model_loaded else 503,
+                              {"status": "ok" if s.model_loaded else "degraded", "model_loaded": s.model_loaded,
+                               "model_version": MODEL_VERSION if s.model_loaded else None, "database": "ok"})
         if path == "/api/model/" and method == "GET":
-            return self._json(200, MODEL_CARD)
+            if not s.model_loaded:
+                raise ApiFailure(503, "model_unavailable", "The model is not loaded.")
+            return self._json(200, {**MODEL_CARD, "plots": [{"name": "pairwise", "url": "/api/model/plots/pairwise.png"}]})
         if m := re.fullmatch(r"/api/model/plots/([\w.-]+)\.png", path):
             if m.group(1) == "pairwise":
                 return self._send(200, plot_png(), "image/png")

@@ -1,8 +1,13 @@
-"""Each page headless (streamlit.testing AppTest) against the test backend (`backend_url`)."""
+"""Each page headless (streamlit.testing AppTest) against the real backend started by the fixture
+(`backend_url`: Django + SQLite + a small test model, real HTTP); failures are real too: nothing listening
+(`down_url`), a server without a model and with a strict throttle (`degraded_backend_url`), a revoked token."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import requests
 
 PNG = "image/png"
 
@@ -46,10 +51,13 @@ def test_every_page_says_clearly_when_the_backend_is_down(app_test, monkeypatch,
     assert "cannot be reached" in alerts(at, "error")
 
 
-def test_sidebar_warns_when_the_model_is_not_loaded(app_test, fake):
-    fake.state.model_loaded = False
+def test_model_not_loaded_is_a_sidebar_warning_and_a_clear_error(app_test, monkeypatch, degraded_backend_url):
+    monkeypatch.setenv("SIGVER_API_URL", degraded_backend_url)
     at = run(app_test("model"))
     assert "model is not loaded" in alerts(at.sidebar, "warning")
+    assert "Not reachable" not in alerts(at.sidebar, "error")
+    # 503 model_unavailable (or 429 if the degraded server's 1 request a minute is already used)
+    assert "Could not load the model card" in alerts(at, "error") + alerts(at, "warning")
 
 
 # ------------------------------------------------------------------------------------ Verify
@@ -90,11 +98,14 @@ def test_verify_backend_down_is_a_friendly_error(app_test, monkeypatch, down_url
     assert "GENUINE" not in markdown_text(at) and "FORGED" not in markdown_text(at)
 
 
-def test_verify_throttled_says_how_long_to_wait(app_test, fake, signature):
+def test_verify_throttled_says_how_long_to_wait(app_test, monkeypatch, degraded_backend_url, signature):
+    monkeypatch.setenv("SIGVER_API_URL", degraded_backend_url)
+    requests.post(f"{degraded_backend_url}/api/verify/", timeout=30)  # uses up the 1 request a minute
     at = upload_pair(run(app_test("verify")), "verify", signature(1), signature(1, variant=1))
-    fake.state.fail_next("/api/verify/", 429, "throttled", "Request was throttled.", {"Retry-After": "17"})
     run(at.button(key="verify_button").click())
-    assert "wait 17 seconds" in alerts(at, "warning")
+    warning = alerts(at, "warning")
+    assert "Too many requests" in warning and re.search(r"wait \d+ seconds", warning)
+    assert "GENUINE" not in markdown_text(at) and "FORGED" not in markdown_text(at)
 
 
 def test_verify_not_an_image_shows_the_server_message(app_test, signature):
@@ -104,7 +115,9 @@ def test_verify_not_an_image_shows_the_server_message(app_test, signature):
     run(at)
     assert "no preview available" in alerts(at, "info")
     run(at.button(key="verify_button").click())
-    assert "Verification failed" in alerts(at, "error")
+    error = alerts(at, "error")
+    assert "Verification failed" in error and "not an image" in error.lower()
+    assert "GENUINE" not in markdown_text(at) and "FORGED" not in markdown_text(at)
 
 
 # ------------------------------------------------------------------------------------ Explain
@@ -151,7 +164,8 @@ def test_profiles_wrong_password_is_a_clear_message(app_test, unique_username):
     at.text_input(key="sign_in_username").input(unique_username)
     at.text_input(key="sign_in_password").input("nope-nope-nope")
     run(at.button(key="FormSubmitter:sign_in_form-Sign in").click())
-    assert "Sign-in failed" in alerts(at, "error")
+    message = alerts(at, "error") + alerts(at, "warning")
+    assert "Sign-in failed" in message and "Invalid username or password" in message
     assert "token" not in at.session_state
 
 
@@ -184,6 +198,11 @@ def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
     assert list(table["reference"]) == ["#1", "#2", "#3"]
     assert set(table["within threshold"]) <= {"yes", "no"}
 
+    at.file_uploader(key="profile_questioned").set_value(("other.png", signature(55), PNG))
+    run(at)
+    run(at.button(key="profile_verify_button").click())
+    assert "FORGED" in markdown_text(at)
+
     run(delete_buttons[0].click())
     assert "Reference #1 deleted" in alerts(at, "success")
     assert "2 genuine reference signatures on file" in markdown_text(at)
@@ -212,10 +231,10 @@ def test_profiles_sign_in_with_existing_account(app_test, backend_url, unique_us
     assert "Sign out" in [b.label for b in at.button]
 
 
-def test_profiles_expired_token_goes_back_to_sign_in(app_test, fake, unique_username):
+def test_profiles_expired_token_goes_back_to_sign_in(app_test, revoke_token, unique_username):
     at = register(run(app_test("profiles")), unique_username)
     assert at.session_state["token"]
-    fake.state.expire_tokens()
+    revoke_token(at.session_state["token"])
     run(at)  # any rerun: the profile list now answers 401
     assert "token" not in at.session_state
     assert "Please sign in again" in alerts(at, "warning")
@@ -279,9 +298,7 @@ def test_model_card_page(app_test):
     table = at.dataframe[0].value
     assert "EER" in table.columns and len(table) >= 1
     assert "Measured performance" in [s.value for s in at.subheader]
+    assert "ROC / DET curves" in [s.value for s in at.subheader]
+    assert len(at.get("image")) >= 2  # the backend's roc.png and det.png
 
 
-def test_model_card_unavailable_is_friendly(app_test, fake):
-    fake.state.fail_next("/api/model/", 503, "model_unavailable", "The model is not loaded.")
-    at = run(app_test("model"))
-    assert "Could not load the model card" in alerts(at, "error")
