@@ -23,7 +23,7 @@ from PIL import Image
 from .checkpoints import load_weights
 from .errors import ModelLoadError
 from .model import SiameseResNet18
-from .modelcard import ModelCard, card_path_for
+from .modelcard import ModelCard, card_path_for, file_sha256
 from .preprocessing import ImageSource, preprocess
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,14 @@ class Verifier:
         if not weights_path.is_file():
             raise ModelLoadError(weights_path, "weights file not found")
         card = ModelCard.load(card_path or card_path_for(weights_path))
+        expected = str(card.weights.get("sha256") or "")
+        if expected and file_sha256(weights_path) != expected:
+            # a damaged file can still parse (flipped bytes in the tensor data), and weights swapped
+            # under an old card would serve under the old model_version: both are refused
+            raise ModelLoadError(
+                weights_path, f"the file's sha256 is not the one recorded in its model card ({expected[:12]}...): "
+                "the weights are corrupt or belong to another model card",
+            )
         model = SiameseResNet18(card.architecture)
         load_weights(model, weights_path)
         return cls(model, card, **kwargs)
