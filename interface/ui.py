@@ -239,24 +239,39 @@ def verdict_html(verdict: str, subject: str = "the reference") -> str:
 
 
 def distance_scale_html(distance: float, threshold: float) -> str:
-    """A horizontal bar: green (same writer) left of the threshold, red right of it, a dot at the distance."""
+    """A horizontal bar: green (same writer) left of the threshold, red right of it, a dot at the distance,
+    with the numbers under it (0, the threshold, the end of the scale) so it reads without a legend."""
     top = max(2 * threshold, distance * 1.15, 1e-6)
     t = 100 * threshold / top
     d = min(100.0, max(0.0, 100 * distance / top))
     dot = GENUINE_COLOUR if distance <= threshold else FORGED_COLOUR
+    side = "below" if distance <= threshold else "above"
     return (
-        '<div style="margin:8px 0 4px 0;font-size:0.95rem;font-weight:600">'
-        f"Distance between the signatures: {distance:.3f} (threshold {threshold:.3f})</div>"
-        '<div style="position:relative;height:24px;border-radius:12px;border:1px solid #bbb;'
+        '<div style="margin:8px 0 4px 0;font-size:1rem;font-weight:600">'
+        f"Distance between the signatures: {distance:.3f} — {side} the threshold of {threshold:.3f}</div>"
+        '<div style="position:relative;height:24px;margin-top:26px;border-radius:12px;border:1px solid #bbb;'
         f"background:linear-gradient(to right,{GENUINE_BG} 0%,#bfe5c9 {t:.1f}%,#f3c1bc {t:.1f}%,{FORGED_BG} 100%)\">"
+        f'<div style="position:absolute;left:{d:.1f}%;top:-24px;transform:translateX(-50%);white-space:nowrap;'
+        f'font-size:0.85rem;font-weight:700;color:{dot}">this pair ▼</div>'
         f'<div title="threshold" style="position:absolute;left:calc({t:.1f}% - 2px);top:-7px;height:36px;width:4px;background:#222;border-radius:2px"></div>'
-        f'<div title="distance" style="position:absolute;left:calc({d:.1f}% - 11px);top:0px;width:22px;height:22px;'
-        f'border-radius:50%;background:{dot};border:3px solid white;box-shadow:0 0 3px #000"></div></div>'
-        '<div style="position:relative;height:2.6em;font-size:0.85rem;color:#444">'
-        f'<span style="position:absolute;left:0">◀ same writer</span>'
-        f'<span style="position:absolute;left:{t:.1f}%;transform:translateX(-50%);font-weight:700">threshold</span>'
-        f'<span style="position:absolute;right:0">different writer ▶</span></div>'
+        f'<div title="distance {distance:.3f}" style="position:absolute;left:calc({d:.1f}% - 11px);top:0px;width:22px;height:22px;'
+        f'border-radius:50%;background:{dot};border:3px solid white;box-shadow:0 0 3px #000"></div>'
+        f'<span style="position:absolute;left:12px;top:2px;font-size:0.8rem;font-weight:700;color:{GENUINE_COLOUR}">GENUINE zone</span>'
+        f'<span style="position:absolute;right:12px;top:2px;font-size:0.8rem;font-weight:700;color:{FORGED_COLOUR}">FORGED zone</span>'
+        "</div>"
+        '<div style="position:relative;height:3.6em;font-size:0.85rem;color:#444">'
+        '<span style="position:absolute;left:0">0<br>◀ more alike</span>'
+        f'<span style="position:absolute;left:{t:.1f}%;transform:translateX(-50%);text-align:center;font-weight:700">'
+        f"{threshold:.3f}<br>threshold</span>"
+        f'<span style="position:absolute;right:0;text-align:right">{top:.3f}<br>less alike ▶</span></div>'
     )
+
+
+BORDERLINE = 0.1  # a distance within 10 % of the threshold is reported as borderline
+
+
+def is_borderline(distance: float, threshold: float) -> bool:
+    return threshold > 0 and abs(distance - threshold) <= BORDERLINE * threshold
 
 
 def percent(p: float) -> str:
@@ -275,6 +290,11 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     threshold = float(result.get("threshold", 0.0))
     st.markdown(verdict_html(verdict, subject), unsafe_allow_html=True)
     st.markdown(distance_scale_html(distance, threshold), unsafe_allow_html=True)
+    if is_borderline(distance, threshold):
+        st.warning(
+            "Borderline: the distance is close to the threshold, so this verdict is uncertain. Compare with more "
+            "reference signatures (**Profiles**) or ask a specialist.", icon=":material/balance:",
+        )
     c1, c2, c3 = st.columns(3)
     c1.metric("Distance", f"{distance:.3f}", help="How different the two signatures look to the model (0 = identical).")
     c2.metric("Threshold", f"{threshold:.3f}", help="Distances above this value are reported as forged.")

@@ -54,7 +54,8 @@ def result_ui(result: dict[str, Any]) -> None:
     previews = result.get("previews") or {}
     if previews:
         st.markdown("##### As the model sees them")
-        st.caption("After cleaning: background removed, cropped to the ink, resized; ink is bright on black.")
+        st.caption("What the model compared: paper background removed, cropped to the ink and resized to the "
+                   "model's input size (shown dark on white). If a signature is cut off or smudged here, rescan it.")
         a, b = st.columns(2)
         with a:
             ui.show_image(api.decode_data_url(previews.get("reference")), "Reference, preprocessed", width=330)

@@ -66,7 +66,7 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
     st.markdown(
         "**How to read the heatmaps.** The model hid one small patch of each signature at a time and "
         "measured how much the distance between the two signatures changed. **Red** areas are the strokes "
-        "that mattered most to the decision; dark areas hardly mattered.\n\n"
+        "that mattered most to the decision; strokes left uncoloured hardly mattered.\n\n"
         "- If the verdict is **forged**, the red areas are where the questioned signature departs most from "
         "the reference: compare those strokes by eye (letter shapes, joins, pen lifts).\n"
         "- If the verdict is **genuine**, the red areas are the features the two signatures share most.\n"

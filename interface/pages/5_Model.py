@@ -107,8 +107,9 @@ def plots_ui(card: dict[str, Any]) -> None:
     if not found:
         return
     st.subheader("ROC / DET curves")
-    for name, png in found:
-        st.image(png, caption=str(name).replace("_", " "), width="stretch")
+    for start in range(0, len(found), 2):  # two per row: plots are small, stretched they blur
+        for col, (name, png) in zip(st.columns(2), found[start:start + 2]):
+            col.image(png, caption=str(name).replace("_", " "), width="stretch")
 
 
 def main() -> None:

@@ -302,3 +302,16 @@ def test_model_card_page(app_test):
     assert len(at.get("image")) >= 2  # the backend's roc.png and det.png
 
 
+
+
+# ------------------------------------------------------------------------------------ shared display pieces
+
+
+def test_distance_scale_reads_without_a_legend():
+    import ui
+
+    html = ui.distance_scale_html(0.052, 0.075)
+    assert "below the threshold of 0.075" in html and "GENUINE zone" in html and "FORGED zone" in html
+    assert "above the threshold" in ui.distance_scale_html(0.2, 0.075)
+    assert ui.is_borderline(0.073, 0.075) and ui.is_borderline(0.08, 0.075)
+    assert not ui.is_borderline(0.05, 0.075) and not ui.is_borderline(0.1, 0.075)
