@@ -1,0 +1,151 @@
+"""One live server: the README's production command (gunicorn -c config/gunicorn.py config.wsgi) on a
+free loopback port with the test model and a fresh SQLite file, driven with real HTTP calls."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from api_helpers import png
+
+BACKEND_DIR = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(test_model_path, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SIGVER_", "GUNICORN_", "DATABASE_URL"))}
+    env.update({
+        "DJANGO_SECRET_KEY": "live-test-only", "SIGVER_MODEL_PATH": str(test_model_path),
+        "SIGVER_SQLITE_PATH": str(folder / "db.sqlite3"), "SIGVER_MEDIA_ROOT": str(folder / "media"),
+        "SIGVER_DATA_DIR": str(folder / "no-data"), "SIGVER_TORCH_THREADS": "1",
+        "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_THREADS": "2",
+    })
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BACKEND_DIR, env=env, check=True,
+                   capture_output=True, timeout=300)
+    log = (folder / "gunicorn.log").open("w")
+    server = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.py", "config.wsgi"], cwd=BACKEND_DIR, env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"gunicorn exited with {server.returncode}:\n{(folder / 'gunicorn.log').read_text()[-3000:]}")
+            try:
+                if requests.get(f"{base}/api/health/", timeout=30).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # not bound yet / the worker is still loading
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"gunicorn did not answer in time:\n{(folder / 'gunicorn.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": base, "media": folder / "media", "log": folder / "gunicorn.log"}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def test_health_and_model(gunicorn_server, verifier):
+    health = requests.get(f"{gunicorn_server['url']}/api/health/", timeout=10)
+    assert health.json() == {"status": "ok", "model_loaded": True, "model_version": verifier.model_version,
+                             "database": "ok"}
+    card = requests.get(f"{gunicorn_server['url']}/api/model/", timeout=10).json()
+    assert card["version"] == verifier.model_version
+
+
+def test_verify_over_http(gunicorn_server, verifier):
+    files = {"reference": ("a.png", png(1), "image/png"), "questioned": ("b.png", png(2), "image/png")}
+    response = requests.post(f"{gunicorn_server['url']}/api/verify/", files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = verifier.verify(png(1), png(2))
+    assert body["distance"] == pytest.approx(expected.distance, rel=1e-3, abs=1e-4)
+    assert body["verdict"] in {"genuine", "forged"} and 0 <= body["similarity"] <= 1
+    aliases = {"image_1": ("a.png", png(1), "image/png"), "image_2": ("b.png", png(1), "image/png")}
+    same = requests.post(f"{gunicorn_server['url']}/api/verify/", files=aliases, timeout=60).json()
+    assert same["distance"] == pytest.approx(0.0, abs=1e-3) and same["verdict"] == "genuine"
+
+
+def test_bad_input_over_http_is_json_never_500(gunicorn_server):
+    url = f"{gunicorn_server['url']}/api/verify/"
+    cases = [
+        ({"reference": ("a.png", png(1)), "questioned": ("b.png", b"")}, 415),
+        ({"reference": ("a.png", png(1)), "questioned": ("b.png", b"not an image")}, 415),
+        ({"reference": ("a.png", png(1))}, 400),
+    ]
+    for files, status in cases:
+        response = requests.post(url, files=files, timeout=60)
+        assert response.status_code == status
+        assert set(response.json()["error"]) == {"code", "message", "details"}
+    response = requests.post(url, data=b"x" * 100, headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    assert response.status_code == 415
+    assert requests.get(f"{gunicorn_server['url']}/api/nothing-here/", timeout=10).json()["error"]["code"] == "not_found"
+    assert requests.get(f"{gunicorn_server['url']}/nothing/", timeout=10).status_code == 404
+    bad_host = requests.get(f"{gunicorn_server['url']}/api/health/", headers={"Host": "evil.example"}, timeout=10)
+    assert bad_host.status_code == 400  # ALLOWED_HOSTS
+    assert "Traceback" not in bad_host.text
+
+
+def test_enrollment_over_http(gunicorn_server):
+    base = gunicorn_server["url"]
+    registered = requests.post(f"{base}/api/auth/register/",
+                               json={"username": "live", "password": "a long live passphrase"}, timeout=30)
+    assert registered.status_code == 201, registered.text
+    token = requests.post(f"{base}/api/auth/token/",
+                          json={"username": "live", "password": "a long live passphrase"}, timeout=30).json()["token"]
+    assert token == registered.json()["token"]
+    auth = {"Authorization": f"Token {token}"}
+    assert requests.get(f"{base}/api/profiles/", timeout=10).status_code == 401
+
+    profile = requests.post(f"{base}/api/profiles/", json={"name": "Live Person"}, headers=auth, timeout=10).json()
+    files = [("images", (f"r{i}.png", png(i), "image/png")) for i in (1, 2, 3)]
+    references = requests.post(f"{base}/api/profiles/{profile['id']}/references/", files=files, headers=auth,
+                               timeout=60)
+    assert references.status_code == 201, references.text
+    assert len(references.json()["results"]) == 3
+    assert len([p for p in gunicorn_server["media"].rglob("*") if p.is_file()]) == 3
+
+    verdict = requests.post(f"{base}/api/profiles/{profile['id']}/verify/",
+                            files={"questioned": ("q.png", png(2), "image/png")}, headers=auth, timeout=60)
+    assert verdict.status_code == 200, verdict.text
+    body = verdict.json()
+    assert body["reference_count"] == 3 and len(body["references"]) == 3
+    assert min(r["distance"] for r in body["references"]) == pytest.approx(0.0, abs=1e-3)
+
+    image = requests.get(base + references.json()["results"][0]["image_url"], headers=auth, timeout=10)
+    assert image.status_code == 200 and image.content == png(1)
+
+    assert requests.delete(f"{base}/api/auth/account/", headers=auth, timeout=30).status_code == 204
+    assert requests.get(f"{base}/api/profiles/", headers=auth, timeout=10).status_code == 401
+    assert [p for p in gunicorn_server["media"].rglob("*") if p.is_file()] == []  # the files went with the account
+
+
+def test_schema_and_docs_over_http(gunicorn_server):
+    schema = requests.get(f"{gunicorn_server['url']}/api/schema/", params={"format": "json"}, timeout=30)
+    assert schema.status_code == 200 and "/api/verify/" in schema.json()["paths"]
+    docs = requests.get(f"{gunicorn_server['url']}/api/docs/", timeout=10)
+    assert docs.status_code == 200 and "text/html" in docs.headers["Content-Type"]
