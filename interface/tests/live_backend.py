@@ -19,6 +19,7 @@ first one's database and data, with a missing model and strict throttles: real 5
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
@@ -164,7 +165,8 @@ class LiveBackend:
         (self.plots_dir / "det.png").write_bytes(draw_plot("DET (test model)", det))
         done = subprocess.run(
             [sys.executable, "-c", SETUP_SCRIPT, str(self.folder), str(TEST_THRESHOLD)],
-            cwd=BACKEND_DIR, env=self.env(), capture_output=True, text=True, timeout=START_TIMEOUT_S,
+            cwd=BACKEND_DIR, env={**self.env(), "SIGVER_LOAD_MODEL": "0"},  # migrate needs no model
+            capture_output=True, text=True, timeout=START_TIMEOUT_S,
         )
         if done.returncode != 0:
             raise RuntimeError(f"backend set-up failed:\n{done.stdout}\n{done.stderr}")
@@ -178,6 +180,7 @@ class LiveBackend:
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
             cwd=BACKEND_DIR, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )
+        atexit.register(self.stop)  # should the test session end without its fixture teardown
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
@@ -201,7 +204,8 @@ class LiveBackend:
             return ""
 
     def stop(self) -> None:
-        if self.proc is None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
             return
         self.proc.terminate()
         try:

@@ -315,3 +315,23 @@ def test_distance_scale_reads_without_a_legend():
     assert "above the threshold" in ui.distance_scale_html(0.2, 0.075)
     assert ui.is_borderline(0.073, 0.075) and ui.is_borderline(0.08, 0.075)
     assert not ui.is_borderline(0.05, 0.075) and not ui.is_borderline(0.1, 0.075)
+
+
+def test_the_interface_never_imports_torch_or_sigml(down_url):
+    """Every page run in a fresh interpreter: neither torch nor the ML core gets imported."""
+    import subprocess
+    import sys
+
+    from conftest import INTERFACE_DIR, PAGES
+
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"for page in {sorted(PAGES.values())!r}:\n"
+        f"    AppTest.from_file({str(INTERFACE_DIR)!r} + '/' + page, default_timeout=60).run()\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'sigml'))\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=INTERFACE_DIR, capture_output=True, text=True,
+                          env={**__import__("os").environ, "SIGVER_API_URL": down_url}, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
