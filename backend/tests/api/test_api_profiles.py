@@ -145,10 +145,15 @@ def test_unicode_and_long_names_are_stored(api):
 
 
 def test_unknown_profile_is_404(api):
+    huge = 10**20  # beyond a 64-bit integer column: still a 404, not a database error
     for response in (api.get(profile_url(999)), api.patch(profile_url(999), {"name": "x"}, format="json"),
-                     api.delete(profile_url(999)), api.get(references_url(999))):
+                     api.delete(profile_url(999)), api.get(references_url(999)), api.get(profile_url(huge)),
+                     api.get(references_url(huge))):
         assert response.status_code == 404
         assert error_of(response)["code"] == "not_found"
+    profile = create_profile(api)
+    response = api.get(reference_url(profile["id"], huge))
+    assert response.status_code == 404 and error_of(response)["code"] == "not_found"
 
 
 # --- references -------------------------------------------------------------------------------------

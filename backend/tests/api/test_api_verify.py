@@ -195,3 +195,23 @@ def test_no_slash_gets_a_json_404_with_a_hint(client):
     response = client.post(URL.rstrip("/"), {"reference": upload(png(1))}, format="multipart")
     assert response.status_code == 404
     assert URL in error_of(response)["message"]
+
+
+def test_concurrent_verifications_agree_with_sequential_ones(verifier):
+    """gunicorn runs several threads per worker: concurrent requests share the one Verifier."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rest_framework.test import APIClient
+
+    pairs = [(1, 2), (3, 4), (5, 5), (6, 1)] * 2
+
+    def verify(pair):
+        a, b = pair
+        response = APIClient().post(URL, {"reference": upload(png(a)), "questioned": upload(png(b))}, format="multipart")
+        assert response.status_code == 200, response.content
+        return response.json()["distance"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(verify, pairs))
+    sequential = [verifier.verify(png(a), png(b)).distance for a, b in pairs]
+    assert concurrent == pytest.approx(sequential, rel=1e-4, abs=1e-5)
