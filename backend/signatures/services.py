@@ -38,13 +38,16 @@ def _elapsed_ms(started: float) -> float:
 
 # --- verify two images ------------------------------------------------------------------------------
 
-def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: bool = False, explain: bool = False) -> dict[str, Any]:
+def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: bool = False, explain: bool = False,
+                field_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Distance and verdict of two uploaded signatures (one batched forward pass), optionally with
-    previews of what the network saw and an occlusion-sensitivity explanation."""
+    previews of what the network saw and an occlusion-sensitivity explanation. `field_names` maps
+    "reference"/"questioned" to the form fields they came in (e.g. the aliases image_1/image_2), for errors."""
     started = time.perf_counter()
     verifier = verifier_get()
+    names = {"reference": "reference", "questioned": "questioned", **(field_names or {})}
     _, (ref_tensor, q_tensor) = uploads_preprocess(
-        verifier=verifier, uploads=[("reference", reference), ("questioned", questioned)]
+        verifier=verifier, uploads=[(names["reference"], reference), (names["questioned"], questioned)]
     )
     out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor).to_dict()
     if previews:

@@ -97,7 +97,7 @@ class VerifyApi(APIView):
         ALIASES = {"reference": "image_1", "questioned": "image_2"}
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            files = {}
+            files, sent_as = {}, {}
             for name, alias in self.ALIASES.items():
                 upload, aliased = attrs.pop(name, None), attrs.pop(alias, None)
                 if upload is not None and aliased is not None:
@@ -106,7 +106,8 @@ class VerifyApi(APIView):
                 if upload is None and aliased is None:
                     raise _required(name, f"No file was submitted (send `{name}` or `{alias}`).")
                 files[name] = upload if upload is not None else aliased
-            return {**attrs, **files}
+                sent_as[name] = name if upload is not None else alias  # errors name the field the client used
+            return {**attrs, **files, "field_names": sent_as}
 
     class OutputSerializer(VerificationOutputSerializer):
         previews = inline_serializer(

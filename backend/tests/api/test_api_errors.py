@@ -126,7 +126,9 @@ def test_503_database_unavailable(user_client, monkeypatch):
 def test_bad_uploads_through_the_original_field_names(client, data, status, code):
     response = client.post(VERIFY, {"image_1": upload(png(1)), "image_2": upload(data)}, format="multipart")
     assert response.status_code == status
-    assert error_of(response)["code"] == code
+    error = error_of(response)
+    assert error["code"] == code
+    assert error["details"]["field"] == "image_2" and error["message"].startswith("image_2:")  # the name it was sent as
 
 
 @pytest.mark.parametrize("missing", ["image_1", "image_2"])
