@@ -382,3 +382,44 @@ def print_memory(server: ApiServer) -> None:
     workers = ", ".join(f"{w:.0f}" for w in peak["workers"])
     print(f"server resident memory (peak): per worker [{workers}] MB (max {peak['max_worker']:.0f} MB), "
           f"master {peak['master']:.0f} MB, whole server incl. workers {peak['total']:.0f} MB")
+
+
+# --- where the time goes ----------------------------------------------------------------------------
+
+# (label, frame-name prefix) of the parts of POST /api/verify/ that the py-spy breakdown reports
+VERIFY_PARTS = (
+    ("whole request in Django (get_response)", "BaseHandler.get_response "),
+    ("  multipart parsing + upload checks", "upload_read "),
+    ("  preprocessing (decode, Otsu, specks, crop, fit)", "preprocess_array "),
+    ("    load_image (decode)", "load_image "),
+    ("    remove_background", "remove_background "),
+    ("    fit_to_canvas", "fit_to_canvas "),
+    ("  forward pass (Verifier.embed_tensors)", "Verifier.embed_tensors "),
+    ("    convolutions", "Conv2d._conv_forward "),
+)
+
+
+def py_spy_record(pid: int, seconds: float, out: Path) -> bool:
+    """Sample a server worker with py-spy (raw folded stacks, native frames off); False if py-spy is missing."""
+    exe = shutil.which("py-spy", path=str(VENV_BIN)) or shutil.which("py-spy")
+    if not exe:
+        print("py-spy is not installed (pip install py-spy): no breakdown")
+        return False
+    subprocess.run([exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250", "--format", "raw",
+                    "-o", str(out), "--nonblocking"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return out.is_file()
+
+
+def folded_breakdown(folded: Path, parts=VERIFY_PARTS) -> list[tuple[str, float]]:
+    """Share of the busy samples of a folded-stacks file (py-spy raw format) spent inside each part."""
+    total, inside = 0, {label: 0 for label, _ in parts}
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        frames = stack.split(";")
+        for label, prefix in parts:
+            if any(frame.startswith(prefix) for frame in frames):
+                inside[label] += int(count)
+    return [(label, inside[label] / total if total else 0.0) for label, _ in parts]

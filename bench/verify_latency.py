@@ -7,16 +7,21 @@ Starts gunicorn (backend/config/gunicorn.py) on a free loopback port with the mo
 pairs (half genuine-genuine, half genuine-skilled): `256` = the dataset files as they are (256x256),
 `raw` = ~1000x300 raw-scan versions of the same images. Prints p50/p95/p99 client-side latency per
 size, the server's own `elapsed_ms` (preprocessing + forward pass), and the server's peak memory.
+With `--py-spy SECONDS` it then samples the worker with py-spy while requests keep coming and prints
+where the time goes (Django, upload parsing, preprocessing stages, forward pass).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+import threading
 import time
+from pathlib import Path
 
-from _common import (ApiServer, add_common_args, cpu_note, format_ms, image_size, load_pairs, percentiles_ms,
-                     print_memory, resolve_model, verify_body)
+from _common import (ApiServer, add_common_args, cpu_note, folded_breakdown, format_ms, image_size, load_pairs,
+                     percentiles_ms, print_memory, py_spy_record, resolve_model, verify_body)
 
 
 def measure(server: ApiServer, pairs, requests: int, warmup: int) -> tuple[list[float], list[float], int]:
@@ -40,6 +45,31 @@ def measure(server: ApiServer, pairs, requests: int, warmup: int) -> tuple[list[
     return latencies, server_ms, errors
 
 
+def breakdown(server: ApiServer, pairs, seconds: float) -> None:
+    """py-spy samples of the worker while one client sends requests back to back."""
+    bodies = [verify_body(p) for p in pairs]
+    stop = threading.Event()
+
+    def load() -> None:
+        client, i = server.client(), 0
+        while not stop.is_set():
+            client.request("POST", "/api/verify/", *bodies[i % len(bodies)])
+            i += 1
+        client.close()
+
+    sender = threading.Thread(target=load)
+    sender.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        folded = Path(tmp) / "verify.folded"
+        ok = py_spy_record(server.worker_pids()[0], seconds, folded)
+        stop.set()
+        sender.join()
+        if ok:
+            print(f"  where the time goes (py-spy, {seconds:.0f} s, share of the worker's busy samples):")
+            for label, share in folded_breakdown(folded):
+                print(f"    {share * 100:5.1f}%  {label}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(p)
@@ -50,6 +80,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--torch-threads", type=int, default=2)
+    p.add_argument("--py-spy", type=float, default=0, metavar="SECONDS", help="then profile the worker with py-spy")
     args = p.parse_args()
     if args.quick:
         args.requests, args.warmup, args.pairs = 10, 2, 6
@@ -64,6 +95,8 @@ def main() -> None:
             latencies, server_s, errors = measure(server, pairs, args.requests, args.warmup)
             print(f"verify {size} ({w}x{h} inputs), one client: {format_ms(percentiles_ms(latencies))}; errors {errors}")
             print(f"  server-side elapsed_ms (preprocess + forward): {format_ms(percentiles_ms(server_s))}")
+            if args.py_spy:
+                breakdown(server, pairs, args.py_spy)
         print_memory(server)
 
 

@@ -88,3 +88,51 @@ def test_config_round_trip():
     d = cfg.to_dict()
     assert d["name"] == "siamese_resnet18"
     assert ModelConfig.from_dict(d) == cfg
+
+
+# --- the ResNet-18 written out in sigml.model is torchvision's, without importing torchvision ---------
+
+def test_resnet18_matches_torchvision_keys_weights_and_outputs():
+    torchvision = pytest.importorskip("torchvision")
+    from sigml.model import resnet18
+
+    torch.manual_seed(3)
+    ours = resnet18().eval()
+    torch.manual_seed(3)
+    theirs = torchvision.models.resnet18(weights=None).eval()
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert list(ours_state) == list(theirs_state)  # same keys in the same order: checkpoints interchange
+    for key, value in theirs_state.items():
+        assert torch.equal(ours_state[key], value), key  # same initialisation from the same seed
+    x = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), atol=0, rtol=0)
+    assert [type(m).__name__ for m in ours.modules()][1:] == [type(m).__name__ for m in theirs.modules()][1:]
+
+
+def test_siamese_model_same_as_with_torchvision_backbone():
+    torchvision = pytest.importorskip("torchvision")
+
+    torch.manual_seed(5)
+    ours = SiameseResNet18(ModelConfig(embedding_dim=16, hidden_dim=32))
+    torch.manual_seed(5)
+    backbone = torchvision.models.resnet18(weights=None)
+    backbone.conv1 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    backbone.fc = torch.nn.Identity()
+    head = torch.nn.Sequential(torch.nn.Linear(512, 32), torch.nn.BatchNorm1d(32), torch.nn.ReLU(inplace=True),
+                               torch.nn.Linear(32, 16))
+    reference = {**{f"backbone.{k}": v for k, v in backbone.state_dict().items()},
+                 **{f"head.{k}": v for k, v in head.state_dict().items()}}
+    ours_state = ours.state_dict()
+    assert set(ours_state) == set(reference)
+    for key, value in reference.items():
+        assert torch.equal(ours_state[key], value), key
+
+
+def test_serving_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = "import sys, sigml.inference, sigml.preprocessing, sigml.model; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -21,6 +21,7 @@ from sigml.errors import BlankImageError, ImageError, ImageTooLargeError, Unread
 from sigml.preprocessing import (
     DEFAULT_CONFIG,
     PreprocessConfig,
+    gray_histogram,
     otsu_threshold,
     preprocess,
     preprocess_array,
@@ -498,6 +499,36 @@ def test_otsu_threshold_separates_two_levels():
     t = otsu_threshold(gray)
     assert 0.1 < t <= 0.9
     assert ((gray < t) == (gray < 0.5)).all()
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40))))
+@settings(max_examples=60, deadline=None)
+def test_gray_histogram_from_8bit_levels_is_numpys_histogram(pixels):
+    image = Image.fromarray(pixels, mode="L")
+    gray = to_grayscale(image)
+    counts, edges = np.histogram(gray, bins=256, range=(0.0, 1.0))
+    fast_counts, fast_edges = gray_histogram(gray, image.histogram())
+    assert np.array_equal(fast_counts, counts) and np.array_equal(fast_edges, edges)
+    assert fast_edges.dtype == edges.dtype
+    assert otsu_threshold(gray, image.histogram()) == otsu_threshold(gray)
+
+
+def test_gray_histogram_every_level_and_without_levels():
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    image = Image.fromarray(levels, mode="L")
+    gray = to_grayscale(image)
+    expected = np.histogram(gray, bins=256, range=(0.0, 1.0))
+    for got in (gray_histogram(gray, image.histogram()), gray_histogram(gray)):
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+
+
+def test_preprocess_fast_histogram_path_unchanged_on_real_sizes(sig):
+    """preprocess_array takes Otsu's histogram from PIL for 8-bit images: same output as from np.histogram."""
+    from sigml.preprocessing import crop_to_ink, fit_to_canvas, remove_background
+
+    for image in (sig, sig.resize((1000, 300)), sig.convert("RGB"), sig.convert("P")):
+        slow = fit_to_canvas(crop_to_ink(remove_background(to_grayscale(image), DEFAULT_CONFIG)), DEFAULT_CONFIG)
+        assert np.array_equal(preprocess_array(image), slow)
 
 
 def test_to_grayscale_range_and_polarity(sig):
