@@ -5,7 +5,7 @@ import Django: before anything imports the settings this module sets DJANGO_SETT
 the test environment (DEBUG off, a throw-away secret key, no model load at start-up), then calls
 django.setup(). The `api_settings` autouse fixture points every test at a small untrained model
 (`sigml.testing.make_test_model`, made once per session), tmp folders for media and datasets,
-generous throttle rates (tests of throttling lower them), and clears caches.
+generous throttle rates (tests of throttling lower them), a fast password hasher, and clears caches.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ def api_settings(settings, verifier: Verifier, test_model_path: Path, dataset_di
     settings.SIGVER_PLOTS_DIR = dataset_dirs["plots"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": dict(GENEROUS_RATES)}
+    # a fast hasher: PBKDF2's 1M iterations cost ~0.5 s per register/token/create_user on 2 busy cores
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     dataset_cache_clear()
     yield settings
