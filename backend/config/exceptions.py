@@ -178,5 +178,11 @@ def not_found(request: HttpRequest, exception: Exception | None = None, **kwargs
     return JsonResponse(error_body("not_found", f"No such endpoint: {path}{hint}"), status=404)
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: a session-authenticated unsafe request without a CSRF token (the API itself
+    uses token auth, which needs none) gets the JSON error shape rather than Django's HTML page."""
+    return JsonResponse(error_body("permission_denied", f"CSRF verification failed: {reason or 'no token'}."), status=403)
+
+
 def server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("server_error", "Internal server error."), status=500)

@@ -74,6 +74,7 @@ if not SECRET_KEY:
 # DJANGO_ALLOWED_HOSTS, or ALLOWED_HOSTS (the name the issue and many deployments use): comma-separated
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]))
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"  # the JSON error shape, not Django's HTML page
 
 INSTALLED_APPS = [
     "django.contrib.admin",

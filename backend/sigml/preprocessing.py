@@ -125,6 +125,9 @@ def _grayscale_8bit(image: Image.Image) -> Image.Image | np.ndarray:
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(image, dtype=np.float32)
+        finite = np.isfinite(arr)
+        if not finite.all():  # NaN/inf pixels of float images are paper, and must not set the range
+            arr = np.where(finite, arr, np.float32(arr[finite].max()) if finite.any() else np.float32(1.0))
         lo, hi = float(arr.min()), float(arr.max())
         if mode.startswith("I;16"):
             lo, hi = 0.0, 65535.0
