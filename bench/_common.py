@@ -238,6 +238,18 @@ def _proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: resident memory with shared pages (torch's libraries) split between sharers."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     try:
@@ -343,7 +355,8 @@ class ApiServer:
         workers = [_proc_status(p).get("VmHWM", 0) / 1024 for p in self.worker_pids()]
         master = _proc_status(self.proc.pid).get("VmHWM", 0) / 1024
         return {"master": master, "workers": workers, "max_worker": max(workers, default=0.0),
-                "total": max(self.peak_rss_kb / 1024, self.rss_mb()["total"])}
+                "total": max(self.peak_rss_kb / 1024, self.rss_mb()["total"]),
+                "pss_workers": [_pss_kb(p) / 1024 for p in self.worker_pids()]}
 
     def _sample(self) -> None:
         while self._sampling and self.proc and self.proc.poll() is None:
@@ -380,8 +393,10 @@ class ApiServer:
 def print_memory(server: ApiServer) -> None:
     peak = server.peak_mb()
     workers = ", ".join(f"{w:.0f}" for w in peak["workers"])
+    pss = ", ".join(f"{w:.0f}" for w in peak["pss_workers"])
     print(f"server resident memory (peak): per worker [{workers}] MB (max {peak['max_worker']:.0f} MB), "
-          f"master {peak['master']:.0f} MB, whole server incl. workers {peak['total']:.0f} MB")
+          f"master {peak['master']:.0f} MB, whole server incl. workers {peak['total']:.0f} MB; "
+          f"now per worker PSS (shared library pages split) [{pss}] MB")
 
 
 # --- where the time goes ----------------------------------------------------------------------------
