@@ -19,3 +19,14 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # "-": stdout; em
 errorlog = "-"
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker) -> None:
+    """Each worker, once the app is loaded: delete reference files older than SIGVER_ORPHAN_SWEEP_AGE
+    seconds (default 3600) that no row names, left by a worker killed mid-upload."""
+    try:
+        from signatures.services import reference_files_sweep
+
+        reference_files_sweep(older_than_s=float(os.environ.get("SIGVER_ORPHAN_SWEEP_AGE", "3600")))
+    except Exception as exc:  # the database may be down at start-up: serving matters more
+        worker.log.warning("orphaned reference files not swept: %s", exc)

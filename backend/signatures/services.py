@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -190,6 +191,46 @@ def reference_delete(*, reference: Reference) -> None:
     name = reference.image.name
     reference.delete()
     files_delete_on_commit([name] if name else [])
+
+
+REFERENCE_FOLDER = "references"
+
+
+def reference_files_sweep(*, older_than_s: float = 3600.0, dry_run: bool = False) -> list[str]:
+    """Delete image files under MEDIA_ROOT/references/ that no Reference row names and that are older
+    than `older_than_s`; returns their storage names.
+
+    Rows and files are written so that a failed request leaves neither (the row's transaction rolls
+    back and the files written for it are deleted; deleted rows' files go after the commit). Only a
+    process killed outright (SIGKILL, OOM killer, power loss) between writing a file and committing
+    its row, or between committing a delete and removing the file, leaves a file without a row: never
+    a reference, but biometric data nobody can reach. The age margin keeps the files of transactions
+    still in flight in other workers. Run at every worker start (config/gunicorn.py) and by
+    `manage.py sweep_reference_files`."""
+    root = Path(settings.MEDIA_ROOT) / REFERENCE_FOLDER
+    if not root.is_dir():
+        return []
+    now = time.time()
+    candidates = []
+    for path in root.iterdir():
+        try:
+            if path.is_file() and now - path.stat().st_mtime >= older_than_s:
+                candidates.append(f"{REFERENCE_FOLDER}/{path.name}")
+        except OSError:  # deleted meanwhile
+            continue
+    if not candidates:
+        return []
+    known = set(Reference.objects.filter(image__in=candidates).values_list("image", flat=True))
+    orphans = [name for name in candidates if name not in known]
+    if not dry_run:
+        for name in orphans:
+            try:
+                default_storage.delete(name)
+            except OSError:
+                log.exception("could not delete the orphaned file %s", name)
+    if orphans:
+        log.warning("%s %d reference image file(s) without a database row", "found" if dry_run else "deleted", len(orphans))
+    return orphans
 
 
 def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> list[Reference]:
