@@ -70,6 +70,12 @@ if not SECRET_KEY:
             "`python -c \"import secrets; print(secrets.token_urlsafe(50))\"`."
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+elif not DEBUG and SECRET_KEY.startswith("django-insecure"):
+    # the development key above is published in this repository; Django marks generated throw-away keys so
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is a development key (it starts with 'django-insecure'); set a real secret when "
+        "DJANGO_DEBUG is off, e.g. from `python -c \"import secrets; print(secrets.token_urlsafe(50))\"`."
+    )
 
 # DJANGO_ALLOWED_HOSTS, or ALLOWED_HOSTS (the name the issue and many deployments use): comma-separated
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]))
