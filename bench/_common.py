@@ -46,7 +46,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def resolve_model(path: str | Path) -> Path:
     """`path` if it exists, else a freshly made untrained model of the same architecture (with a printed note)."""
-    path = Path(path)
+    path = Path(path).resolve()  # the server runs in backend/: a relative path would point elsewhere
     if path.is_file():
         return path
     from sigml.testing import make_test_model
