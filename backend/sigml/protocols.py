@@ -33,7 +33,11 @@ def _groups(records: Sequence[SignatureRecord]) -> dict[str, tuple[list[int], li
     return dict(groups)
 
 
-def pairwise(emb: np.ndarray, records: Sequence[SignatureRecord], *, random_per_writer: int = 0, seed: int = 0) -> Scored:
+def pairwise(emb: np.ndarray, records: Sequence[SignatureRecord], *, skilled: bool = True, random_per_writer: int = 0,
+             seed: int = 0) -> Scored:
+    """Distances of every writer's genuine-genuine pairs (label 1) and forgery pairs (label 0): its skilled
+    forgeries (`skilled`) and/or `random_per_writer` pairs with other writers' genuine signatures.
+    `emb[i]` is the embedding of `records[i]`; the returned indices are indices into `records`."""
     d_all, y_all, w_all, a_all, b_all = [], [], [], [], []
     groups = _groups(records)
     rng = np.random.default_rng(seed)
@@ -45,7 +49,7 @@ def pairwise(emb: np.ndarray, records: Sequence[SignatureRecord], *, random_per_
         g = np.asarray(gen)
         ia, ib = np.triu_indices(len(g), k=1)
         pairs = [(g[ia], g[ib], 1)]
-        if forg:
+        if skilled and forg:
             f = np.asarray(forg)
             ga, fb = np.meshgrid(g, f, indexing="ij")
             pairs.append((ga.ravel(), fb.ravel(), 0))

@@ -112,3 +112,15 @@ def test_reference_based_deterministic_per_seed(synthetic_records):
 def test_reference_based_needs_more_than_k(synthetic_records):
     with pytest.raises(ValueError, match="K=3"):
         reference_based(np.zeros((5, 2)), synthetic_records({"1": (3, 2)}), k=3)
+
+
+def test_pairwise_random_only_indexes_the_full_record_list(data):
+    """Regression: evaluate scored random forgeries with indices into the genuine-only list against the
+    embeddings of all records, so its distances belonged to other images."""
+    emb, records = data
+    s = pairwise(emb, records, skilled=False, random_per_writer=4, seed=0)
+    assert set(s.labels.tolist()) == {0, 1}
+    for d, y, a, b in zip(s.distances, s.labels, s.index_a, s.index_b):
+        assert records[a].genuine and records[b].genuine  # no skilled forgery in this protocol
+        assert (records[a].writer == records[b].writer) == bool(y)
+        assert d == pytest.approx(np.linalg.norm(emb[a] - emb[b]))
