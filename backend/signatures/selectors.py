@@ -211,20 +211,35 @@ def model_card_get() -> dict[str, Any]:
 
 
 def model_plot_names() -> list[str]:
+    """PNGs in SIGVER_PLOTS_DIR and one level below it (`sigml evaluate --plots docs/plots/CEDAR` writes
+    `CEDAR/pairwise.png`, listed as `CEDAR-pairwise`)."""
     folder = Path(settings.SIGVER_PLOTS_DIR)
     if not folder.is_dir():
         return []
-    return sorted(p.stem for p in folder.glob("*.png") if p.is_file() and PLOT_NAME.match(p.stem))
+    names = [p.stem for p in folder.glob("*.png")]
+    names += [f"{p.parent.name}-{p.stem}" for p in folder.glob("*/*.png") if "-" not in p.parent.name]
+    servable = []
+    for name in sorted(set(names)):
+        try:
+            model_plot_path(name=name)
+        except Http404:
+            continue  # e.g. a symlink out of the folder: not listed, not served
+        servable.append(name)
+    return servable
 
 
 def model_plot_path(*, name: str) -> Path:
     if not PLOT_NAME.match(name):
         raise Http404("no such plot")
     folder = Path(settings.SIGVER_PLOTS_DIR).resolve()
-    candidate = (folder / f"{name}.png").resolve()
-    if not candidate.is_relative_to(folder) or not candidate.is_file():
-        raise Http404("no such plot")
-    return candidate
+    candidates = [folder / f"{name}.png"]
+    if "-" in name:
+        sub, stem = name.split("-", 1)
+        candidates.append(folder / sub / f"{stem}.png")
+    for candidate in (c.resolve() for c in candidates):
+        if candidate.is_relative_to(folder) and candidate.is_file():
+            return candidate
+    raise Http404("no such plot")
 
 
 @dataclass(frozen=True)

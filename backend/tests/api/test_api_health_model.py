@@ -85,6 +85,21 @@ def test_model_plot_not_found(client, path):
     assert error_of(response)["code"] == "not_found"
 
 
+def test_model_plots_one_folder_down(client, dataset_dirs):
+    """`sigml evaluate --plots docs/plots/CEDAR` writes CEDAR/pairwise.png: listed and served as CEDAR-pairwise;
+    a sub-folder linking out of the plots folder is neither."""
+    sub = dataset_dirs["plots"] / "CEDAR"
+    sub.mkdir()
+    (sub / "pairwise.png").write_bytes((dataset_dirs["plots"] / "roc.png").read_bytes()[:-1] + b"\x00")
+    (dataset_dirs["plots"] / "OUT").symlink_to(dataset_dirs["base"])  # holds secret_plot.png
+    names = [p["name"] for p in client.get(reverse("api:model")).json()["plots"]]
+    assert names == ["CEDAR-pairwise", "roc"]
+    response = client.get(reverse("api:model-plot", kwargs={"name": "CEDAR-pairwise"}))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == (sub / "pairwise.png").read_bytes()
+    assert client.get(reverse("api:model-plot", kwargs={"name": "OUT-secret_plot"})).status_code == 404
+
+
 def test_model_plot_without_plots_folder(client, settings, tmp_path):
     settings.SIGVER_PLOTS_DIR = tmp_path / "none"
     assert client.get(reverse("api:model")).json()["plots"] == []
