@@ -49,8 +49,9 @@ def data_ui(card: dict[str, Any]) -> None:
             st.json(rest)
     training = card.get("training") or {}
     if training:
-        facts = [f"{k.replace('_', ' ')}: **{training[k]}**" for k in ("epochs_run", "best_epoch", "images_per_s")
-                 if training.get(k) is not None]
+        facts = [f"{k.replace('_', ' ')}: **{training[k]:.1f}**" if isinstance(training[k], float)
+                 else f"{k.replace('_', ' ')}: **{training[k]}**"
+                 for k in ("epochs_run", "best_epoch", "images_per_s") if training.get(k) is not None]
         if facts:
             st.markdown("Training — " + " · ".join(facts))
 
