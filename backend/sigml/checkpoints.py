@@ -49,11 +49,16 @@ def save_training_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     meta: dict[str, Any],
+    extra: nn.Module | None = None,
 ) -> None:
-    """`name.safetensors` (model + optimizer tensors) and `name.json` (step, scheduler, RNG, history)."""
+    """`name.safetensors` (model + optimizer tensors) and `name.json` (step, scheduler, RNG, history).
+
+    `extra`: a training-only module (the auxiliary writer classifier), stored under `aux.`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if extra is not None:
+        tensors.update({f"aux.{k}": v.detach().contiguous().cpu() for k, v in extra.state_dict().items()})
     opt_state = optimizer.state_dict()
     for idx, state in opt_state["state"].items():
         for key, value in state.items():
@@ -69,12 +74,15 @@ def save_training_state(
 
 
 def load_training_state(
-    directory: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer
+    directory: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+    extra: nn.Module | None = None,
 ) -> dict[str, Any]:
     directory = Path(directory)
     tensors = load_file(str(directory / f"{name}.safetensors"))
     meta = json.loads((directory / f"{name}.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    if extra is not None:
+        extra.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")}, strict=True)
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -65,19 +65,27 @@ def barrier(ctx: DistContext) -> None:
 
 
 class Embedder(nn.Module):
-    """`forward = model.embed`, so DDP's forward hook (gradient sync) wraps the embedding call."""
+    """`forward = model.embed`, so DDP's forward hook (gradient sync) wraps the embedding call.
 
-    def __init__(self, model: nn.Module) -> None:
+    With a training-only `classifier` (auxiliary writer classification) forward returns
+    (embeddings, logits), so DDP syncs the classifier's gradients too.
+    """
+
+    def __init__(self, model: nn.Module, classifier: nn.Module | None = None) -> None:
         super().__init__()
         self.model = model
+        self.classifier = classifier
 
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(batch)
+    def forward(self, batch: torch.Tensor):
+        emb = self.model.embed(batch)
+        if self.classifier is None:
+            return emb
+        return emb, self.classifier(emb)
 
 
-def wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
-    """The module the training step calls: DDP over `Embedder(model)` when distributed."""
-    embedder = Embedder(model)
+def wrap(model: nn.Module, ctx: DistContext, classifier: nn.Module | None = None) -> nn.Module:
+    """The module the training step calls: DDP over `Embedder(model, classifier)` when distributed."""
+    embedder = Embedder(model, classifier)
     if not ctx.enabled:
         return embedder
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None

@@ -68,3 +68,31 @@ def batch_contrastive_loss(
         "random_dist": float(dist[random_neg].detach().mean()) if random_neg.any() else float("nan"),
     }
     return loss, stats
+
+
+class CosineWriterClassifier(torch.nn.Module):
+    """Auxiliary head for training only: cosine softmax over the training writers (NormFace).
+
+    Writer classification is what the field's strongest signature features were learned with
+    (SigNet, Hafemann et al. 2017); on L2-normalised embeddings a cosine classifier pulls each
+    writer's genuine signatures towards one direction, the same geometry the contrastive loss wants.
+    It is never shipped: the verifier only needs the embedding.
+    """
+
+    def __init__(self, embedding_dim: int, n_writers: int, scale: float = 16.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = torch.nn.Parameter(torch.randn(n_writers, embedding_dim) * 0.01)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(embeddings.float(), dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+def writer_classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, genuine: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy on genuine images only (a skilled forgery is not its victim's handwriting)."""
+    g = genuine.bool()
+    if not g.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[g], labels[g])

@@ -29,6 +29,7 @@ from .datasets import SignatureRecord, read_dataset
 from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
 from .embedding import embed_tensors, preprocess_records
 from .errors import DatasetError
+from .losses import CosineWriterClassifier, writer_classification_loss
 from .model import ModelConfig, SiameseResNet18
 from .modelcard import ModelCard, card_path_for, file_sha256, git_commit, now_iso
 from .preprocessing import PreprocessConfig
@@ -64,6 +65,8 @@ class TrainConfig:
     hard_fraction: float = 0.5
     skilled_weight: float = 1.0
     balance_negatives: bool = False
+    aux_writer_weight: float = 0.0  # > 0: add cosine-softmax writer classification (training only)
+    aux_scale: float = 16.0
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -166,6 +169,11 @@ class BatchSampler:
         """Sample only from these writers (this rank's share under DistributedDataParallel)."""
         self.active = [self.writers[i] for i in indices]
 
+    def writer_labels(self, records: Sequence[SignatureRecord], idx: Sequence[int]) -> list[int]:
+        """Global class index (position in `self.writers`) of each sampled image's writer."""
+        position = {w: i for i, w in enumerate(self.writers)}
+        return [position[f"{records[i].dataset}/{records[i].writer}"] for i in idx]
+
     def sample(self) -> tuple[list[int], list[int], list[bool]]:
         cfg = self.cfg
         chosen = self.rng.choice(len(self.active), size=min(cfg.writers_per_batch, len(self.active)), replace=False)
@@ -252,15 +260,19 @@ def train(
     del train_images
 
     model = SiameseResNet18(cfg.model).to(ctx.device, memory_format=torch.channels_last)
-    net = wrap(model, ctx)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     augment = SignatureAugment(cfg.augment)
     sampler = BatchSampler(train_records, cfg, rng)
+    classifier = None
+    if cfg.aux_writer_weight > 0:
+        classifier = CosineWriterClassifier(cfg.model.embedding_dim, len(sampler.writers), cfg.aux_scale).to(ctx.device)
+    net = wrap(model, ctx, classifier)
+    params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     history: list[dict[str, Any]] = []
     step, start_epoch, best_eer = 0, 0, float("inf")
     if resume and (workdir / "last.safetensors").is_file():
-        meta = load_training_state(workdir, "last", model, optimizer)
+        meta = load_training_state(workdir, "last", model, optimizer, extra=classifier)
         step, start_epoch, best_eer, history = meta["step"], meta["epoch"] + 1, meta["best_eer"], meta["history"]
         rng.bit_generator.state = meta["numpy_rng"]
         log.info("resumed from %s at epoch %d (step %d)", workdir, start_epoch, step)
@@ -278,7 +290,8 @@ def train(
                 group["lr"] = lr_at(step, total_steps, cfg)
             idx, wid, gen = sampler.sample()
             batch = torch.stack([augment(train_u8[i].float() / 255) for i in idx]).contiguous(memory_format=torch.channels_last)
-            loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg)
+            labels = sampler.writer_labels(train_records, idx) if classifier is not None else None
+            loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
             step += 1
             seen += len(idx) * ctx.world_size
             losses.append(loss)
@@ -305,7 +318,7 @@ def train(
         if entry["val_eer"] < best_eer:
             best_eer = entry["val_eer"]
             save_weights(model, workdir / "best.safetensors")
-        save_training_state(workdir, "last", model, optimizer, {
+        save_training_state(workdir, "last", model, optimizer, extra=classifier, meta={
             "step": step, "epoch": epoch, "best_eer": best_eer, "history": history,
             "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
         })
@@ -324,12 +337,21 @@ def train(
 
 def train_step(
     net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, wid: list[int], gen: list[bool],
-    cfg: TrainConfig,
+    cfg: TrainConfig, writer_labels: list[int] | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """One optimisation step; `net` maps images to embeddings (a DDP wrapper syncs gradients in backward)."""
+    """One optimisation step; `net` maps images to embeddings (a DDP wrapper syncs gradients in backward).
+
+    When `net` carries the auxiliary writer classifier it returns (embeddings, logits), and
+    `cfg.aux_writer_weight` x cross-entropy on the genuine images' `writer_labels` joins the loss.
+    """
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        emb = net(batch)
+        out = net(batch)
+    emb, logits = out if isinstance(out, tuple) else (out, None)
     loss, stats = _loss(emb, wid, gen, cfg)
+    if logits is not None and writer_labels is not None:
+        ce = writer_classification_loss(logits, torch.tensor(writer_labels, device=logits.device), torch.tensor(gen, device=logits.device))
+        loss = loss + cfg.aux_writer_weight * ce
+        stats["writer_ce"] = float(ce.detach())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

@@ -158,3 +158,28 @@ def test_training_state_round_trip(tmp_path):
     _step(restored, restored_opt, x)
     for a, b in zip(model.parameters(), restored.parameters()):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_training_state_with_an_auxiliary_module(tmp_path):
+    """The training-only writer classifier is stored under `aux.` and restored with its optimiser state."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 6)
+    model, aux = Tiny(), torch.nn.Linear(6, 3)
+    optimizer = torch.optim.AdamW(list(model.parameters()) + list(aux.parameters()), lr=1e-2)
+
+    def step(m, a, opt):
+        opt.zero_grad()
+        (m(x).pow(2).mean() + a(x).pow(2).mean()).backward()
+        opt.step()
+
+    step(model, aux, optimizer)
+    save_training_state(tmp_path, "last", model, optimizer, {"step": 1}, extra=aux)
+    torch.manual_seed(5)
+    model2, aux2 = Tiny(), torch.nn.Linear(6, 3)
+    opt2 = torch.optim.AdamW(list(model2.parameters()) + list(aux2.parameters()), lr=1e-2)
+    assert load_training_state(tmp_path, "last", model2, opt2, extra=aux2) == {"step": 1}
+    torch.testing.assert_close(aux2.weight, aux.weight, atol=0, rtol=0)
+    step(model, aux, optimizer)
+    step(model2, aux2, opt2)
+    for a, b in zip(list(model.parameters()) + list(aux.parameters()), list(model2.parameters()) + list(aux2.parameters())):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sigml.losses import batch_contrastive_loss, contrastive_loss
+from sigml.losses import CosineWriterClassifier, batch_contrastive_loss, contrastive_loss, writer_classification_loss
 
 
 @pytest.mark.parametrize(
@@ -94,3 +94,44 @@ def test_gradients_stay_finite_with_duplicate_images():
     loss, _ = batch_contrastive_loss(emb, torch.arange(24).repeat_interleave(2), torch.ones(48, dtype=torch.bool), margin=1.0)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(raw.grad).all()
+
+
+def test_cosine_writer_classifier_scores_are_scaled_cosines():
+    clf = CosineWriterClassifier(embedding_dim=2, n_writers=3, scale=10.0)
+    with torch.no_grad():
+        clf.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 5.0], [-1.0, 0.0]]))
+    logits = clf(torch.tensor([[2.0, 0.0], [0.0, -0.5]]))
+    torch.testing.assert_close(logits, torch.tensor([[10.0, 0.0, -10.0], [0.0, -10.0, 0.0]]))
+
+
+def test_writer_classification_loss_ignores_forgeries():
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    labels = torch.tensor([0, 1, 1])
+    genuine = torch.tensor([True, True, False])  # the third row is a forgery of writer 1 that looks like writer 0
+    got = writer_classification_loss(logits, labels, genuine)
+    expected = torch.nn.functional.cross_entropy(logits[:2], labels[:2])
+    assert float(got) == pytest.approx(float(expected))
+    assert float(got) < 0.01
+    all_forged = writer_classification_loss(logits, labels, torch.zeros(3, dtype=torch.bool))
+    assert float(all_forged) == 0.0
+
+
+def test_writer_classification_pulls_a_writer_together():
+    """A few steps of the auxiliary loss alone move each writer's embeddings towards its class direction."""
+    torch.manual_seed(0)
+    emb = torch.nn.Parameter(torch.randn(6, 4))
+    clf = CosineWriterClassifier(4, 2, scale=16.0)
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    genuine = torch.ones(6, dtype=torch.bool)
+    opt = torch.optim.SGD([emb, *clf.parameters()], lr=0.5)
+    before = writer_classification_loss(clf(emb), labels, genuine).item()
+    for _ in range(50):
+        opt.zero_grad()
+        writer_classification_loss(clf(emb), labels, genuine).backward()
+        opt.step()
+    after = writer_classification_loss(clf(emb), labels, genuine).item()
+    assert after < before / 4
+    n = torch.nn.functional.normalize(emb.detach(), dim=1)
+    within = (n[:3] @ n[:3].t()).mean()
+    across = (n[:3] @ n[3:].t()).mean()
+    assert within > across

@@ -94,3 +94,40 @@ def test_config_to_dict_is_json_ready():
 
     d = TrainConfig().to_dict()
     assert json.loads(json.dumps(d))["model"]["embedding_dim"] == 128
+
+
+def test_batch_sampler_writer_labels(synthetic_records):
+    records = synthetic_records({"1": (3, 1), "2": (3, 1), "3": (3, 0)})
+    sampler = BatchSampler(records, TrainConfig(writers_per_batch=3, genuine_per_writer=2, forged_per_writer=1), np.random.default_rng(0))
+    idx, wid, _ = sampler.sample()
+    labels = sampler.writer_labels(records, idx)
+    for i, label in zip(idx, labels):
+        assert sampler.writers[label] == f"{records[i].dataset}/{records[i].writer}"
+    # one label per batch slot: the slot is the batch's writer, the label the global one
+    assert len({(w, l) for w, l in zip(wid, labels)}) == len(set(wid))
+
+
+def test_train_step_with_the_auxiliary_writer_classifier():
+    import torch
+
+    from sigml.distributed import DistContext, wrap
+    from sigml.losses import CosineWriterClassifier
+    from sigml.model import SiameseResNet18
+    from sigml.train import train_step
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(aux_writer_weight=0.5, bf16=False)
+    model = SiameseResNet18(cfg.model)
+    clf = CosineWriterClassifier(cfg.model.embedding_dim, 3)
+    net = wrap(model, DistContext(), clf)
+    opt = torch.optim.AdamW(list(model.parameters()) + list(clf.parameters()), lr=1e-3)
+    batch = torch.rand(6, 1, 40, 60)
+    wid, gen, labels = [0, 0, 0, 1, 1, 1], [True, True, False, True, True, False], [2, 2, 2, 0, 0, 0]
+    before = clf.weight.detach().clone()
+    loss, stats = train_step(net, opt, batch, wid, gen, cfg, labels)
+    assert "writer_ce" in stats and stats["writer_ce"] > 0
+    assert loss > stats["writer_ce"] * 0.5  # contrastive term + 0.5 x cross-entropy
+    assert not torch.equal(before, clf.weight)  # the classifier is trained with the model
+    # without the classifier the step is the plain contrastive one
+    loss2, stats2 = train_step(wrap(model, DistContext()), opt, batch, wid, gen, cfg)
+    assert "writer_ce" not in stats2
