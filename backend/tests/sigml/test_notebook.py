@@ -101,6 +101,15 @@ def test_subset_split_file(tmp_path):
         subset_split_file([], tmp_path / "empty.csv", "D")
 
 
+def test_the_shipped_model_was_trained_with_the_committed_config(repo_root):
+    """`configs/cedar_gpds.json` is what the README's retrain command uses: it must be the shipped card's config."""
+    card = json.loads((repo_root / "trained_model_parameters" / "siamese_resnet18.json").read_text())
+    shipped = card["training"]["config"]
+    committed = json.loads(json.dumps(load_train_config(repo_root / "configs" / "cedar_gpds.json").to_dict()))
+    differing = {k for k in committed if k != "preprocessing" and committed[k] != shipped.get(k)}
+    assert not differing, f"configs/cedar_gpds.json differs from the shipped model card in {sorted(differing)}"
+
+
 def test_load_train_config(repo_root, tmp_path):
     cfg = load_train_config(repo_root / "configs" / "cedar_gpds.json")
     data = json.loads((repo_root / "configs" / "cedar_gpds.json").read_text())
