@@ -19,7 +19,7 @@ import struct
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Literal, Sequence, Union
+from typing import IO, Literal, Sequence, Union, get_args
 
 import numpy as np
 import torch
@@ -45,6 +45,10 @@ class PreprocessConfig:
     min_ink_fraction: float = 5e-4  # less ink than this share of the image: blank
     min_contrast: float = 0.12  # ink must be this much darker than the paper (gray levels in [0,1])
     max_pixels: int = 40_000_000  # larger images are refused before decoding
+
+    def __post_init__(self) -> None:
+        if self.ink not in get_args(InkMode):
+            raise ValueError(f"unknown ink mode {self.ink!r}: expected one of {', '.join(get_args(InkMode))}")
 
     def to_dict(self) -> dict:
         return asdict(self)

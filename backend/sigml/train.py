@@ -82,13 +82,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "TrainConfig":
-        """From the JSON form (`configs/*.json`): nested `model` and `augment`; a stored `preprocessing` is ignored
-        (preprocessing is fixed by the code's defaults). `overrides` replace top-level fields."""
+        """From the JSON form (`configs/*.json`): nested `model`, `augment` and `preprocessing` (each partial: missing
+        fields keep the code's defaults; the preprocessing a model was trained with goes into its card, so serving
+        follows it). `overrides` replace top-level fields."""
         data = dict(data)
         model = ModelConfig.from_dict(data.pop("model", None) or {})
         augment = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in (data.pop("augment", None) or {}).items()})
-        data.pop("preprocessing", None)
-        return cls(**{**data, "model": model, "augment": augment, **overrides})
+        preprocessing = PreprocessConfig.from_dict(data.pop("preprocessing", None) or {})
+        return cls(**{**data, "model": model, "augment": augment, "preprocessing": preprocessing, **overrides})
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:

@@ -96,6 +96,15 @@ def test_config_to_dict_is_json_ready():
     assert json.loads(json.dumps(d))["model"]["embedding_dim"] == 128
 
 
+def test_config_preprocessing_block_is_partial_and_validated():
+    cfg = TrainConfig.from_dict({"epochs": 2, "preprocessing": {"ink": "gray"}})
+    assert cfg.preprocessing.ink == "gray"
+    assert cfg.preprocessing.canvas_height == TrainConfig().preprocessing.canvas_height  # unnamed fields keep defaults
+    assert TrainConfig.from_dict({"epochs": 2}).preprocessing == TrainConfig().preprocessing
+    with pytest.raises(ValueError, match="unknown ink mode 'grey'"):
+        TrainConfig.from_dict({"preprocessing": {"ink": "grey"}})
+
+
 def test_batch_sampler_writer_labels(synthetic_records):
     records = synthetic_records({"1": (3, 1), "2": (3, 1), "3": (3, 0)})
     sampler = BatchSampler(records, TrainConfig(writers_per_batch=3, genuine_per_writer=2, forged_per_writer=1), np.random.default_rng(0))
