@@ -132,26 +132,23 @@ def cmd_pairs(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .augment import AugmentConfig
-    from .model import ModelConfig
     from .distributed import init_from_env, shutdown
     from .train import DataSource, TrainConfig, train
 
     base: dict = json.loads(Path(args.config).read_text()) if args.config else {}
-    model_cfg = ModelConfig.from_dict(base.pop("model", {}))
-    augment_cfg = AugmentConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in base.pop("augment", {}).items()})
-    base.pop("preprocessing", None)
     overrides = {
         k: getattr(args, k) for k in (
             "seed", "epochs", "steps_per_epoch", "writers_per_batch", "genuine_per_writer", "forged_per_writer",
             "lr", "margin", "hard_fraction", "threads", "max_writers",
         ) if getattr(args, k) is not None
     }
+    if args.no_bf16:
+        overrides["bf16"] = False
+    cfg = TrainConfig.from_dict(base, **overrides)  # the same parsing as notebooks and tests (model, augment, preprocessing)
     if args.embedding_dim:
-        model_cfg = dataclasses.replace(model_cfg, embedding_dim=args.embedding_dim)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, embedding_dim=args.embedding_dim))
     if args.no_augment:
-        augment_cfg = dataclasses.replace(augment_cfg, enabled=False)
-    cfg = TrainConfig(**{**base, **overrides, "model": model_cfg, "augment": augment_cfg, **({"bf16": False} if args.no_bf16 else {})})
+        cfg = dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, enabled=False))
     sources = []
     for value in args.data:
         name, path = _dataset_arg(value)

@@ -214,6 +214,31 @@ def test_train_missing_config(capsys, tmp_path):
     one_line_error(capsys)
 
 
+def test_train_passes_the_whole_config_file_to_training(monkeypatch, tmp_path):
+    """Every block of a config file (model, augment, preprocessing) and the flags reach `train` (a CLI that
+    dropped `preprocessing` once trained a "gray ink" experiment with the default ink)."""
+    import sigml.train
+
+    seen = {}
+
+    def fake_train(sources, out, cfg, **kwargs):
+        seen["cfg"] = cfg
+        raise SystemExit(0)
+
+    monkeypatch.setattr(sigml.train, "train", fake_train)
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"epochs": 3, "aux_writer_weight": 0.5, "model": {"embedding_dim": 64},
+                                  "augment": {"intensity_jitter": 0.0}, "preprocessing": {"ink": "gray"}}))
+    with pytest.raises(SystemExit):
+        run(["train", "--config", config, "--data", f"X={tmp_path}", "--out", tmp_path / "m.safetensors", "--lr", "0.01",
+             "--no-augment", "--no-progress"])
+    cfg = seen["cfg"]
+    assert (cfg.epochs, cfg.aux_writer_weight, cfg.lr) == (3, 0.5, 0.01)
+    assert cfg.model.embedding_dim == 64
+    assert cfg.augment.intensity_jitter == 0.0 and cfg.augment.enabled is False
+    assert cfg.preprocessing.ink == "gray"
+
+
 def test_evaluate_command_on_a_synthetic_dataset(capsys, tmp_path, test_model_path, make_generic_dataset):
     root = make_generic_dataset("EVAL", writers=4, genuine=4, forged=2)
     split = tmp_path / "splits.csv"
