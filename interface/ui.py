@@ -217,6 +217,25 @@ def pair_uploader(role: str, label: str, key_prefix: str, help: str | None = Non
     return pair().get(role)
 
 
+def pair_uploaders(
+    key_prefix: str, labels: tuple[str, str], *, width: int, subheaders: tuple[str, str] | None = None,
+    helps: tuple[str | None, str | None] = (None, None),
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Reference (left) and questioned (right) uploaders with a preview of each file; shared by Verify and Explain."""
+    uploads = []
+    for column, role, title, label, help_text in zip(
+        st.columns(2), ("reference", "questioned"), ("Reference", "Questioned"), labels, helps
+    ):
+        with column:
+            if subheaders:
+                st.subheader(subheaders[len(uploads)])
+            upload = pair_uploader(role, label, key_prefix, help=help_text)
+            if upload:
+                show_image(upload["data"], f"{title} · {upload['name']}", width=width)
+            uploads.append(upload)
+    return uploads[0], uploads[1]
+
+
 # --------------------------------------------------------------------------------------------
 # result display
 

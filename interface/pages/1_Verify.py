@@ -13,20 +13,12 @@ RESULT_KEY = "verify_result"  # session_state: {"key": digest of the two files, 
 
 
 def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    left, right = st.columns(2)
-    with left:
-        st.subheader("1. Reference signature")
-        reference = ui.pair_uploader("reference", "A signature known to be genuine", "verify",
-                                     help="PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.")
-        if reference:
-            ui.show_image(reference["data"], f"Reference · {reference['name']}", width=400)
-    with right:
-        st.subheader("2. Questioned signature")
-        questioned = ui.pair_uploader("questioned", "The signature to check", "verify",
-                                      help="PNG, JPEG, TIFF or BMP scan or photo of the signature to check.")
-        if questioned:
-            ui.show_image(questioned["data"], f"Questioned · {questioned['name']}", width=400)
-    return reference, questioned
+    return ui.pair_uploaders(
+        "verify", ("A signature known to be genuine", "The signature to check"), width=400,
+        subheaders=("1. Reference signature", "2. Questioned signature"),
+        helps=("PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.",
+               "PNG, JPEG, TIFF or BMP scan or photo of the signature to check."),
+    )
 
 
 def verify_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:

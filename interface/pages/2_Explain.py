@@ -16,16 +16,7 @@ def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     current = ui.pair()
     if current.get("reference") and current.get("questioned"):
         st.caption("Using the signatures from the **Verify** page; upload others below to change them.")
-    left, right = st.columns(2)
-    with left:
-        reference = ui.pair_uploader("reference", "Reference signature (known genuine)", "explain")
-        if reference:
-            ui.show_image(reference["data"], f"Reference · {reference['name']}", width=320)
-    with right:
-        questioned = ui.pair_uploader("questioned", "Questioned signature", "explain")
-        if questioned:
-            ui.show_image(questioned["data"], f"Questioned · {questioned['name']}", width=320)
-    return reference, questioned
+    return ui.pair_uploaders("explain", ("Reference signature (known genuine)", "Questioned signature"), width=320)
 
 
 def explain_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:
