@@ -223,12 +223,12 @@ def pair_uploaders(
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Reference (left) and questioned (right) uploaders with a preview of each file; shared by Verify and Explain."""
     uploads = []
-    for column, role, title, label, help_text in zip(
-        st.columns(2), ("reference", "questioned"), ("Reference", "Questioned"), labels, helps
+    for column, role, title, label, help_text, subheader in zip(
+        st.columns(2), ("reference", "questioned"), ("Reference", "Questioned"), labels, helps, subheaders or (None, None)
     ):
         with column:
-            if subheaders:
-                st.subheader(subheaders[len(uploads)])
+            if subheader:
+                st.subheader(subheader)
             upload = pair_uploader(role, label, key_prefix, help=help_text)
             if upload:
                 show_image(upload["data"], f"{title} · {upload['name']}", width=width)

@@ -165,15 +165,17 @@ class BatchSampler:
         if len(self.writers) < 2:
             raise DatasetError("training needs at least two writers with two genuine signatures each")
         self.active = self.writers
+        position = {w: i for i, w in enumerate(self.writers)}
+        # class of each record for the auxiliary writer classifier (-1: a writer never sampled)
+        self.labels = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
 
     def restrict(self, indices: Sequence[int]) -> None:
         """Sample only from these writers (this rank's share under DistributedDataParallel)."""
         self.active = [self.writers[i] for i in indices]
 
-    def writer_labels(self, records: Sequence[SignatureRecord], idx: Sequence[int]) -> list[int]:
+    def writer_labels(self, idx: Sequence[int]) -> list[int]:
         """Global class index (position in `self.writers`) of each sampled image's writer."""
-        position = {w: i for i, w in enumerate(self.writers)}
-        return [position[f"{records[i].dataset}/{records[i].writer}"] for i in idx]
+        return [self.labels[i] for i in idx]
 
     def sample(self) -> tuple[list[int], list[int], list[bool]]:
         cfg = self.cfg
@@ -291,7 +293,7 @@ def train(
                 group["lr"] = lr_at(step, total_steps, cfg)
             idx, wid, gen = sampler.sample()
             batch = torch.stack([augment(train_u8[i].float() / 255) for i in idx]).contiguous(memory_format=torch.channels_last)
-            labels = sampler.writer_labels(train_records, idx) if classifier is not None else None
+            labels = sampler.writer_labels(idx) if classifier is not None else None
             loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
             step += 1
             seen += len(idx) * ctx.world_size

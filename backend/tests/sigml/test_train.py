@@ -109,7 +109,7 @@ def test_batch_sampler_writer_labels(synthetic_records):
     records = synthetic_records({"1": (3, 1), "2": (3, 1), "3": (3, 0)})
     sampler = BatchSampler(records, TrainConfig(writers_per_batch=3, genuine_per_writer=2, forged_per_writer=1), np.random.default_rng(0))
     idx, wid, _ = sampler.sample()
-    labels = sampler.writer_labels(records, idx)
+    labels = sampler.writer_labels(idx)
     for i, label in zip(idx, labels):
         assert sampler.writers[label] == f"{records[i].dataset}/{records[i].writer}"
     # one label per batch slot: the slot is the batch's writer, the label the global one
@@ -140,3 +140,33 @@ def test_train_step_with_the_auxiliary_writer_classifier():
     # without the classifier the step is the plain contrastive one
     loss2, stats2 = train_step(wrap(model, DistContext()), opt, batch, wid, gen, cfg)
     assert "writer_ce" not in stats2
+
+
+def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make_generic_dataset, tmp_path):
+    """The whole loop with the auxiliary classifier: labels from the sampler, its loss in the history, its state
+    resumed from `last.*`; and the config's preprocessing is what the card records (serving follows it)."""
+    import dataclasses
+    import json
+
+    from sigml.model import ModelConfig
+    from sigml.preprocessing import PreprocessConfig
+    from sigml.train import train
+
+    root = make_generic_dataset("AX", writers=5, genuine=3, forged=1)
+    split = tmp_path / "splits.csv"
+    split.write_text("dataset,writer,split\n" + "".join(
+        f"AX,{w},{s}\n" for w, s in [(1, "train"), (2, "train"), (3, "train"), (4, "validation"), (5, "validation")]))
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, warmup_steps=1, writers_per_batch=2, genuine_per_writer=2,
+                      forged_per_writer=1, validation_references=1, threads=1, bf16=False, aux_writer_weight=0.5,
+                      model=ModelConfig(embedding_dim=8, hidden_dim=16), preprocessing=PreprocessConfig(ink="gray"))
+    out, work = tmp_path / "m" / "ax.safetensors", tmp_path / "work"
+    source = [DataSource("AX", str(root), split_file=str(split))]
+    train(source, out, cfg, workdir=work, progress=False)
+    train(source, out, dataclasses.replace(cfg, epochs=2), workdir=work, resume=True, progress=False)
+    history = json.loads((work / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["writer_ce"]) and h["writer_ce"] >= 0 for h in history)
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["preprocessing"]["ink"] == "gray"
+    assert card["training"]["config"]["aux_writer_weight"] == 0.5
+
