@@ -50,15 +50,19 @@ def save_training_state(
     optimizer: torch.optim.Optimizer,
     meta: dict[str, Any],
     extra: nn.Module | None = None,
+    ema: nn.Module | None = None,
 ) -> None:
     """`name.safetensors` (model + optimizer tensors) and `name.json` (step, scheduler, RNG, history).
 
-    `extra`: a training-only module (the auxiliary writer classifier), stored under `aux.`."""
+    `extra`: a training-only module (the auxiliary writer classifier), stored under `aux.`;
+    `ema`: the moving average of the weights (`torch.optim.swa_utils.AveragedModel`), under `ema.`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if extra is not None:
         tensors.update({f"aux.{k}": v.detach().contiguous().cpu() for k, v in extra.state_dict().items()})
+    if ema is not None:
+        tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
     opt_state = optimizer.state_dict()
     for idx, state in opt_state["state"].items():
         for key, value in state.items():
@@ -75,7 +79,7 @@ def save_training_state(
 
 def load_training_state(
     directory: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-    extra: nn.Module | None = None,
+    extra: nn.Module | None = None, ema: nn.Module | None = None,
 ) -> dict[str, Any]:
     directory = Path(directory)
     tensors = load_file(str(directory / f"{name}.safetensors"))
@@ -83,6 +87,10 @@ def load_training_state(
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
     if extra is not None:
         extra.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")}, strict=True)
+    if ema is not None:
+        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if ema_state:  # else (a checkpoint from a run without it) the average starts from the resumed weights
+            ema.load_state_dict(ema_state, strict=True)
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

@@ -67,6 +67,7 @@ class TrainConfig:
     balance_negatives: bool = False
     aux_writer_weight: float = 0.0  # > 0: add cosine-softmax writer classification (training only)
     aux_scale: float = 16.0
+    ema_decay: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -268,6 +269,7 @@ def train(
     classifier = None
     if cfg.aux_writer_weight > 0:
         classifier = CosineWriterClassifier(cfg.model.embedding_dim, len(sampler.writers), cfg.aux_scale).to(ctx.device)
+    ema = make_ema(model, cfg.ema_decay)
     net = wrap(model, ctx, classifier)
     params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -275,7 +277,7 @@ def train(
     history: list[dict[str, Any]] = []
     step, start_epoch, best_eer = 0, 0, float("inf")
     if resume and (workdir / "last.safetensors").is_file():
-        meta = load_training_state(workdir, "last", model, optimizer, extra=classifier)
+        meta = load_training_state(workdir, "last", model, optimizer, extra=classifier, ema=ema)
         step, start_epoch, best_eer, history = meta["step"], meta["epoch"] + 1, meta["best_eer"], meta["history"]
         rng.bit_generator.state = meta["numpy_rng"]
         log.info("resumed from %s at epoch %d (step %d)", workdir, start_epoch, step)
@@ -295,6 +297,8 @@ def train(
             batch = torch.stack([augment(train_u8[i].float() / 255) for i in idx]).contiguous(memory_format=torch.channels_last)
             labels = sampler.writer_labels(idx) if classifier is not None else None
             loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             seen += len(idx) * ctx.world_size
             losses.append(loss)
@@ -303,7 +307,8 @@ def train(
         if not ctx.is_main:
             barrier(ctx)  # rank 0 validates and writes the checkpoint meanwhile
             continue
-        val = validate(model, val_images, val_records, cfg)
+        evaluated = ema.module if ema is not None else model  # the weights that would be shipped
+        val = validate(evaluated, val_images, val_records, cfg)
         val.pop("_pairwise_scores")
         entry = {
             "epoch": epoch + 1,
@@ -320,8 +325,8 @@ def train(
         log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
         if entry["val_eer"] < best_eer:
             best_eer = entry["val_eer"]
-            save_weights(model, workdir / "best.safetensors")
-        save_training_state(workdir, "last", model, optimizer, extra=classifier, meta={
+            save_weights(evaluated, workdir / "best.safetensors")
+        save_training_state(workdir, "last", model, optimizer, extra=classifier, ema=ema, meta={
             "step": step, "epoch": epoch, "best_eer": best_eer, "history": history,
             "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
         })
@@ -336,6 +341,21 @@ def train(
         return card
     barrier(ctx)
     return ModelCard.load(card_path_for(out))
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """Exponential moving average of the weights (BatchNorm statistics included), or None when `decay` is 0.
+
+    Why: epoch-to-epoch validation EER swings by about +-0.01 on 25 validation writers, so picking the best of
+    many epochs favours a lucky draw; the average over the last few hundred steps is a smoother model to pick.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
+    if decay == 0.0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def train_step(

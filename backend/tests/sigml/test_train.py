@@ -170,3 +170,63 @@ def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make
     assert card["preprocessing"]["ink"] == "gray"
     assert card["training"]["config"]["aux_writer_weight"] == 0.5
 
+
+
+def test_make_ema_averages_weights_and_refuses_bad_decay():
+    import pytest
+    import torch
+
+    from sigml.model import ModelConfig, SiameseResNet18
+    from sigml.train import make_ema
+
+    assert make_ema(torch.nn.Linear(2, 2), 0.0) is None
+    with pytest.raises(ValueError):
+        make_ema(torch.nn.Linear(2, 2), 1.0)
+    torch.manual_seed(0)
+    model = SiameseResNet18(ModelConfig(embedding_dim=8, hidden_dim=16))
+    ema = make_ema(model, 0.5)
+    ema.update_parameters(model)  # the first update copies the weights
+    start = model.head[0].weight.detach().clone()
+    with torch.no_grad():
+        model.head[0].weight.add_(1.0)
+        model.head[1].running_mean.add_(2.0)  # a BatchNorm buffer: averaged too (use_buffers)
+    ema.update_parameters(model)
+    assert torch.allclose(ema.module.head[0].weight, start + 0.5)  # halfway with decay 0.5
+    assert torch.allclose(ema.module.head[1].running_mean, torch.full_like(start[:, 0], 1.0))
+
+
+def test_train_with_ema_selects_and_resumes_the_average(make_generic_dataset, tmp_path):
+    """With `ema_decay`, validation scores the moving average, best.safetensors holds it, and `last.*` carries it
+    so that a resumed run continues the same average."""
+    import dataclasses
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from sigml.checkpoints import load_weights
+    from sigml.model import ModelConfig, SiameseResNet18
+    from sigml.train import train
+
+    root = make_generic_dataset("EM", writers=5, genuine=3, forged=1)
+    split = tmp_path / "splits.csv"
+    split.write_text("dataset,writer,split\n" + "".join(
+        f"EM,{w},{s}\n" for w, s in [(1, "train"), (2, "train"), (3, "train"), (4, "validation"), (5, "validation")]))
+    cfg = TrainConfig(epochs=1, steps_per_epoch=3, warmup_steps=1, writers_per_batch=2, genuine_per_writer=2,
+                      forged_per_writer=1, validation_references=1, threads=1, bf16=False, ema_decay=0.9,
+                      model=ModelConfig(embedding_dim=8, hidden_dim=16))
+    out, work = tmp_path / "m" / "em.safetensors", tmp_path / "work"
+    source = [DataSource("EM", str(root), split_file=str(split))]
+    train(source, out, cfg, workdir=work, progress=False)
+    last = load_file(str(work / "last.safetensors"))
+    assert int(last["ema.n_averaged"]) == 3
+    best = load_file(str(work / "best.safetensors"))
+    key = "head.0.weight"
+    assert torch.equal(best[key], last[f"ema.module.{key}"])  # the average was selected, not the raw weights
+    assert not torch.equal(best[key], last[f"model.{key}"])
+    train(source, out, dataclasses.replace(cfg, epochs=2), workdir=work, resume=True, progress=False)
+    assert int(load_file(str(work / "last.safetensors"))["ema.n_averaged"]) == 6  # continued, not restarted
+    assert [h["epoch"] for h in json.loads((work / "history.json").read_text())] == [1, 2]
+    shipped = SiameseResNet18(cfg.model)
+    load_weights(shipped, out)  # the shipped file loads into the plain architecture
+    assert json.loads(out.with_suffix(".json").read_text())["training"]["config"]["ema_decay"] == 0.9
