@@ -1,7 +1,7 @@
 """How well can trivial image statistics tell CEDAR's genuine scans from its forgeries?
 
 A model can reach high scores on CEDAR by looking at the paper (genuine scans are grey, forgeries
-near-white) or at the ink darkness instead of the handwriting. This prints the ROC AUC of single
+near-white), at the ink darkness, or at where the signature sits in the frame, instead of the handwriting. This prints the ROC AUC of single
 statistics (0.5 = no signal) on the raw images and after `sigml.preprocessing` with each ink mode.
 
     .venv/bin/python bench/background_bias.py [--data ../shared/datasets/CEDAR] [--every 2]
@@ -44,6 +44,12 @@ def main() -> None:
         add("raw: mean pixel", r.label, float(gray.mean()))
         add("raw: paper level (pixels above Otsu)", r.label, float(np.median(gray[gray >= t])))
         add("raw: ink level (pixels below Otsu)", r.label, float(np.median(gray[gray < t])))
+        # where and how big the signature sits in the frame (acquisition, not handwriting, for the position)
+        rows, cols = np.flatnonzero((gray < t).any(axis=1)), np.flatnonzero((gray < t).any(axis=0))
+        height, width = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+        add("raw: ink box centre row (position in the frame)", r.label, float(rows[0] + rows[-1]) / 2 / gray.shape[0])
+        add("raw: ink box centre column", r.label, float(cols[0] + cols[-1]) / 2 / gray.shape[1])
+        add("raw: ink box aspect (width / height)", r.label, float(width / height))
         for mode in ("gray", "normalized", "binary"):
             arr = preprocess_array(root / r.path, dataclasses.replace(DEFAULT_CONFIG, ink=mode))
             ink = arr[arr > 0]
