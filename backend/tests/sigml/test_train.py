@@ -142,25 +142,32 @@ def test_train_step_with_the_auxiliary_writer_classifier():
     assert "writer_ce" not in stats2
 
 
+def _tiny_run(make_generic_dataset, tmp_path, name: str, **cfg_fields):
+    """A 5-writer dataset (3 training, 2 validation writers) and a 1-epoch config small enough for a unit test."""
+    from sigml.model import ModelConfig
+
+    root = make_generic_dataset(name, writers=5, genuine=3, forged=1)
+    split = tmp_path / "splits.csv"
+    split.write_text("dataset,writer,split\n" + "".join(
+        f"{name},{w},{s}\n" for w, s in [(1, "train"), (2, "train"), (3, "train"), (4, "validation"), (5, "validation")]))
+    cfg = TrainConfig(**{"epochs": 1, "steps_per_epoch": 2, "warmup_steps": 1, "writers_per_batch": 2, "genuine_per_writer": 2,
+                         "forged_per_writer": 1, "validation_references": 1, "threads": 1, "bf16": False,
+                         "model": ModelConfig(embedding_dim=8, hidden_dim=16), **cfg_fields})
+    source = [DataSource(name, str(root), split_file=str(split))]
+    return source, cfg, tmp_path / "m" / f"{name.lower()}.safetensors", tmp_path / "work"
+
+
 def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make_generic_dataset, tmp_path):
     """The whole loop with the auxiliary classifier: labels from the sampler, its loss in the history, its state
     resumed from `last.*`; and the config's preprocessing is what the card records (serving follows it)."""
     import dataclasses
     import json
 
-    from sigml.model import ModelConfig
     from sigml.preprocessing import PreprocessConfig
     from sigml.train import train
 
-    root = make_generic_dataset("AX", writers=5, genuine=3, forged=1)
-    split = tmp_path / "splits.csv"
-    split.write_text("dataset,writer,split\n" + "".join(
-        f"AX,{w},{s}\n" for w, s in [(1, "train"), (2, "train"), (3, "train"), (4, "validation"), (5, "validation")]))
-    cfg = TrainConfig(epochs=1, steps_per_epoch=2, warmup_steps=1, writers_per_batch=2, genuine_per_writer=2,
-                      forged_per_writer=1, validation_references=1, threads=1, bf16=False, aux_writer_weight=0.5,
-                      model=ModelConfig(embedding_dim=8, hidden_dim=16), preprocessing=PreprocessConfig(ink="gray"))
-    out, work = tmp_path / "m" / "ax.safetensors", tmp_path / "work"
-    source = [DataSource("AX", str(root), split_file=str(split))]
+    source, cfg, out, work = _tiny_run(make_generic_dataset, tmp_path, "AX", aux_writer_weight=0.5,
+                                       preprocessing=PreprocessConfig(ink="gray"))
     train(source, out, cfg, workdir=work, progress=False)
     train(source, out, dataclasses.replace(cfg, epochs=2), workdir=work, resume=True, progress=False)
     history = json.loads((work / "history.json").read_text())
@@ -169,7 +176,6 @@ def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["preprocessing"]["ink"] == "gray"
     assert card["training"]["config"]["aux_writer_weight"] == 0.5
-
 
 
 def test_make_ema_averages_weights_and_refuses_bad_decay():
@@ -205,18 +211,10 @@ def test_train_with_ema_selects_and_resumes_the_average(make_generic_dataset, tm
     from safetensors.torch import load_file
 
     from sigml.checkpoints import load_weights
-    from sigml.model import ModelConfig, SiameseResNet18
+    from sigml.model import SiameseResNet18
     from sigml.train import train
 
-    root = make_generic_dataset("EM", writers=5, genuine=3, forged=1)
-    split = tmp_path / "splits.csv"
-    split.write_text("dataset,writer,split\n" + "".join(
-        f"EM,{w},{s}\n" for w, s in [(1, "train"), (2, "train"), (3, "train"), (4, "validation"), (5, "validation")]))
-    cfg = TrainConfig(epochs=1, steps_per_epoch=3, warmup_steps=1, writers_per_batch=2, genuine_per_writer=2,
-                      forged_per_writer=1, validation_references=1, threads=1, bf16=False, ema_decay=0.9,
-                      model=ModelConfig(embedding_dim=8, hidden_dim=16))
-    out, work = tmp_path / "m" / "em.safetensors", tmp_path / "work"
-    source = [DataSource("EM", str(root), split_file=str(split))]
+    source, cfg, out, work = _tiny_run(make_generic_dataset, tmp_path, "EM", steps_per_epoch=3, ema_decay=0.9)
     train(source, out, cfg, workdir=work, progress=False)
     last = load_file(str(work / "last.safetensors"))
     assert int(last["ema.n_averaged"]) == 3
