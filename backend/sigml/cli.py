@@ -1,4 +1,4 @@
-"""`python -m sigml {import,pairs,train,evaluate,verify}`: the command-line face of the ML core.
+"""`python -m sigml {import,pairs,train,evaluate,calibrate,verify}`: the command-line face of the ML core.
 
 Errors the user can fix (missing files, unreadable images, empty or unknown dataset folders)
 print one clear line and exit with status 2; no traceback.
@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="report.json")
     s.add_argument("--plots", help="folder for ROC/DET/histogram PNGs")
     s.add_argument("--update-card", metavar="KEY", help="also store the figures in the model card under metrics[KEY]")
+    s.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("calibrate", help="re-derive a model card's thresholds from its validation writers (no training)")
+    s.add_argument("--model", required=True, help="weights (.safetensors; the .json card beside it is rewritten)")
+    s.add_argument("--data", action="append", type=_dataset_arg, default=[], metavar="NAME=DIR",
+                   help="where a dataset of the card lives, if not at the card's path (repeatable)")
+    s.add_argument("--reference-score", default="normalized", choices=["normalized", "mean"],
+                   help="how a questioned signature is scored against K references")
     s.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("verify", help="distance and verdict for two signature images")
@@ -191,6 +199,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import recalibrate
+
+    card = recalibrate(args.model, roots=dict(args.data), reference_score=args.reference_score, progress=not args.no_progress)
+    val = card.metrics["validation"]
+    ref = val.get("reference_based")
+    print(f"{args.model}: validation pairwise EER {val['pairwise']['eer']:.2%} (threshold {card.threshold:.4f})"
+          + (f"; reference-based K={ref['k']} ({card.reference_score}) EER {ref['eer']:.2%} "
+             f"(threshold {card.reference_threshold():.4f})" if ref else ""))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .inference import Verifier
 
@@ -204,7 +224,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "verify": cmd_verify}
+COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate,
+            "verify": cmd_verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -113,15 +113,19 @@ def evaluate(
     else:
         log.warning("random-forgery protocol skipped: it needs at least two writers")
     by_k: dict[str, Any] = {}
+    card = verifier.card
     for k in references:
+        # as served: K >= 2 references are scored as the card says; one reference is a plain pair distance
+        score, threshold = (card.reference_score, card.reference_threshold()) if k >= 2 else ("mean", card.threshold)
         try:
-            rb = protocols.reference_based(emb, records, k=k, seed=seed)
+            rb = protocols.reference_based(emb, records, k=k, seed=seed, score=score,
+                                           spread_floor=card.reference_calibration.get("spread_floor", 0.0))
         except ValueError as exc:
             log.warning("reference-based protocol with K=%d skipped: %s", k, exc)
             continue
-        by_k[str(k)] = {**_block(rb, verifier.card.reference_threshold()), "k": k}
+        by_k[str(k)] = {**_block(rb, threshold), "k": k, "score": score if k >= 2 else "pairwise"}
         if plots_dir:
-            _plots(rb, Path(plots_dir), f"reference_k{k}", verifier.card.reference_threshold())
+            _plots(rb, Path(plots_dir), f"reference_k{k}", threshold)
     if by_k:
         report["reference_based"] = by_k[str(max(int(k) for k in by_k))]
         report["reference_based_by_k"] = by_k
@@ -171,7 +175,8 @@ def _plots(scores: protocols.Scored, folder: Path, name: str, threshold: float) 
     axes[2].hist(d[y == 1], bins=bins, alpha=0.6, label="genuine", density=True)
     axes[2].hist(d[y == 0], bins=bins, alpha=0.6, label="forged", density=True)
     axes[2].axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f}")
-    axes[2].set(xlabel="distance", ylabel="density", title="distance histogram")
+    what = "distance" if name == "pairwise" else "reference score"
+    axes[2].set(xlabel=what, ylabel="density", title=f"{what} histogram")
     axes[2].legend()
     fig.tight_layout()
     fig.savefig(folder / f"{name}.png", dpi=90)

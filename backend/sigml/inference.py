@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import protocols
 from .checkpoints import load_weights
 from .errors import ModelLoadError
 from .model import SiameseResNet18
@@ -50,6 +51,11 @@ class VerificationResult:
 @dataclass(frozen=True)
 class ProfileVerificationResult(VerificationResult):
     distances: tuple[float, ...] = ()  # one per reference, in the order given
+    # what `distance` is: "normalized" (mean distance / the references' spread), "mean" (mean distance),
+    # or "pairwise" (a single reference: the plain pair distance against the pairwise threshold)
+    score: str = "mean"
+    mean_distance: float = 0.0
+    reference_spread: float | None = None  # mean pairwise distance among the references (>= 2 of them)
 
 
 class Verifier:
@@ -105,9 +111,9 @@ class Verifier:
     def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
         return self.embed_tensors(torch.stack([self.preprocess(s) for s in sources]))
 
-    def decide(self, distance: float, threshold: float) -> tuple[bool, str, float]:
+    def decide(self, distance: float, threshold: float, protocol: str = "pairwise") -> tuple[bool, str, float]:
         match = bool(distance <= threshold)
-        return match, "genuine" if match else "forged", self.card.similarity(distance)
+        return match, "genuine" if match else "forged", self.card.similarity(distance, protocol)
 
     def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor) -> VerificationResult:
         emb = self.embed_tensors(torch.stack([reference, questioned]))
@@ -120,19 +126,28 @@ class Verifier:
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
     def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor) -> ProfileVerificationResult:
-        """Questioned signature vs stored reference embeddings: mean distance against the reference threshold."""
+        """Questioned signature vs stored reference embeddings, scored as the model card says
+        (`reference_score`, calibrated on validation writers) against the reference threshold.
+        With a single reference there is no spread to normalise by: that is a pairwise comparison."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
         tensor = questioned if isinstance(questioned, torch.Tensor) else self.preprocess(questioned)
         q = self.embed_tensors(tensor.unsqueeze(0))[0]
         distances = np.linalg.norm(refs - q[None, :], axis=1)
-        distance = float(distances.mean())
-        threshold = self.card.reference_threshold()
-        match, verdict, similarity = self.decide(distance, threshold)
+        mean_distance = float(distances.mean())
+        spread = protocols.reference_spread(refs)
+        method = self.card.reference_score
+        if len(refs) == 1:
+            method, protocol, distance, threshold = "pairwise", "pairwise", mean_distance, self.threshold
+        else:
+            protocol, threshold = "reference_based", self.card.reference_threshold()
+            floor = self.card.reference_calibration.get("spread_floor", 0.0)
+            distance = float(protocols.reference_scores(q, refs, method, spread_floor=floor)[0])
+        match, verdict, similarity = self.decide(distance, threshold, protocol)
         return ProfileVerificationResult(
             distance, threshold, match, verdict, similarity, self.model_version,
-            tuple(float(x) for x in distances),
+            tuple(float(x) for x in distances), method, mean_distance, spread,
         )
 
     def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import ModelLoadError
 from .model import ModelConfig
 from .preprocessing import PreprocessConfig
+from .protocols import REFERENCE_SCORES
 
 
 @dataclass
@@ -28,6 +29,10 @@ class ModelCard:
     threshold: float  # pairwise distance threshold, calibrated on validation writers at their EER
     thresholds: dict[str, float] = field(default_factory=dict)  # per protocol ("pairwise", "reference_based")
     calibration: dict[str, float] = field(default_factory=dict)  # similarity = sigmoid(slope * d + intercept)
+    # how a questioned signature is scored against enrolled references (protocols.REFERENCE_SCORES);
+    # cards written before "normalized" existed were calibrated on the plain mean distance
+    reference_score: str = "mean"
+    reference_calibration: dict[str, float] = field(default_factory=dict)  # slope, intercept, spread_floor
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -45,13 +50,17 @@ class ModelCard:
     def reference_threshold(self) -> float:
         return float(self.thresholds.get("reference_based", self.threshold))
 
-    def similarity(self, distance: float) -> float:
-        """A calibrated score in [0, 1]: the validation-fitted probability that the pair is genuine."""
-        slope = self.calibration.get("slope")
-        intercept = self.calibration.get("intercept")
+    def similarity(self, distance: float, protocol: str = "pairwise") -> float:
+        """A calibrated score in [0, 1]: the validation-fitted probability that the comparison is genuine.
+        `protocol` "reference_based" maps a reference score (with its own calibration) instead of a pair distance."""
+        reference = protocol == "reference_based"
+        cal = self.reference_calibration if reference else self.calibration
+        threshold = self.reference_threshold() if reference else self.threshold
+        slope = cal.get("slope")
+        intercept = cal.get("intercept")
         if slope is None or intercept is None:  # uncalibrated: 0.5 at the threshold
-            scale = max(self.threshold, 1e-6) / 8
-            slope, intercept = -1 / scale, self.threshold / scale
+            scale = max(threshold, 1e-6) / 8
+            slope, intercept = -1 / scale, threshold / scale
         z = slope * distance + intercept
         return float(1 / (1 + math.exp(-z))) if z > -60 else 0.0
 
@@ -66,6 +75,8 @@ class ModelCard:
             "threshold": self.threshold,
             "thresholds": self.thresholds,
             "calibration": self.calibration,
+            "reference_score": self.reference_score,
+            "reference_calibration": self.reference_calibration,
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
@@ -75,12 +86,16 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+        if str(data.get("reference_score", "mean")) not in REFERENCE_SCORES:
+            raise ValueError(f"reference_score must be one of {REFERENCE_SCORES}, not {data.get('reference_score')!r}")
         return cls(
             architecture=ModelConfig.from_dict(data.get("architecture", {})),
             preprocessing=PreprocessConfig.from_dict(data.get("preprocessing", {})),
             threshold=float(data["threshold"]),
             thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
             calibration={k: float(v) for k, v in data.get("calibration", {}).items()},
+            reference_score=str(data.get("reference_score", "mean")),
+            reference_calibration={k: float(v) for k, v in data.get("reference_calibration", {}).items()},
             metrics=data.get("metrics", {}),
             data=data.get("data", {}),
             training=data.get("training", {}),

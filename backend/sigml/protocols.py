@@ -3,7 +3,14 @@
 - pairwise: every genuine-genuine pair of a writer (label 1) vs every genuine-skilled-forgery pair
   of the same writer (label 0); optionally genuine vs another writer's genuine (random forgeries).
 - reference_based: per writer, K genuine references drawn with a seed; every other genuine and every
-  skilled forgery of that writer is scored by its mean distance to the K references.
+  skilled forgery of that writer is scored against the K references (`reference_scores`).
+
+Reference scores: "mean" is the mean distance to the references; "normalized" divides it by the
+references' own spread (their mean pairwise distance). Writers differ a lot in how variable their
+genuine signatures are, and a single global threshold on raw distances is too strict for variable
+writers and too lax for consistent ones; dividing by the spread measured on the enrolled references
+puts every writer on one scale (score normalisation, as in writer-independent verification systems
+that calibrate per enrolment). It needs at least two references.
 """
 
 from __future__ import annotations
@@ -67,7 +74,41 @@ def pairwise(emb: np.ndarray, records: Sequence[SignatureRecord], *, skilled: bo
     return Scored(np.concatenate(d_all), np.concatenate(y_all), w_all, np.concatenate(a_all), np.concatenate(b_all))
 
 
-def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0) -> Scored:
+REFERENCE_SCORES = ("mean", "normalized")
+
+
+def reference_spread(refs: np.ndarray) -> float | None:
+    """Mean pairwise distance among one writer's reference embeddings (None with fewer than two)."""
+    refs = np.asarray(refs, dtype=np.float64)
+    if len(refs) < 2:
+        return None
+    ia, ib = np.triu_indices(len(refs), k=1)
+    return float(np.linalg.norm(refs[ia] - refs[ib], axis=1).mean())
+
+
+def reference_scores(questioned: np.ndarray, refs: np.ndarray, method: str = "normalized", *, spread_floor: float = 0.0) -> np.ndarray:
+    """Score of each questioned embedding against one writer's references (lower = more genuine).
+
+    "mean": mean distance to the references. "normalized": that mean divided by the references' spread,
+    floored at `spread_floor` (so near-identical references, e.g. one image enrolled twice, cannot blow
+    every score up)."""
+    if method not in REFERENCE_SCORES:
+        raise ValueError(f"unknown reference score {method!r}; choose one of {REFERENCE_SCORES}")
+    questioned = np.atleast_2d(np.asarray(questioned, dtype=np.float64))
+    refs = np.asarray(refs, dtype=np.float64)
+    mean = np.linalg.norm(questioned[:, None, :] - refs[None, :, :], axis=2).mean(axis=1)
+    if method == "mean":
+        return mean
+    spread = reference_spread(refs)
+    if spread is None:
+        raise ValueError("the normalized reference score needs at least two references")
+    return mean / max(spread, spread_floor, 1e-6)
+
+
+def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0,
+                    score: str = "mean", spread_floor: float = 0.0) -> Scored:
+    if score == "normalized" and k < 2:
+        raise ValueError("the normalized reference score needs K >= 2 references")
     d_all, y_all, w_all, q_all = [], [], [], []
     rng = np.random.default_rng(seed)
     for w, (gen, forg) in sorted(_groups(records).items()):
@@ -78,8 +119,7 @@ def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: i
         refs, questioned_gen = g[chosen[:k]], g[chosen[k:]]
         questioned = np.concatenate([questioned_gen, np.asarray(forg, dtype=int)])
         labels = np.concatenate([np.ones(len(questioned_gen)), np.zeros(len(forg))])
-        dists = np.linalg.norm(emb[questioned][:, None, :] - emb[refs][None, :, :], axis=2).mean(axis=1)
-        d_all.append(dists)
+        d_all.append(reference_scores(emb[questioned], emb[refs], score, spread_floor=spread_floor))
         y_all.append(labels)
         w_all.extend([w] * len(questioned))
         q_all.append(questioned)
@@ -87,3 +127,17 @@ def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: i
         raise ValueError(f"no writer has more than K={k} genuine signatures")
     q = np.concatenate(q_all)
     return Scored(np.concatenate(d_all), np.concatenate(y_all).astype(int), w_all, q, np.full(len(q), -1))
+
+
+def reference_spreads(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0) -> np.ndarray:
+    """The spread of each writer's K references, drawn exactly as `reference_based` draws them."""
+    out = []
+    rng = np.random.default_rng(seed)
+    for _, (gen, _forg) in sorted(_groups(records).items()):
+        if len(gen) <= k:
+            continue
+        chosen = rng.permutation(len(gen))
+        spread = reference_spread(emb[np.asarray(gen)[chosen[:k]]])
+        if spread is not None:
+            out.append(spread)
+    return np.asarray(out)

@@ -34,8 +34,11 @@ def image_bytes(image: Image.Image, fmt: str = "PNG", **save_kwargs) -> bytes:
     return buf.getvalue()
 
 
-def make_test_model(directory: str | Path, *, seed: int = 0, threshold: float = 0.5, embedding_dim: int = 32) -> Path:
-    """A randomly initialised (untrained) model + card, for tests that need a loadable model, not real verdicts."""
+def make_test_model(directory: str | Path, *, seed: int = 0, threshold: float = 0.5, embedding_dim: int = 32,
+                    reference_score: str = "normalized", reference_threshold: float = 1.5) -> Path:
+    """A randomly initialised (untrained) model + card, for tests that need a loadable model, not real verdicts.
+    Like a card written by training, references are scored "normalized" unless `reference_score` says "mean"
+    (a card from before that score; its reference threshold is then `threshold`)."""
     torch.manual_seed(seed)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,9 @@ def make_test_model(directory: str | Path, *, seed: int = 0, threshold: float = 
         architecture=cfg,
         preprocessing=PreprocessConfig(),
         threshold=threshold,
-        thresholds={"pairwise": threshold, "reference_based": threshold},
+        thresholds={"pairwise": threshold,
+                    "reference_based": reference_threshold if reference_score == "normalized" else threshold},
+        reference_score=reference_score,
         metrics={},
         data={"sources": [], "note": "untrained test model"},
         weights={"file": path.name, "sha256": file_sha256(path), "dtype": "float16"},

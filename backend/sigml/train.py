@@ -20,10 +20,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
 
-from . import metrics, protocols
+from . import calibration, metrics, protocols
 from .augment import AugmentConfig, SignatureAugment
 from .checkpoints import load_training_state, load_weights, save_training_state, save_weights
 from .datasets import SignatureRecord, read_dataset
@@ -197,29 +196,12 @@ class BatchSampler:
 
 def validate(model: SiameseResNet18, images: torch.Tensor, records: list[SignatureRecord], cfg: TrainConfig) -> dict[str, Any]:
     emb = embed_tensors(model, images, bf16=cfg.bf16)
-    pw = protocols.pairwise(emb, records)
-    out: dict[str, Any] = {"pairwise": metrics.summary(pw.distances, pw.labels, None)}
-    k = cfg.validation_references
-    try:
-        rb = protocols.reference_based(emb, records, k=k, seed=cfg.seed)
-        out["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k}
-    except ValueError:
-        pass
-    datasets = sorted({r.dataset for r in records})
-    if len(datasets) > 1:
-        for name in datasets:
-            keep = np.asarray([w.split("/", 1)[0] == name for w in pw.writers])
-            if keep.any() and len(set(pw.labels[keep])) == 2:
-                out[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
-    out["_pairwise_scores"] = pw
-    return out
+    return calibration.validation_metrics(emb, records, k=cfg.validation_references, seed=cfg.seed)
 
 
 def calibrate(pairwise_scores: protocols.Scored) -> dict[str, float]:
     """Platt scaling of distance → P(genuine) on validation pairs (balanced classes)."""
-    lr = LogisticRegression(class_weight="balanced")
-    lr.fit(pairwise_scores.distances.reshape(-1, 1), pairwise_scores.labels)
-    return {"slope": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])}
+    return calibration.platt(pairwise_scores.distances, pairwise_scores.labels)
 
 
 def train(
@@ -310,7 +292,7 @@ def train(
             continue
         evaluated = ema.module if ema is not None else model  # the weights that would be shipped
         val = validate(evaluated, val_images, val_records, cfg)
-        val.pop("_pairwise_scores")
+        val.pop("_pairwise_scores"), val.pop("_reference_scores")
         entry = {
             "epoch": epoch + 1,
             "step": step,
@@ -402,23 +384,19 @@ def finalize(
     out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(model, out, dtype=getattr(torch, cfg.weights_dtype))
     load_weights(model, out)  # calibrate what is shipped (fp16 round trip included)
-    val = validate(model, val_images, val_records, cfg)
-    scores = val.pop("_pairwise_scores")
-    thresholds = {"pairwise": val["pairwise"]["eer_threshold"]}
-    if "reference_based" in val:
-        thresholds["reference_based"] = val["reference_based"]["eer_threshold"]
+    emb = embed_tensors(model, val_images, bf16=cfg.bf16)
+    fields, val = calibration.card_calibration(emb, val_records, k=cfg.validation_references, seed=cfg.seed)
     best_epoch = min(history, key=lambda h: h["val_eer"]) if history else {}
     card = ModelCard(
         architecture=cfg.model,
         preprocessing=cfg.preprocessing,
-        threshold=thresholds["pairwise"],
-        thresholds=thresholds,
-        calibration=calibrate(scores),
+        **fields,
         metrics={"validation": val},
         data={
             "sources": data.sources,
             "protocol": "writer-disjoint splits; thresholds and calibration on validation writers only; "
-            "pairwise = genuine-genuine vs genuine-skilled pairs of each writer; reference_based = mean distance to K genuine references",
+            "pairwise = genuine-genuine vs genuine-skilled pairs of each writer; reference_based = mean distance to K genuine references "
+            "divided by the references' own spread (their mean pairwise distance)",
         },
         training={
             "config": cfg.to_dict(),

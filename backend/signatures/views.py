@@ -496,6 +496,15 @@ class ProfileVerifyApi(APIView):
             fields={"id": serializers.IntegerField(), "distance": serializers.FloatField()},
         )
         reference_count = serializers.IntegerField()
+        score = serializers.ChoiceField(
+            choices=["normalized", "mean", "pairwise"],
+            help_text="what `distance` is: `normalized` = mean distance to the references divided by their spread "
+            "(the default with two or more references), `mean` = mean distance (older model cards), "
+            "`pairwise` = the plain distance to a single reference, against the pairwise threshold",
+        )
+        mean_distance = serializers.FloatField(help_text="mean embedding distance to the references")
+        reference_spread = serializers.FloatField(
+            allow_null=True, help_text="mean distance between the references themselves (null with one reference)")
 
     @extend_schema(request=InputSerializer,
                    responses={200: OutputSerializer, **error_responses(400, 401, 404, 413, 415, 429, 503)},

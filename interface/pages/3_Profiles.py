@@ -185,19 +185,35 @@ def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any],
         result = stored["result"]
         ui.result_ui(result, subject="this person's references")
         number = {r["id"]: i for i, r in enumerate(refs, start=1)}
+        score = result.get("score", "mean")
         threshold = float(result.get("threshold", 0.0))
-        rows = [
-            {
-                "reference": f"#{number.get(r.get('id'), '?')}",
-                "distance": round(float(r.get("distance", 0.0)), 4),
-                "within threshold": "yes" if float(r.get("distance", 0.0)) <= threshold else "no",
-            }
-            for r in result.get("references", [])
-        ]
+        rows = []
+        for r in result.get("references", []):
+            row = {"reference": f"#{number.get(r.get('id'), '?')}", "distance": round(float(r.get("distance", 0.0)), 4)}
+            if score != "normalized":  # raw distances are on the threshold's scale only without normalisation
+                row["within threshold"] = "yes" if float(r.get("distance", 0.0)) <= threshold else "no"
+            rows.append(row)
         if rows:
-            st.markdown(f"**Distance to each reference** (the verdict uses their mean, "
-                        f"{float(result.get('distance', 0.0)):.3f}, over {result.get('reference_count', len(rows))} references)")
+            st.markdown(f"**Distance to each reference** ({score_explanation(result, len(rows))})")
             st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def score_explanation(result: dict[str, Any], n_rows: int) -> str:
+    """One sentence on how the verdict's score was computed from the per-reference distances."""
+    count = result.get("reference_count", n_rows)
+    score = float(result.get("distance", 0.0))
+    threshold = float(result.get("threshold", 0.0))
+    kind = result.get("score", "mean")
+    if kind == "normalized":
+        mean = float(result.get("mean_distance", 0.0))
+        spread = result.get("reference_spread")
+        spread_text = f"{float(spread):.3f}" if spread is not None else "n/a"
+        return (f"the verdict divides their mean, {mean:.3f}, by how far the {count} references lie from each other, "
+                f"{spread_text}: score {score:.3f} against the threshold {threshold:.3f}; "
+                "a variable signer is allowed more distance than a consistent one")
+    if kind == "pairwise":
+        return f"a single reference: its distance, {score:.3f}, against the pairwise threshold {threshold:.3f}"
+    return f"the verdict uses their mean, {score:.3f}, over {count} references"
 
 
 def danger_zone_ui(client: api.SigverClient, profile: dict[str, Any]) -> None:

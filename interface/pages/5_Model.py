@@ -24,8 +24,11 @@ def summary_ui(card: dict[str, Any]) -> None:
               help="Pairs with a distance above this value are reported as forged.")
     ref_threshold = (card.get("thresholds") or {}).get("reference_based")
     if ref_threshold is not None:
+        normalized = card.get("reference_score") == "normalized"
         c2.metric("Threshold (against a profile)", f"{float(ref_threshold):.3f}",
-                  help="Used when a signature is compared with the mean of a profile's references.")
+                  help="Used when a signature is compared with a profile's references (two or more): "
+                  + ("on the mean distance divided by the references' own spread." if normalized
+                     else "on the mean distance to them."))
     arch = card.get("architecture") or {}
     if arch:
         c3.metric("Embedding size", arch.get("embedding_dim", "?"))

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, UnidentifiedImageError
 
 THRESHOLD = 0.81
+REFERENCE_THRESHOLD = 3.0  # on the normalized reference score (mean distance / the references' spread)
 MODEL_VERSION = "siamese_resnet18@fake0001"
 DATASET = "DEMO"
 WRITERS = ["1", "2", "3", "4"]
@@ -179,7 +180,8 @@ MODEL_CARD: dict[str, Any] = {
     "architecture": {"embedding_dim": 128, "hidden_dim": 256, "normalize": True},
     "preprocessing": {"height": 150, "width": 220},
     "threshold": THRESHOLD,
-    "thresholds": {"pairwise": THRESHOLD, "reference_based": 0.7},
+    "thresholds": {"pairwise": THRESHOLD, "reference_based": REFERENCE_THRESHOLD},
+    "reference_score": "normalized",
     "calibration": {"slope": -8.0, "intercept": 6.48},
     "metrics": {
         "validation": {
@@ -525,13 +527,20 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiFailure(400, "no_references", "This profile has no reference signatures yet.")
             per = [{"id": r, "distance": verify_result(v["data"], q)["distance"]} for r, v in refs]
             mean = sum(p["distance"] for p in per) / len(per)
-            match = mean <= THRESHOLD
+            spread = None
+            if len(refs) > 1:  # like the real API: the mean divided by the references' own spread
+                between = [fake_distance(a["data"], b["data"])[0] for i, (_, a) in enumerate(refs) for _, b in refs[i + 1:]]
+                spread = max(sum(between) / len(between), 1e-6)
+            score, threshold = (mean / spread, REFERENCE_THRESHOLD) if spread else (mean, THRESHOLD)
+            match = score <= threshold
             return self._json(200, {
-                "distance": round(mean, 4), "threshold": THRESHOLD, "match": match,
+                "distance": round(score, 4), "threshold": threshold, "match": match,
                 "verdict": "genuine" if match else "forged",
-                "similarity": round(1 / (1 + math.exp(8 * (mean - THRESHOLD))), 4),
+                "similarity": round(1 / (1 + math.exp(8 * (score - threshold) / threshold)), 4),
                 "model_version": MODEL_VERSION, "elapsed_ms": 20.0,
                 "references": per, "reference_count": len(per),
+                "score": "normalized" if spread else "pairwise", "mean_distance": round(mean, 4),
+                "reference_spread": round(spread, 4) if spread else None,
             })
         raise ApiFailure(405, "method_not_allowed", "Method not allowed.")
 

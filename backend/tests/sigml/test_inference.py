@@ -72,7 +72,7 @@ def test_embed(verifier, png_signatures):
     assert verifier.embed_tensors(torch.zeros(0, 1, 150, 220)).shape == (0, 32)
 
 
-def test_verify_against_is_the_mean_of_pairwise_distances(verifier, png_signatures):
+def test_verify_against_normalises_the_mean_distance_by_the_references_spread(verifier, png_signatures):
     refs_src, questioned = png_signatures[:3], png_signatures[4]
     refs = verifier.embed(refs_src)
     r = verifier.verify_against(refs, questioned)
@@ -80,11 +80,41 @@ def test_verify_against_is_the_mean_of_pairwise_distances(verifier, png_signatur
     check_result(r, verifier, verifier.card.reference_threshold())
     pairwise = [verifier.verify(ref, questioned).distance for ref in refs_src]
     np.testing.assert_allclose(r.distances, pairwise, atol=1e-3)
-    assert r.distance == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
-    assert r.distance == pytest.approx(float(np.mean(pairwise)), abs=1e-3)
+    assert r.mean_distance == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
+    assert r.mean_distance == pytest.approx(float(np.mean(pairwise)), abs=1e-3)
+    between = [verifier.verify(refs_src[i], refs_src[j]).distance for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert r.score == "normalized" and r.reference_spread == pytest.approx(float(np.mean(between)), abs=1e-3)
+    assert r.distance == pytest.approx(r.mean_distance / r.reference_spread, rel=1e-5)
+    assert r.similarity == pytest.approx(verifier.card.similarity(r.distance, "reference_based"))
     # a preprocessed tensor is accepted as the questioned signature
     r2 = verifier.verify_against(refs, verifier.preprocess(questioned))
     assert r2.distance == pytest.approx(r.distance, abs=1e-6)
+
+
+def test_verify_against_floors_the_spread(verifier, png_signatures):
+    """One image enrolled twice has no spread: the card's floor keeps the score finite and meaningful."""
+    card = dataclasses.replace(verifier.card, reference_calibration={"spread_floor": 0.25})
+    v = Verifier(verifier.model, card, bf16=True)
+    refs = v.embed([png_signatures[0], png_signatures[0]])
+    r = v.verify_against(refs, png_signatures[1])
+    assert r.reference_spread == pytest.approx(0.0, abs=1e-6)
+    assert r.distance == pytest.approx(r.mean_distance / 0.25, rel=1e-5)
+
+
+def test_verify_against_with_a_mean_card(verifier, png_signatures):
+    """Cards written before the normalized score was introduced are served as they were calibrated: the mean distance."""
+    card = dataclasses.replace(verifier.card, reference_score="mean", thresholds={"pairwise": 0.5, "reference_based": 0.6})
+    v = Verifier(verifier.model, card, bf16=True)
+    r = v.verify_against(v.embed(png_signatures[:3]), png_signatures[4])
+    assert r.score == "mean" and r.threshold == 0.6
+    assert r.distance == pytest.approx(r.mean_distance) == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
+
+
+def test_verify_against_one_reference_is_pairwise(verifier, png_signatures):
+    r = verifier.verify_against(verifier.embed(png_signatures[:1]), png_signatures[1])
+    assert r.score == "pairwise" and r.reference_spread is None
+    assert r.threshold == verifier.card.threshold
+    assert r.distance == pytest.approx(verifier.verify(png_signatures[0], png_signatures[1]).distance, abs=1e-3)
 
 
 def test_verify_against_uses_the_reference_threshold(verifier, png_signatures):

@@ -101,3 +101,27 @@ def test_helpers(tmp_path):
     f.write_bytes(b"x" * (3 << 20))
     assert file_sha256(f) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
     assert now_iso().endswith("+00:00")
+
+
+def test_reference_score_round_trip_and_old_cards(tmp_path):
+    card = make_card(reference_score="normalized", reference_calibration={"slope": -3.0, "intercept": 4.0, "spread_floor": 0.2})
+    card.save(tmp_path / "m.json")
+    loaded = ModelCard.load(tmp_path / "m.json")
+    assert loaded.reference_score == "normalized" and loaded.reference_calibration["spread_floor"] == 0.2
+    # the reference calibration maps reference scores, the pair calibration pair distances
+    assert loaded.similarity(4 / 3, "reference_based") == pytest.approx(0.5)
+    assert loaded.similarity(5 / 12) == pytest.approx(0.5)
+    old = json.loads((tmp_path / "m.json").read_text())
+    del old["reference_score"], old["reference_calibration"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    legacy = ModelCard.load(tmp_path / "old.json")
+    assert legacy.reference_score == "mean"  # calibrated on mean distances before "normalized" existed
+    assert legacy.similarity(0.37, "reference_based") == pytest.approx(0.5)  # uncalibrated: 0.5 at its threshold
+
+
+def test_unknown_reference_score_is_refused(tmp_path):
+    data = make_card().to_dict()
+    data["reference_score"] = "median"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match="reference_score"):
+        ModelCard.load(tmp_path / "bad.json")

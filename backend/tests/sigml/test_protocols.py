@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from sigml.protocols import pairwise, reference_based
+from sigml.protocols import pairwise, reference_based, reference_scores, reference_spread, reference_spreads
 
 SPEC = {"1": (5, 2), "2": (4, 0), "3": (3, 3), "4": (1, 2)}  # writer 4: one genuine, no genuine pair
 
@@ -124,3 +124,51 @@ def test_pairwise_random_only_indexes_the_full_record_list(data):
         assert records[a].genuine and records[b].genuine  # no skilled forgery in this protocol
         assert (records[a].writer == records[b].writer) == bool(y)
         assert d == pytest.approx(np.linalg.norm(emb[a] - emb[b]))
+
+
+def test_reference_spread_is_the_mean_pairwise_distance():
+    refs = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 8.0]])  # pair distances 5, 8, 5
+    assert reference_spread(refs) == pytest.approx(6.0)
+    assert reference_spread(refs[:1]) is None
+
+
+def test_normalized_score_divides_by_the_spread():
+    refs = np.array([[0.0, 0.0], [3.0, 4.0]])  # spread 5
+    q = np.array([[0.0, 0.0], [6.0, 8.0]])  # mean distances 2.5 and 7.5
+    np.testing.assert_allclose(reference_scores(q, refs, "mean"), [2.5, 7.5])
+    np.testing.assert_allclose(reference_scores(q, refs, "normalized"), [0.5, 1.5])
+    # a floor stops near-identical references from inflating every score
+    np.testing.assert_allclose(reference_scores(q, refs, "normalized", spread_floor=10.0), [0.25, 0.75])
+
+
+def test_normalized_score_puts_writers_on_one_scale(synthetic_records):
+    """A variable writer (spread 10) and a consistent one (spread 1), each with a forgery twice as far as its
+    genuine signatures: raw mean distances cannot be separated by one threshold, normalised scores can."""
+    records = synthetic_records({"1": (3, 1), "2": (3, 1)})
+    emb = np.array([[0.0], [10.0], [5.0], [30.0], [100.0], [101.0], [100.5], [103.0]])
+    raw = reference_based(emb, records, k=2, seed=0, score="mean")
+    norm = reference_based(emb, records, k=2, seed=0, score="normalized")
+    assert raw.distances[raw.labels == 1].max() > raw.distances[raw.labels == 0].min()  # overlap
+    assert norm.distances[norm.labels == 1].max() < norm.distances[norm.labels == 0].min()  # separated
+
+
+def test_normalized_score_needs_two_references(data):
+    emb, records = data
+    with pytest.raises(ValueError, match="K >= 2"):
+        reference_based(emb, records, k=1, score="normalized")
+    with pytest.raises(ValueError, match="at least two"):
+        reference_scores(emb[:1], emb[1:2], "normalized")
+    with pytest.raises(ValueError, match="unknown reference score"):
+        reference_scores(emb[:1], emb[1:3], "median")
+
+
+def test_reference_spreads_match_the_drawn_references(synthetic_records):
+    records = synthetic_records({str(w): (6, 2) for w in range(1, 4)})
+    emb = np.random.default_rng(2).normal(size=(len(records), 4))
+    spreads = reference_spreads(emb, records, k=3, seed=5)
+    mean = reference_based(emb, records, k=3, seed=5, score="mean")
+    norm = reference_based(emb, records, k=3, seed=5, score="normalized")
+    per_writer = [np.unique(np.round(mean.distances[np.asarray(mean.writers) == w] / norm.distances[np.asarray(norm.writers) == w], 9))
+                  for w in sorted(set(mean.writers))]
+    assert all(len(p) == 1 for p in per_writer)  # one divisor per writer ...
+    np.testing.assert_allclose([p[0] for p in per_writer], spreads)  # ... and it is that writer's spread

@@ -1,0 +1,112 @@
+"""Thresholds and similarity calibration from validation writers' embeddings.
+
+Used at the end of training (`train.finalize`) and by `sigml calibrate`, which re-derives a shipped
+card's thresholds from its own validation writers without retraining (e.g. after a new reference
+score). Test writers never reach this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from . import metrics, protocols
+from .datasets import SignatureRecord
+from .errors import DatasetError
+from .modelcard import ModelCard, card_path_for
+
+DEFAULT_REFERENCE_SCORE = "normalized"
+
+
+def platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Platt scaling of score → P(genuine) (balanced classes): similarity = sigmoid(slope * score + intercept)."""
+    lr = LogisticRegression(class_weight="balanced")
+    lr.fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), np.asarray(labels))
+    return {"slope": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])}
+
+
+def validation_metrics(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int,
+                       reference_score: str = DEFAULT_REFERENCE_SCORE) -> dict[str, Any]:
+    """Pairwise and reference-based EERs (and their EER thresholds) of validation writers, per dataset too.
+    `_pairwise_scores` / `_reference_scores` carry the raw scores for calibration."""
+    pw = protocols.pairwise(emb, records)
+    out: dict[str, Any] = {"pairwise": metrics.summary(pw.distances, pw.labels, None)}
+    try:
+        rb = protocols.reference_based(emb, records, k=k, seed=seed, score=reference_score)
+    except ValueError:
+        rb = None
+    if rb is not None:
+        out["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k, "score": reference_score}
+    datasets = sorted({r.dataset for r in records})
+    if len(datasets) > 1:
+        for name in datasets:
+            keep = np.asarray([w.split("/", 1)[0] == name for w in pw.writers])
+            if keep.any() and len(set(pw.labels[keep])) == 2:
+                out[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
+    out["_pairwise_scores"] = pw
+    out["_reference_scores"] = rb
+    return out
+
+
+def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int,
+                     reference_score: str = DEFAULT_REFERENCE_SCORE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields for the model card, validation metrics) from validation writers' embeddings.
+
+    The card fields: `threshold` and `thresholds` at the validation EER, Platt `calibration` of pair
+    distances, `reference_score` and its own `reference_calibration` (Platt + `spread_floor`, the 5th
+    percentile of the validation writers' reference spreads)."""
+    val = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
+    pw, rb = val.pop("_pairwise_scores"), val.pop("_reference_scores")
+    fields: dict[str, Any] = {
+        "threshold": val["pairwise"]["eer_threshold"],
+        "thresholds": {"pairwise": val["pairwise"]["eer_threshold"]},
+        "calibration": platt(pw.distances, pw.labels),
+        "reference_score": reference_score,
+        "reference_calibration": {},
+    }
+    if rb is not None:
+        fields["thresholds"]["reference_based"] = val["reference_based"]["eer_threshold"]
+        cal = platt(rb.distances, rb.labels)
+        if reference_score == "normalized":
+            cal["spread_floor"] = float(np.percentile(protocols.reference_spreads(emb, records, k=k, seed=seed), 5))
+        fields["reference_calibration"] = cal
+    return fields, val
+
+
+def recalibrate(weights: str | Path, *, roots: dict[str, str] | None = None, reference_score: str = DEFAULT_REFERENCE_SCORE,
+                progress: bool = True) -> ModelCard:
+    """Re-derive a shipped model card's thresholds and calibration from its own validation writers.
+
+    The weights (and so `model_version`) do not change; the card's data sources say which datasets,
+    split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`)."""
+    from .evaluate import embed_dataset
+    from .inference import Verifier
+
+    verifier = Verifier.from_files(weights)
+    card = verifier.card
+    sources = card.data.get("sources") or []
+    if not sources:
+        raise DatasetError(f"the model card of {weights} names no data sources to calibrate on")
+    config = card.training.get("config") or {}
+    k, seed = int(config.get("validation_references", 10)), int(config.get("seed", 0))
+    records: list[SignatureRecord] = []
+    embeddings = []
+    for source in sources:
+        name = source["name"]
+        root = (roots or {}).get(name, source["root"])
+        recs, emb, _ = embed_dataset(verifier, root, layout=source.get("layout", "auto"), dataset=name,
+                                     writers="validation", split_file=source.get("split_file"), progress=progress)
+        records += recs
+        embeddings.append(emb)
+    fields, val = card_calibration(np.concatenate(embeddings), records, k=k, seed=seed, reference_score=reference_score)
+    for key, value in fields.items():
+        setattr(card, key, value)
+    card.metrics["validation"] = val
+    protocol = str(card.data.get("protocol", ""))
+    if reference_score == "normalized" and "spread" not in protocol:
+        card.data["protocol"] = protocol + " divided by the references' own spread (their mean pairwise distance)"
+    card.save(card_path_for(weights))
+    return card
