@@ -56,8 +56,8 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
     """(fields for the model card, validation metrics) from validation writers' embeddings.
 
     The card fields: `threshold` and `thresholds` at the validation EER, Platt `calibration` of pair
-    distances, `reference_score` and its own `reference_calibration` (Platt + `spread_floor`, the 5th
-    percentile of the validation writers' reference spreads)."""
+    distances, `reference_score` and its own `reference_calibration` (Platt + `spread_floor`, half the
+    smallest spread of K references among validation writers)."""
     val = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
     pw, rb = val.pop("_pairwise_scores"), val.pop("_reference_scores")
     fields: dict[str, Any] = {
@@ -71,7 +71,9 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
         fields["thresholds"]["reference_based"] = val["reference_based"]["eer_threshold"]
         cal = platt(rb.distances, rb.labels)
         if reference_score == "normalized":
-            cal["spread_floor"] = float(np.percentile(protocols.reference_spreads(emb, records, k=k, seed=seed), 5))
+            # a guard against degenerate enrolments (one image enrolled twice), not a tuning knob: half the
+            # smallest spread of any validation writer, so no real writer's score is changed by it
+            cal["spread_floor"] = 0.5 * float(protocols.reference_spreads(emb, records, k=k, seed=seed).min())
         fields["reference_calibration"] = cal
     return fields, val
 

@@ -70,6 +70,33 @@ def batch_contrastive_loss(
     return loss, stats
 
 
+def batch_triplet_loss(
+    embeddings: torch.Tensor, writer_ids: torch.Tensor, genuine: torch.Tensor, *, margin: float,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Within-writer ranking (triplet loss, "batch all" of Hermans et al. 2017) over a P x K batch.
+
+    Every (anchor, positive, negative) with anchor and positive two genuine signatures of one writer and
+    negative a skilled forgery of that writer or another writer's genuine signature costs
+    relu(d(a, p) - d(a, n) + margin), averaged over the triplets that still cost something. Why: the
+    contrastive loss asks for one global distance scale, but what verification against references needs
+    is that each writer's forgeries lie farther from the genuine signatures than those lie from each other
+    (what the normalized reference score measures), whatever the writer's own variability.
+    """
+    dist = torch.cdist(embeddings.float(), embeddings.float()).clamp_min(0)
+    same_writer = writer_ids[:, None] == writer_ids[None, :]
+    g = genuine.bool()
+    eye = torch.eye(len(g), dtype=torch.bool, device=dist.device)
+    pos = same_writer & g[:, None] & g[None, :] & ~eye  # [a, p]
+    neg = g[:, None] & ((same_writer & ~g[None, :]) | (~same_writer & g[None, :]))  # [a, n]
+    valid = pos[:, :, None] & neg[:, None, :]  # [a, p, n]
+    if not valid.any():
+        return dist.sum() * 0.0, {"triplet_active": 0.0}
+    cost = F.relu(dist[:, :, None] - dist[:, None, :] + margin)[valid]
+    active = cost > 0
+    loss = cost[active].mean() if active.any() else cost.sum() * 0.0
+    return loss, {"triplet_active": float(active.float().mean())}
+
+
 class CosineWriterClassifier(torch.nn.Module):
     """Auxiliary head for training only: cosine softmax over the training writers (NormFace).
 

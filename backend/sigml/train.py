@@ -65,6 +65,8 @@ class TrainConfig:
     hard_fraction: float = 0.5
     skilled_weight: float = 1.0
     balance_negatives: bool = False
+    triplet_weight: float = 0.0  # > 0: add a within-writer ranking (triplet) term to the contrastive loss
+    triplet_margin: float = 0.2
     aux_writer_weight: float = 0.0  # > 0: add cosine-softmax writer classification (training only)
     aux_scale: float = 16.0
     ema_decay: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights
@@ -365,13 +367,19 @@ def train_step(
 
 
 def _loss(emb: torch.Tensor, wid: list[int], gen: list[bool], cfg: TrainConfig):
-    from .losses import batch_contrastive_loss
+    from .losses import batch_contrastive_loss, batch_triplet_loss
 
-    return batch_contrastive_loss(
-        emb, torch.tensor(wid), torch.tensor(gen), margin=cfg.margin,
+    writer_ids, genuine = torch.tensor(wid, device=emb.device), torch.tensor(gen, device=emb.device)
+    loss, stats = batch_contrastive_loss(
+        emb, writer_ids, genuine, margin=cfg.margin,
         hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,
         balance_negatives=cfg.balance_negatives,
     )
+    if cfg.triplet_weight > 0:
+        triplet, more = batch_triplet_loss(emb, writer_ids, genuine, margin=cfg.triplet_margin)
+        loss = loss + cfg.triplet_weight * triplet
+        stats = {**stats, **more, "triplet": float(triplet.detach())}
+    return loss, stats
 
 
 def finalize(
