@@ -21,6 +21,15 @@ from .modelcard import ModelCard, card_path_for
 DEFAULT_REFERENCE_SCORE = "normalized"
 
 
+def protocol_text(reference_score: str = DEFAULT_REFERENCE_SCORE) -> str:
+    """The model card's one-line description of how its thresholds and metrics were obtained."""
+    reference = "mean distance to K genuine references"
+    if reference_score == "normalized":
+        reference += " divided by the references' own spread (their mean pairwise distance)"
+    return ("writer-disjoint splits; thresholds and calibration on validation writers only; "
+            f"pairwise = genuine-genuine vs genuine-skilled pairs of each writer; reference_based = {reference}")
+
+
 def platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Platt scaling of score → P(genuine) (balanced classes): similarity = sigmoid(slope * score + intercept)."""
     lr = LogisticRegression(class_weight="balanced")
@@ -107,8 +116,6 @@ def recalibrate(weights: str | Path, *, roots: dict[str, str] | None = None, ref
     for key, value in fields.items():
         setattr(card, key, value)
     card.metrics["validation"] = val
-    protocol = str(card.data.get("protocol", ""))
-    if reference_score == "normalized" and "spread" not in protocol:
-        card.data["protocol"] = protocol + " divided by the references' own spread (their mean pairwise distance)"
+    card.data["protocol"] = protocol_text(reference_score)
     card.save(card_path_for(weights))
     return card

@@ -33,6 +33,7 @@ def _ints(value: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     from .datasets import IMPORT_CHOICES, LAYOUT_CHOICES
     from .evaluate import WRITER_CHOICES
+    from .protocols import REFERENCE_SCORES
 
     p = argparse.ArgumentParser(prog="python -m sigml", description="Offline signature verification: ML core")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="weights (.safetensors; the .json card beside it is rewritten)")
     s.add_argument("--data", action="append", type=_dataset_arg, default=[], metavar="NAME=DIR",
                    help="where a dataset of the card lives, if not at the card's path (repeatable)")
-    s.add_argument("--reference-score", default="normalized", choices=["normalized", "mean"],
+    s.add_argument("--reference-score", default="normalized", choices=REFERENCE_SCORES,
                    help="how a questioned signature is scored against K references")
     s.add_argument("--no-progress", action="store_true")
 

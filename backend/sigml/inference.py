@@ -143,7 +143,7 @@ class Verifier:
         else:
             protocol, threshold = "reference_based", self.card.reference_threshold()
             floor = self.card.reference_calibration.get("spread_floor", 0.0)
-            distance = float(protocols.reference_scores(q, refs, method, spread_floor=floor)[0])
+            distance = float(protocols.normalize(mean_distance, spread, floor)) if method == "normalized" else mean_distance
         match, verdict, similarity = self.decide(distance, threshold, protocol)
         return ProfileVerificationResult(
             distance, threshold, match, verdict, similarity, self.model_version,

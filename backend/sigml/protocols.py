@@ -99,10 +99,26 @@ def reference_scores(questioned: np.ndarray, refs: np.ndarray, method: str = "no
     mean = np.linalg.norm(questioned[:, None, :] - refs[None, :, :], axis=2).mean(axis=1)
     if method == "mean":
         return mean
-    spread = reference_spread(refs)
+    return normalize(mean, reference_spread(refs), spread_floor)
+
+
+def normalize(mean_distance, spread: float | None, spread_floor: float = 0.0):
+    """The normalized score: mean distance over the references' spread, floored (and never divided by 0)."""
     if spread is None:
         raise ValueError("the normalized reference score needs at least two references")
-    return mean / max(spread, spread_floor, 1e-6)
+    return mean_distance / max(spread, spread_floor, 1e-6)
+
+
+def reference_draws(records: Sequence[SignatureRecord], k: int, seed: int):
+    """Per writer with more than K genuine signatures: (writer, K reference indices, questioned genuine
+    indices, forgery indices), the references drawn with `seed`; the one draw both functions below use."""
+    rng = np.random.default_rng(seed)
+    for w, (gen, forg) in sorted(_groups(records).items()):
+        if len(gen) <= k:
+            continue  # needs K references and at least one questioned genuine
+        g = np.asarray(gen)
+        chosen = rng.permutation(len(g))
+        yield w, g[chosen[:k]], g[chosen[k:]], np.asarray(forg, dtype=int)
 
 
 def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0,
@@ -110,14 +126,8 @@ def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: i
     if score == "normalized" and k < 2:
         raise ValueError("the normalized reference score needs K >= 2 references")
     d_all, y_all, w_all, q_all = [], [], [], []
-    rng = np.random.default_rng(seed)
-    for w, (gen, forg) in sorted(_groups(records).items()):
-        if len(gen) <= k:
-            continue  # needs K references and at least one questioned genuine
-        g = np.asarray(gen)
-        chosen = rng.permutation(len(g))
-        refs, questioned_gen = g[chosen[:k]], g[chosen[k:]]
-        questioned = np.concatenate([questioned_gen, np.asarray(forg, dtype=int)])
+    for w, refs, questioned_gen, forg in reference_draws(records, k, seed):
+        questioned = np.concatenate([questioned_gen, forg])
         labels = np.concatenate([np.ones(len(questioned_gen)), np.zeros(len(forg))])
         d_all.append(reference_scores(emb[questioned], emb[refs], score, spread_floor=spread_floor))
         y_all.append(labels)
@@ -131,13 +141,5 @@ def reference_based(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: i
 
 def reference_spreads(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int = 0) -> np.ndarray:
     """The spread of each writer's K references, drawn exactly as `reference_based` draws them."""
-    out = []
-    rng = np.random.default_rng(seed)
-    for _, (gen, _forg) in sorted(_groups(records).items()):
-        if len(gen) <= k:
-            continue
-        chosen = rng.permutation(len(gen))
-        spread = reference_spread(emb[np.asarray(gen)[chosen[:k]]])
-        if spread is not None:
-            out.append(spread)
-    return np.asarray(out)
+    spreads = (reference_spread(emb[refs]) for _, refs, _, _ in reference_draws(records, k, seed))
+    return np.asarray([s for s in spreads if s is not None])

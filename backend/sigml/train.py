@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import calibration, metrics, protocols
+from . import calibration
 from .augment import AugmentConfig, SignatureAugment
 from .checkpoints import load_training_state, load_weights, save_training_state, save_weights
 from .datasets import SignatureRecord, read_dataset
@@ -199,11 +199,6 @@ class BatchSampler:
 def validate(model: SiameseResNet18, images: torch.Tensor, records: list[SignatureRecord], cfg: TrainConfig) -> dict[str, Any]:
     emb = embed_tensors(model, images, bf16=cfg.bf16)
     return calibration.validation_metrics(emb, records, k=cfg.validation_references, seed=cfg.seed)
-
-
-def calibrate(pairwise_scores: protocols.Scored) -> dict[str, float]:
-    """Platt scaling of distance → P(genuine) on validation pairs (balanced classes)."""
-    return calibration.platt(pairwise_scores.distances, pairwise_scores.labels)
 
 
 def train(
@@ -402,9 +397,7 @@ def finalize(
         metrics={"validation": val},
         data={
             "sources": data.sources,
-            "protocol": "writer-disjoint splits; thresholds and calibration on validation writers only; "
-            "pairwise = genuine-genuine vs genuine-skilled pairs of each writer; reference_based = mean distance to K genuine references "
-            "divided by the references' own spread (their mean pairwise distance)",
+            "protocol": calibration.protocol_text(),
         },
         training={
             "config": cfg.to_dict(),

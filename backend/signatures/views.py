@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from config.pagination import paginated_response
 from config.schema import error_responses
 from sigml.pairs import Pair
+from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
 
 from . import selectors, services
@@ -497,7 +498,7 @@ class ProfileVerifyApi(APIView):
         )
         reference_count = serializers.IntegerField()
         score = serializers.ChoiceField(
-            choices=["normalized", "mean", "pairwise"],
+            choices=[*REFERENCE_SCORES, "pairwise"],
             help_text="what `distance` is: `normalized` = mean distance to the references divided by their spread "
             "(the default with two or more references), `mean` = mean distance (older model cards), "
             "`pairwise` = the plain distance to a single reference, against the pairwise threshold",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from sigml.errors import DatasetError
-from sigml.protocols import Scored
 from sigml.splits import read_splits_csv, write_splits_csv
-from sigml.train import BatchSampler, DataSource, TrainConfig, calibrate, lr_at, prepare_data
+from sigml.calibration import platt
+from sigml.train import BatchSampler, DataSource, TrainConfig, lr_at, prepare_data
 
 
 def test_prepare_data_makes_and_stores_the_split(make_generic_dataset, tmp_path):
@@ -83,7 +83,7 @@ def test_calibrate():
     rng = np.random.default_rng(0)
     d = np.concatenate([rng.normal(0.3, 0.1, 100), rng.normal(0.8, 0.1, 100)])
     y = np.concatenate([np.ones(100), np.zeros(100)]).astype(int)
-    cal = calibrate(Scored(d, y, ["w"] * 200, np.arange(200), np.arange(200)))
+    cal = platt(d, y)
     assert cal["slope"] < 0  # larger distance, less likely genuine
     midpoint = -cal["intercept"] / cal["slope"]
     assert 0.45 < midpoint < 0.65
