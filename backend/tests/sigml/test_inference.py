@@ -196,13 +196,17 @@ def test_from_files_errors(tmp_path, test_model_path):
     assert str(corrupt) in str(info.value)
 
 
-def test_load_verifier_is_cached(test_model_path):
-    load_verifier.cache_clear()
-    try:
-        first = load_verifier(str(test_model_path))
-        assert load_verifier(str(test_model_path)) is first
-    finally:
-        load_verifier.cache_clear()
+def test_load_verifier_is_cached(test_model_path, tmp_path):
+    """A fresh path is loaded once, then served from the cache. The process-wide cache is not
+    cleared: pytest-django runs the API's database tests first, and their session Verifier lives there."""
+    copy = tmp_path / "cached.safetensors"
+    shutil.copy(test_model_path, copy)
+    shutil.copy(card_path_for(test_model_path), card_path_for(copy))
+    misses = load_verifier.cache_info().misses
+    first = load_verifier(str(copy))
+    assert load_verifier.cache_info().misses == misses + 1
+    assert load_verifier(str(copy)) is first
+    assert load_verifier.cache_info().misses == misses + 1
 
 
 def test_env_flag(monkeypatch):

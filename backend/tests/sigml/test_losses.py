@@ -170,4 +170,4 @@ def test_triplet_loss_pushes_the_forgery_away_and_ignores_forgery_anchors():
     assert emb.grad[2, 1] < 0
     # no genuine pair, or no negative: nothing to rank, a zero loss that still backpropagates
     alone, _ = batch_triplet_loss(emb[:1], wid[:1], gen[:1], margin=0.2)
-    assert float(alone) == 0.0 and alone.requires_grad
+    assert float(alone.detach()) == 0.0 and alone.requires_grad
