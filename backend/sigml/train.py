@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -70,6 +70,7 @@ class TrainConfig:
     aux_writer_weight: float = 0.0  # > 0: add cosine-softmax writer classification (training only)
     aux_scale: float = 16.0
     ema_decay: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights
+    mirror_writers: int = 1  # 2 or 4: each training writer's mirror images count as new writers (see BatchSampler)
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -153,10 +154,30 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+# The mirror images that `mirror_writers` turns into new training writers: none, left-right, upside-down, both.
+MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+class Batch(NamedTuple):
+    idx: list[int]  # record indices
+    wid: list[int]  # batch slot of each image's (possibly mirrored) writer
+    gen: list[bool]  # genuine or skilled forgery
+    mirror: list[int]  # index into MIRRORS of the flip applied to each image
+
+
 class BatchSampler:
-    """P writers x (K genuine + F forged) per batch, from a seeded numpy generator."""
+    """P writers x (K genuine + F forged) per batch, from a seeded numpy generator.
+
+    With `cfg.mirror_writers` = M > 1 every training writer also appears as M - 1 mirrored writers (its
+    genuine signatures and its forgeries flipped alike): handwriting seen in a mirror is nobody's handwriting
+    the model has seen, so it is a new identity with its own genuine/forgery pairs and writer class. Why:
+    the writer-independent task is limited by the number of training writers (140 here), and what tells a
+    forgery from a genuine stroke (hesitation, tremor, pen lifts, stroke quality) does not depend on direction.
+    """
 
     def __init__(self, records: Sequence[SignatureRecord], cfg: TrainConfig, rng: np.random.Generator) -> None:
+        if cfg.mirror_writers not in (1, 2, 4):
+            raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
         self.cfg, self.rng = cfg, rng
         self.genuine: dict[str, list[int]] = {}
         self.forged: dict[str, list[int]] = {}
@@ -167,33 +188,44 @@ class BatchSampler:
         self.writers = sorted(w for w, g in self.genuine.items() if len(g) >= 2)
         if len(self.writers) < 2:
             raise DatasetError("training needs at least two writers with two genuine signatures each")
-        self.active = self.writers
+        # training identities: (writer, mirror); class index = writer position * mirror_writers + mirror
+        self.identities = [(w, m) for w in self.writers for m in range(cfg.mirror_writers)]
+        self.active = self.identities
         position = {w: i for i, w in enumerate(self.writers)}
-        # class of each record for the auxiliary writer classifier (-1: a writer never sampled)
+        # writer position of each record for the auxiliary writer classifier (-1: a writer never sampled)
         self.labels = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
 
     def restrict(self, indices: Sequence[int]) -> None:
-        """Sample only from these writers (this rank's share under DistributedDataParallel)."""
-        self.active = [self.writers[i] for i in indices]
+        """Sample only from these identities (this rank's share under DistributedDataParallel)."""
+        self.active = [self.identities[i] for i in indices]
 
-    def writer_labels(self, idx: Sequence[int]) -> list[int]:
-        """Global class index (position in `self.writers`) of each sampled image's writer."""
-        return [self.labels[i] for i in idx]
+    def writer_labels(self, idx: Sequence[int], mirror: Sequence[int] | None = None) -> list[int]:
+        """Global class index (position in `self.identities`) of each sampled image's (mirrored) writer."""
+        mirror = mirror if mirror is not None else [0] * len(idx)
+        m = self.cfg.mirror_writers
+        return [self.labels[i] * m + v if self.labels[i] >= 0 else -1 for i, v in zip(idx, mirror)]
 
-    def sample(self) -> tuple[list[int], list[int], list[bool]]:
+    def sample(self) -> Batch:
         cfg = self.cfg
         chosen = self.rng.choice(len(self.active), size=min(cfg.writers_per_batch, len(self.active)), replace=False)
-        idx, wid, gen = [], [], []
+        batch = Batch([], [], [], [])
         for slot, w_i in enumerate(chosen):
-            w = self.active[w_i]
+            w, mirror = self.active[w_i]
             for pool, n, is_gen in ((self.genuine[w], cfg.genuine_per_writer, True), (self.forged.get(w, []), cfg.forged_per_writer, False)):
                 if not pool:
                     continue
                 picks = self.rng.choice(pool, size=n, replace=len(pool) < n)
-                idx.extend(int(p) for p in picks)
-                wid.extend([slot] * n)
-                gen.extend([is_gen] * n)
-        return idx, wid, gen
+                batch.idx.extend(int(p) for p in picks)
+                batch.wid.extend([slot] * n)
+                batch.gen.extend([is_gen] * n)
+                batch.mirror.extend([mirror] * n)
+        return batch
+
+
+def mirror_image(image: torch.Tensor, mirror: int) -> torch.Tensor:
+    """`image` (.. x H x W) flipped as MIRRORS[mirror] says."""
+    dims = MIRRORS[mirror]
+    return torch.flip(image, dims) if dims else image
 
 
 def validate(model: SiameseResNet18, images: torch.Tensor, records: list[SignatureRecord], cfg: TrainConfig) -> dict[str, Any]:
@@ -248,7 +280,7 @@ def train(
     sampler = BatchSampler(train_records, cfg, rng)
     classifier = None
     if cfg.aux_writer_weight > 0:
-        classifier = CosineWriterClassifier(cfg.model.embedding_dim, len(sampler.writers), cfg.aux_scale).to(ctx.device)
+        classifier = CosineWriterClassifier(cfg.model.embedding_dim, len(sampler.identities), cfg.aux_scale).to(ctx.device)
     ema = make_ema(model, cfg.ema_decay)
     net = wrap(model, ctx, classifier)
     params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
@@ -264,7 +296,7 @@ def train(
 
     for epoch in range(start_epoch, cfg.epochs):
         if ctx.enabled:  # this rank's writers and its own random stream for this epoch
-            sampler.restrict(writer_share(len(sampler.writers), ctx, seed=cfg.seed, epoch=epoch))
+            sampler.restrict(writer_share(len(sampler.identities), ctx, seed=cfg.seed, epoch=epoch))
             sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, epoch])
             torch.manual_seed(cfg.seed * 1000 + ctx.rank * 100003 + epoch)  # augmentation differs per rank
         model.train()
@@ -273,9 +305,10 @@ def train(
         for _ in bar:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
-            idx, wid, gen = sampler.sample()
-            batch = torch.stack([augment(train_u8[i].float() / 255) for i in idx]).contiguous(memory_format=torch.channels_last)
-            labels = sampler.writer_labels(idx) if classifier is not None else None
+            idx, wid, gen, mirror = sampler.sample()
+            batch = torch.stack([mirror_image(augment(train_u8[i].float() / 255), m) for i, m in zip(idx, mirror)])
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            labels = sampler.writer_labels(idx, mirror) if classifier is not None else None
             loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
             if ema is not None:
                 ema.update_parameters(model)

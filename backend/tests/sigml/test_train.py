@@ -64,7 +64,8 @@ def test_batch_sampler(synthetic_records):
     sampler = BatchSampler(records, cfg, np.random.default_rng(0))
     assert sampler.writers == ["D/1", "D/2", "D/4"]  # writer 3 has a single genuine: unusable
     for _ in range(20):
-        idx, wid, gen = sampler.sample()
+        idx, wid, gen, mirror = sampler.sample()
+        assert mirror == [0] * len(idx)  # mirror_writers 1: no flips
         assert len(idx) == len(wid) == len(gen)
         assert set(wid) == {0, 1}
         for i, w, g in zip(idx, wid, gen):
@@ -108,12 +109,56 @@ def test_config_preprocessing_block_is_partial_and_validated():
 def test_batch_sampler_writer_labels(synthetic_records):
     records = synthetic_records({"1": (3, 1), "2": (3, 1), "3": (3, 0)})
     sampler = BatchSampler(records, TrainConfig(writers_per_batch=3, genuine_per_writer=2, forged_per_writer=1), np.random.default_rng(0))
-    idx, wid, _ = sampler.sample()
+    idx, wid, _, _ = sampler.sample()
     labels = sampler.writer_labels(idx)
     for i, label in zip(idx, labels):
         assert sampler.writers[label] == f"{records[i].dataset}/{records[i].writer}"
     # one label per batch slot: the slot is the batch's writer, the label the global one
     assert len({(w, l) for w, l in zip(wid, labels)}) == len(set(wid))
+
+
+def test_batch_sampler_mirrored_writers(synthetic_records):
+    """mirror_writers 4: every writer is also 3 mirrored writers, each its own slot, class and flip."""
+    records = synthetic_records({"1": (4, 2), "2": (4, 2), "3": (4, 0)})
+    cfg = TrainConfig(writers_per_batch=6, genuine_per_writer=2, forged_per_writer=1, mirror_writers=4)
+    sampler = BatchSampler(records, cfg, np.random.default_rng(0))
+    assert len(sampler.identities) == 12 and sampler.identities[:4] == [("D/1", m) for m in range(4)]
+    seen = set()
+    for _ in range(30):
+        idx, wid, gen, mirror = sampler.sample()
+        labels = sampler.writer_labels(idx, mirror)
+        for i, w, m, label in zip(idx, wid, mirror, labels):
+            writer, flip = sampler.identities[label]
+            assert writer == f"D/{records[i].writer}" and flip == m
+            seen.add((writer, m))
+        # a slot is one (writer, mirror) identity: all its images share the flip and the class
+        assert all(len({(m, l) for w2, m, l in zip(wid, mirror, labels) if w2 == w}) == 1 for w in set(wid))
+    assert seen == set(sampler.identities)
+    with pytest.raises(ValueError, match="mirror_writers"):
+        BatchSampler(records, TrainConfig(mirror_writers=3), np.random.default_rng(0))
+
+
+def test_mirror_image():
+    import torch
+
+    from sigml.train import MIRRORS, mirror_image
+
+    image = torch.arange(6.0).reshape(1, 2, 3)
+    assert torch.equal(mirror_image(image, 0), image)
+    assert torch.equal(mirror_image(image, 1), image.flip(-1))
+    assert torch.equal(mirror_image(image, 2), image.flip(-2))
+    assert torch.equal(mirror_image(image, 3), image.flip(-2).flip(-1))
+    assert len(MIRRORS) == 4
+
+
+def test_mirror_writers_one_keeps_the_sampler_stream(synthetic_records):
+    """Old configs (no mirror_writers) draw exactly the batches they drew before the option existed
+    (the indices below were printed by the sampler of the commit before it)."""
+    records = synthetic_records({"1": (5, 3), "2": (4, 2), "4": (6, 6)})
+    cfg = TrainConfig(writers_per_batch=2, genuine_per_writer=3, forged_per_writer=1)
+    sampler = BatchSampler(records, cfg, np.random.default_rng(5))
+    assert [sampler.sample().idx for _ in range(3)] == [
+        [19, 17, 16, 25, 9, 8, 10, 12], [14, 15, 18, 21, 1, 0, 4, 7], [15, 16, 17, 23, 10, 8, 11, 12]]
 
 
 def test_train_step_with_the_auxiliary_writer_classifier():
@@ -159,14 +204,15 @@ def _tiny_run(make_generic_dataset, tmp_path, name: str, **cfg_fields):
 
 def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make_generic_dataset, tmp_path):
     """The whole loop with the auxiliary classifier: labels from the sampler, its loss in the history, its state
-    resumed from `last.*`; and the config's preprocessing is what the card records (serving follows it)."""
+    resumed from `last.*` (with mirrored writers: one class per writer and mirror); and the config's preprocessing
+    is what the card records (serving follows it)."""
     import dataclasses
     import json
 
     from sigml.preprocessing import PreprocessConfig
     from sigml.train import train
 
-    source, cfg, out, work = _tiny_run(make_generic_dataset, tmp_path, "AX", aux_writer_weight=0.5,
+    source, cfg, out, work = _tiny_run(make_generic_dataset, tmp_path, "AX", aux_writer_weight=0.5, mirror_writers=4,
                                        preprocessing=PreprocessConfig(ink="gray"))
     train(source, out, cfg, workdir=work, progress=False)
     train(source, out, dataclasses.replace(cfg, epochs=2), workdir=work, resume=True, progress=False)
@@ -176,6 +222,10 @@ def test_train_with_writer_classification_and_a_preprocessing_block_resumes(make
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["preprocessing"]["ink"] == "gray"
     assert card["training"]["config"]["aux_writer_weight"] == 0.5
+    assert card["training"]["config"]["mirror_writers"] == 4
+    from safetensors.torch import load_file
+
+    assert load_file(work / "last.safetensors")["aux.weight"].shape[0] == 3 * 4  # 3 training writers x 4 mirrors
 
 
 def test_make_ema_averages_weights_and_refuses_bad_decay():
