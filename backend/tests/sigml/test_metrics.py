@@ -120,3 +120,42 @@ def test_curves():
     assert (np.diff(c["fpr"]) >= 0).all() and (np.diff(c["tpr"]) >= 0).all()
     assert len(c["det_far"]) == len(c["det_frr"])
     assert np.trapezoid(c["tpr"], c["fpr"]) == pytest.approx(roc_auc_score(y, -d))
+
+
+def _writer_data(n_writers: int, seed: int = 0, noise: float = 0.25):
+    """Per writer 10 genuine (label 1) and 10 forged comparisons; each writer shifts all of its distances."""
+    rng = np.random.default_rng(seed)
+    d, y, w = [], [], []
+    for i in range(n_writers):
+        shift = rng.normal(0, 0.3)
+        d += list(shift + rng.normal(0.4, noise, 10)) + list(shift + rng.normal(0.9, noise, 10))
+        y += [1] * 10 + [0] * 10
+        w += [f"w{i}"] * 20
+    return np.asarray(d), np.asarray(y), w
+
+
+def test_writer_bootstrap_interval_contains_the_eer_and_narrows_with_more_writers():
+    from sigml.metrics import eer, writer_bootstrap
+
+    few, many = (writer_bootstrap(*_writer_data(n), n_boot=300) for n in (6, 60))
+    for b in (few, many):
+        assert b["ci"][0] <= b["eer"] <= b["ci"][1]
+        assert b["eer"] == pytest.approx(eer(*_writer_data(b["n_writers"])[:2])[0])
+    assert few["n_writers"] == 6 and many["n_writers"] == 60
+    assert (few["ci"][1] - few["ci"][0]) > 1.5 * (many["ci"][1] - many["ci"][0])
+
+
+def test_writer_bootstrap_separable_and_paired_difference():
+    from sigml.metrics import writer_bootstrap
+
+    d, y, w = _writer_data(20, noise=0.05)
+    d = np.where(y == 1, 0.1, 1.0) + np.asarray([int(x[1:]) for x in w]) * 1e-3  # every genuine below every forgery
+    sep = writer_bootstrap(d, y, w, n_boot=100)
+    assert sep["eer"] == 0.0 and sep["ci"] == [0.0, 0.0]
+    d, y, w = _writer_data(20)
+    same = writer_bootstrap(d, y, w, other=2 * d + 1, n_boot=200)  # a monotone rescaling: the same ranking
+    assert same["difference"] == pytest.approx(0.0, abs=1e-12) and same["difference_ci"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    worse = writer_bootstrap(d, y, w, other=d + np.random.default_rng(1).normal(0, 0.5, len(d)), n_boot=200)
+    assert worse["difference"] > 0 and worse["difference_ci"][0] > 0  # the noisier model is worse on every resample
+    with pytest.raises(ValueError, match="writers"):
+        writer_bootstrap(d, y, w[:-1])
