@@ -22,18 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from sigml import metrics, protocols
-from sigml.evaluate import embed_dataset
+from sigml.evaluate import embed_dataset, served_reference_based
 from sigml.inference import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def scored(verifier: Verifier, records, emb: np.ndarray, k: int = 10) -> dict[str, protocols.Scored]:
-    card = verifier.card
     return {
         "pairwise": protocols.pairwise(emb, records),
-        f"reference K={k}": protocols.reference_based(emb, records, k=k, seed=0, score=card.reference_score,
-                                                      spread_floor=card.reference_calibration.get("spread_floor", 0.0)),
+        f"reference K={k}": served_reference_based(verifier.card, emb, records, k=k, seed=0)[0],
     }
 
 

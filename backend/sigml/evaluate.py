@@ -19,7 +19,7 @@ from .datasets import SignatureRecord, read_dataset
 from .embedding import embed_tensors, preprocess_records
 from .errors import DatasetError
 from .inference import Verifier
-from .modelcard import card_path_for
+from .modelcard import ModelCard, card_path_for
 from .splits import read_splits_csv
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,16 @@ def embed_dataset(
     return records, emb, split_path
 
 
+def served_reference_based(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int,
+                           seed: int = 0) -> tuple[protocols.Scored, str, float]:
+    """The reference-based protocol scored as the API serves it, with the score name and threshold used:
+    K >= 2 references with the card's reference score (and spread floor); one reference is a plain pair distance."""
+    score, threshold = (card.reference_score, card.reference_threshold()) if k >= 2 else ("mean", card.threshold)
+    rb = protocols.reference_based(emb, records, k=k, seed=seed, score=score,
+                                   spread_floor=card.reference_calibration.get("spread_floor", 0.0))
+    return rb, score, threshold
+
+
 def evaluate(
     verifier: Verifier,
     data_root: str | Path,
@@ -113,13 +123,9 @@ def evaluate(
     else:
         log.warning("random-forgery protocol skipped: it needs at least two writers")
     by_k: dict[str, Any] = {}
-    card = verifier.card
     for k in references:
-        # as served: K >= 2 references are scored as the card says; one reference is a plain pair distance
-        score, threshold = (card.reference_score, card.reference_threshold()) if k >= 2 else ("mean", card.threshold)
         try:
-            rb = protocols.reference_based(emb, records, k=k, seed=seed, score=score,
-                                           spread_floor=card.reference_calibration.get("spread_floor", 0.0))
+            rb, score, threshold = served_reference_based(verifier.card, emb, records, k=k, seed=seed)
         except ValueError as exc:
             log.warning("reference-based protocol with K=%d skipped: %s", k, exc)
             continue
