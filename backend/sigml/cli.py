@@ -1,4 +1,4 @@
-"""`python -m sigml {import,pairs,train,evaluate,calibrate,verify}`: the command-line face of the ML core.
+"""`python -m sigml {import,pairs,train,evaluate,benchmark,calibrate,verify}`: the command-line face of the ML core.
 
 Errors the user can fix (missing files, unreadable images, empty or unknown dataset folders)
 print one clear line and exit with status 2; no traceback.
@@ -31,6 +31,7 @@ def _ints(value: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .benchmark import BENCHMARK_WRITERS
     from .datasets import IMPORT_CHOICES, LAYOUT_CHOICES
     from .evaluate import WRITER_CHOICES
     from .protocols import REFERENCE_SCORES
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output weights, e.g. trained_model_parameters/NAME.safetensors")
     s.add_argument("--workdir", help="checkpoints and history (default runs/<out name>/)")
     s.add_argument("--resume", action="store_true", help="continue from <workdir>/last.safetensors")
+    s.add_argument("--init", metavar="M.safetensors",
+                   help="fine-tune: start from these weights (their card's architecture and preprocessing are kept)")
     s.add_argument("--config", help="JSON file with TrainConfig fields (flags below override it)")
     s.add_argument("--seed", type=int)
     s.add_argument("--epochs", type=int)
@@ -93,6 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="report.json")
     s.add_argument("--plots", help="folder for ROC/DET/histogram PNGs")
     s.add_argument("--update-card", metavar="KEY", help="also store the figures in the model card under metrics[KEY]")
+    s.add_argument("--no-progress", action="store_true")
+
+    s = sub.add_parser("benchmark", help="every dataset's test writers: per-dataset and macro-average figures, one table")
+    s.add_argument("--model", required=True, help="weights (.safetensors; the .json card beside it)")
+    s.add_argument("--data", action="append", type=_dataset_arg, required=True, metavar="NAME=DIR",
+                   help="a dataset folder (any layout; NAME picks its split); repeat for several")
+    s.add_argument("--writers", default="test", choices=BENCHMARK_WRITERS,
+                   help="test: each dataset's test writers (the card's split for datasets the model was trained on, "
+                        "else <--splits>/<NAME>/splits.csv); all: every writer")
+    s.add_argument("--splits", default="image_pairs", help="folder of <NAME>/splits.csv for datasets the model card does not name")
+    s.add_argument("--references", type=_ints, default=[5, 10],
+                   help="K for the reference-based protocol; the largest K a dataset allows is its headline")
+    s.add_argument("--boot", type=int, default=1000,
+                   help="writer-bootstrap resamples per dataset and protocol (1000: about half a minute for six datasets)")
+    s.add_argument("--seed", type=int, default=0, help="reference draw and bootstrap seed")
+    s.add_argument("--workers", type=int, default=0, help="DataLoader workers for preprocessing")
+    s.add_argument("--out", help="result JSON (per-dataset blocks, macro, protocol)")
+    s.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown (sigml.benchmark.markdown_table)")
     s.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("calibrate", help="re-derive a model card's thresholds from its validation writers (no training)")
@@ -167,7 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not ctx.is_main:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress, ctx=ctx)
+        card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress, ctx=ctx,
+                     init=args.init)
     finally:
         shutdown(ctx)
     if not ctx.is_main:
@@ -200,6 +222,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import benchmark, markdown_table
+    from .evaluate import write_report
+    from .inference import Verifier
+
+    names = [name for name, _ in args.data]
+    if len(set(names)) != len(names):
+        raise SigmlError(f"a dataset name is given twice in --data: {names}")
+    if args.boot < 1:
+        raise SigmlError("--boot must be at least 1")
+    verifier = Verifier.from_files(args.model)
+    result = benchmark(
+        verifier, dict(args.data), writers=args.writers, splits_dir=args.splits, references=args.references,
+        seed=args.seed, n_boot=args.boot, workers=args.workers, progress=not args.no_progress,
+    )
+    table = markdown_table(result)
+    print(table, end="")
+    if args.out:
+        write_report(result, args.out)
+        print(f"result -> {args.out}")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table)
+        print(f"table -> {args.markdown}")
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import recalibrate
 
@@ -225,8 +274,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "calibrate": cmd_calibrate,
-            "verify": cmd_verify}
+COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
+            "calibrate": cmd_calibrate, "verify": cmd_verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

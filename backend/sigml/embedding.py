@@ -44,18 +44,32 @@ def preprocess_records(
     workers: int = 0,
     desc: str = "preprocess",
     progress: bool = True,
+    as_uint8: bool = False,
 ) -> tuple[torch.Tensor, list[SignatureRecord]]:
-    """N x 1 x H x W float tensor of the readable records (and those records), with DataLoader workers."""
+    """N x 1 x H x W float tensor of the readable records (and those records), with DataLoader workers.
+
+    `as_uint8`: each batch is stored as uint8 (value x 255) as soon as it is made, so tens of thousands of
+    images fit in a quarter of the memory (the quantisation is < 0.2% of the range); `embed_tensors` takes both."""
     loader = DataLoader(RecordImages(records, roots, cfg), batch_size=32, num_workers=workers, shuffle=False)
     tensors, oks = [], []
     for batch, ok in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-        tensors.append(batch)
+        tensors.append(to_uint8(batch) if as_uint8 else batch)
         oks.append(ok)
     if not tensors:
-        return torch.zeros(0, 1, cfg.canvas_height, cfg.canvas_width), []
+        return torch.zeros(0, 1, cfg.canvas_height, cfg.canvas_width, dtype=torch.uint8 if as_uint8 else torch.float32), []
     keep = torch.cat(oks).bool()
     kept = [r for r, k in zip(records, keep.tolist()) if k]
     return torch.cat(tensors)[keep], kept
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Preprocessed images in [0, 1] as uint8 (x 255, rounded)."""
+    return (images * 255 + 0.5).to(torch.uint8)
+
+
+def as_float(images: torch.Tensor) -> torch.Tensor:
+    """Preprocessed images as float in [0, 1], whether stored as float or as uint8."""
+    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
 
 
 @torch.inference_mode()
@@ -69,7 +83,7 @@ def embed_tensors(
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
-            chunk = images[start : start + batch_size].to(device).float().contiguous(memory_format=torch.channels_last)
+            chunk = as_float(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out.append(model.embed(chunk).float().cpu())
     model.train(was_training)

@@ -78,15 +78,27 @@ def curves(distances, labels) -> dict[str, np.ndarray]:
     return {"fpr": fpr, "tpr": tpr, "det_far": far, "det_frr": frr}
 
 
+def percentile_interval(draws, level: float = 0.95) -> list[float]:
+    """The central `level` percentile interval [lo, hi] of bootstrap draws (NaN draws ignored)."""
+    values = np.asarray(draws, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        raise ValueError("no bootstrap draw to take an interval of")
+    alpha = (1 - level) / 2
+    return [float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))]
+
+
 def writer_bootstrap(distances, labels, writers, *, other=None, n_boot: int = 1000, seed: int = 0,
-                     level: float = 0.95) -> dict[str, Any]:
+                     level: float = 0.95, return_draws: bool = False) -> dict[str, Any]:
     """EER with a percentile confidence interval from resampling *writers* with replacement.
 
     Why writers and not comparisons: comparisons of one writer are not independent (one easy or hard person
     moves all of theirs), and the question a test set answers is how the system does on new people; with 10
     CEDAR test writers the interval is wide, which is what tells two close models apart or not. `other`: a
     second model's distances for the same comparisons (same order); then the interval of the EER difference
-    (other - this), paired by writer (both models see the same resampled people).
+    (other - this), paired by writer (both models see the same resampled people). `return_draws`: also
+    `draws`, the EER of every resample in draw order (n_boot values, NaN where a resample lacked one of
+    the two classes), so resamples of several datasets can be combined draw by draw (a stratified bootstrap).
     """
     d, y = _arrays(distances, labels)
     w = np.asarray(writers)
@@ -96,22 +108,25 @@ def writer_bootstrap(distances, labels, writers, *, other=None, n_boot: int = 10
     names = np.unique(w)
     members = [np.flatnonzero(w == name) for name in names]
     rng = np.random.default_rng(seed)
-    alpha = (1 - level) / 2
+    every_draw = np.full(n_boot, np.nan)
     draws, diffs = [], []
-    for _ in range(n_boot):
+    for b in range(n_boot):
         idx = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
         if y[idx].min() == y[idx].max():
             continue  # a resample without one of the two classes has no EER
         a = eer(d[idx], y[idx])[0]
         draws.append(a)
+        every_draw[b] = a
         if d2 is not None:
             diffs.append(eer(d2[idx], y[idx])[0] - a)
     if not draws:
         raise ValueError("no bootstrap resample holds both genuine and forged comparisons")
-    out: dict[str, Any] = {"eer": eer(d, y)[0], "ci": [float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha))],
+    out: dict[str, Any] = {"eer": eer(d, y)[0], "ci": percentile_interval(draws, level),
                            "level": level, "n_writers": len(names), "n_boot": len(draws)}
     if d2 is not None:
         out["other_eer"] = eer(d2, y)[0]
         out["difference"] = out["other_eer"] - out["eer"]
-        out["difference_ci"] = [float(np.quantile(diffs, alpha)), float(np.quantile(diffs, 1 - alpha))]
+        out["difference_ci"] = percentile_interval(diffs, level)
+    if return_draws:
+        out["draws"] = every_draw
     return out

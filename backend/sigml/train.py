@@ -27,7 +27,7 @@ from .augment import AugmentConfig, SignatureAugment
 from .checkpoints import load_training_state, load_weights, save_training_state, save_weights
 from .datasets import SignatureRecord, read_dataset
 from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
-from .embedding import embed_tensors, preprocess_records
+from .embedding import as_float, embed_tensors, preprocess_records
 from .errors import DatasetError
 from .losses import CosineWriterClassifier, writer_classification_loss
 from .model import ModelConfig, SiameseResNet18
@@ -71,6 +71,11 @@ class TrainConfig:
     aux_scale: float = 16.0
     ema_decay: float = 0.0  # > 0: validate, select and ship an exponential moving average of the weights
     mirror_writers: int = 1  # 2 or 4: each training writer's mirror images count as new writers (see BatchSampler)
+    # How the writers of a batch are shared among datasets (see BatchSampler): "writers" (every training writer
+    # equally likely: big datasets dominate), "equal" (each dataset the same share), "sqrt" (shares grow with the
+    # square root of a dataset's training writers); `dataset_weights` ({name: weight}) overrides any of them.
+    dataset_balance: str = "writers"
+    dataset_weights: dict[str, float] | None = None
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -178,6 +183,8 @@ class BatchSampler:
     def __init__(self, records: Sequence[SignatureRecord], cfg: TrainConfig, rng: np.random.Generator) -> None:
         if cfg.mirror_writers not in (1, 2, 4):
             raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
+        if cfg.dataset_balance not in DATASET_BALANCES:
+            raise ValueError(f"dataset_balance must be one of {DATASET_BALANCES}, got {cfg.dataset_balance!r}")
         self.cfg, self.rng = cfg, rng
         self.genuine: dict[str, list[int]] = {}
         self.forged: dict[str, list[int]] = {}
@@ -194,10 +201,38 @@ class BatchSampler:
         position = {w: i for i, w in enumerate(self.writers)}
         # writer position of each record for the auxiliary writer classifier (-1: a writer never sampled)
         self.labels = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
+        self.shares = dataset_shares({w.split("/", 1)[0] for w in self.writers}, self.writers, cfg)
+        self._group_active()
 
     def restrict(self, indices: Sequence[int]) -> None:
         """Sample only from these identities (this rank's share under DistributedDataParallel)."""
         self.active = [self.identities[i] for i in indices]
+        self._group_active()
+
+    def _group_active(self) -> None:
+        self.by_dataset: dict[str, list[int]] = {}
+        for i, (w, _) in enumerate(self.active):
+            self.by_dataset.setdefault(w.split("/", 1)[0], []).append(i)
+
+    def _choose_identities(self) -> list[int]:
+        """Positions in `self.active` of this batch's P identities (distinct).
+
+        "writers" balance draws them uniformly (the stream older configs were trained with); otherwise each slot
+        first draws a dataset by its share, then distinct identities of that dataset, so 280 Chinese training
+        writers cannot drown 30 Dutch ones."""
+        cfg = self.cfg
+        size = min(cfg.writers_per_batch, len(self.active))
+        if cfg.dataset_balance == "writers" and not cfg.dataset_weights or len(self.by_dataset) < 2:
+            return [int(i) for i in self.rng.choice(len(self.active), size=size, replace=False)]
+        names = sorted(self.by_dataset)
+        p = np.asarray([self.shares.get(n, 0.0) for n in names], dtype=np.float64)
+        p = p / p.sum()
+        counts = np.bincount(self.rng.choice(len(names), size=size, p=p), minlength=len(names))
+        chosen: list[int] = []
+        for name, c in zip(names, counts):
+            pool = self.by_dataset[name]
+            chosen.extend(int(pool[j]) for j in self.rng.choice(len(pool), size=min(int(c), len(pool)), replace=False))
+        return chosen
 
     def writer_labels(self, idx: Sequence[int], mirror: Sequence[int] | None = None) -> list[int]:
         """Global class index (position in `self.identities`) of each sampled image's (mirrored) writer."""
@@ -207,7 +242,7 @@ class BatchSampler:
 
     def sample(self) -> Batch:
         cfg = self.cfg
-        chosen = self.rng.choice(len(self.active), size=min(cfg.writers_per_batch, len(self.active)), replace=False)
+        chosen = self._choose_identities()
         batch = Batch([], [], [], [])
         for slot, w_i in enumerate(chosen):
             w, mirror = self.active[w_i]
@@ -220,6 +255,30 @@ class BatchSampler:
                 batch.gen.extend([is_gen] * n)
                 batch.mirror.extend([mirror] * n)
         return batch
+
+
+DATASET_BALANCES = ("writers", "equal", "sqrt")
+
+
+def dataset_shares(datasets: set[str], writers: Sequence[str], cfg: TrainConfig) -> dict[str, float]:
+    """Share of batch slots per dataset (sums to 1), from `cfg.dataset_balance` or `cfg.dataset_weights`;
+    `writers` are the training writers as "dataset/writer"."""
+    counts = {d: sum(w.split("/", 1)[0] == d for w in writers) for d in sorted(datasets)}
+    if cfg.dataset_weights:
+        unknown = set(cfg.dataset_weights) - set(counts)
+        if unknown:
+            log.warning("dataset_weights name datasets not in training: %s", sorted(unknown))
+        raw = {d: float(cfg.dataset_weights.get(d, 0.0)) for d in counts}
+        if sum(raw.values()) <= 0:
+            raise ValueError("dataset_weights give no training dataset a positive weight")
+    elif cfg.dataset_balance == "equal":
+        raw = {d: 1.0 for d in counts}
+    elif cfg.dataset_balance == "sqrt":
+        raw = {d: math.sqrt(n) for d, n in counts.items()}
+    else:
+        raw = {d: float(n) for d, n in counts.items()}
+    total = sum(raw.values())
+    return {d: v / total for d, v in raw.items()}
 
 
 def mirror_image(image: torch.Tensor, mirror: int) -> torch.Tensor:
@@ -244,6 +303,7 @@ def train(
     progress: bool = True,
     ctx: DistContext | None = None,
     on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
+    init: str | Path | None = None,
 ) -> ModelCard:
     """Train, keep the best checkpoint by validation EER, write `out` (.safetensors) + its model card.
 
@@ -252,8 +312,14 @@ def train(
 
     Under torchrun (see `sigml.distributed`) every rank runs this function: each samples batches from
     its share of the writers, DDP averages gradients, and rank 0 alone validates and writes files.
+
+    `init` (fine-tuning): start from these weights (backbone and embedding head; the writer classifier is
+    new); the architecture and preprocessing come from its model card, so the fine-tuned model sees what
+    the one it starts from saw. Thresholds are recalibrated on this run's validation writers as usual.
     """
     ctx = ctx or init_from_env()
+    if init is not None:
+        cfg = config_for_init(cfg, init)
     out = Path(out)
     workdir = Path(workdir) if workdir else Path("runs") / out.stem
     if ctx.is_main:
@@ -270,12 +336,19 @@ def train(
     if not val_records:
         raise DatasetError("no validation writers: the threshold cannot be calibrated")
     log.info("training on %d images, validating on %d images", len(train_records), len(val_records))
-    train_images, train_records = preprocess_records(train_records, data.roots, cfg.preprocessing, workers=cfg.workers, desc="preprocess train", progress=progress)
-    val_images, val_records = preprocess_records(val_records, data.roots, cfg.preprocessing, workers=cfg.workers, desc="preprocess validation", progress=progress)
-    train_u8 = (train_images * 255 + 0.5).to(torch.uint8)  # 4x less memory; quantisation is < 0.2% of range
-    del train_images
+    # every image preprocessed once per run and kept as uint8 (4x less memory than float)
+    train_u8, train_records = preprocess_records(train_records, data.roots, cfg.preprocessing, workers=cfg.workers,
+                                                 desc="preprocess train", progress=progress, as_uint8=True)
+    val_images, val_records = preprocess_records(val_records, data.roots, cfg.preprocessing, workers=cfg.workers,
+                                                 desc="preprocess validation", progress=progress, as_uint8=True)
+    log.info("preprocessed %d training and %d validation images (%.0f MB as uint8)", len(train_records), len(val_records),
+             (train_u8.numel() + val_images.numel()) / 2**20)
 
-    model = SiameseResNet18(cfg.model).to(ctx.device, memory_format=torch.channels_last)
+    model = SiameseResNet18(cfg.model)
+    if init is not None:
+        load_weights(model, init)
+        log.info("fine-tuning from %s", init)
+    model = model.to(ctx.device, memory_format=torch.channels_last)
     augment = SignatureAugment(cfg.augment)
     sampler = BatchSampler(train_records, cfg, rng)
     classifier = None
@@ -306,7 +379,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total_steps, cfg)
             idx, wid, gen, mirror = sampler.sample()
-            batch = torch.stack([mirror_image(augment(train_u8[i].float() / 255), m) for i, m in zip(idx, mirror)])
+            batch = torch.stack([mirror_image(augment(as_float(train_u8[i])), m) for i, m in zip(idx, mirror)])
             batch = batch.contiguous(memory_format=torch.channels_last)
             labels = sampler.writer_labels(idx, mirror) if classifier is not None else None
             loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
@@ -332,6 +405,7 @@ def train(
             "val_auc": val["pairwise"]["auc"],
             "val_reference_eer": val.get("reference_based", {}).get("eer"),
             **{f"val_eer_{k[9:]}": v["eer"] for k, v in val.items() if k.startswith("pairwise_")},
+            **macro_entry(val),
             **{k: v for k, v in stats.items()},
         }
         history.append(entry)
@@ -349,11 +423,34 @@ def train(
         barrier(ctx)
 
     if ctx.is_main:
-        card = finalize(workdir / "best.safetensors", out, cfg, data, val_images, val_records, history)
+        card = finalize(workdir / "best.safetensors", out, cfg, data, val_images, val_records, history, init=init)
         barrier(ctx)
         return card
     barrier(ctx)
     return ModelCard.load(card_path_for(out))
+
+
+def macro_entry(val: dict[str, Any]) -> dict[str, float]:
+    """Mean over datasets of the per-dataset validation pairwise EERs (when there are several)."""
+    per_dataset = [v["eer"] for k, v in val.items() if k.startswith("pairwise_")]
+    return {"val_eer_macro": float(np.mean(per_dataset))} if per_dataset else {}
+
+
+def config_for_init(cfg: TrainConfig, init: str | Path) -> TrainConfig:
+    """`cfg` with the architecture and preprocessing of the model card next to the `init` weights."""
+    import dataclasses
+
+    card = ModelCard.load(card_path_for(init))
+    if card.architecture != cfg.model or card.preprocessing != cfg.preprocessing:
+        log.info("fine-tuning keeps the architecture and preprocessing of %s", init)
+    return dataclasses.replace(cfg, model=card.architecture, preprocessing=card.preprocessing)
+
+
+def _init_description(init: str | Path | None) -> dict[str, Any] | None:
+    if init is None:
+        return None
+    card = ModelCard.load(card_path_for(init))
+    return {"file": Path(init).name, "model_version": card.version, "sha256": card.weights.get("sha256")}
 
 
 def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
@@ -412,7 +509,7 @@ def _loss(emb: torch.Tensor, wid: list[int], gen: list[bool], cfg: TrainConfig):
 
 def finalize(
     best: Path, out: Path, cfg: TrainConfig, data: PreparedData, val_images: torch.Tensor,
-    val_records: list[SignatureRecord], history: list[dict[str, Any]],
+    val_records: list[SignatureRecord], history: list[dict[str, Any]], init: str | Path | None = None,
 ) -> ModelCard:
     """Write the shipped weights, then calibrate thresholds on validation writers with exactly those weights."""
     model = SiameseResNet18(cfg.model)
@@ -434,6 +531,7 @@ def finalize(
         },
         training={
             "config": cfg.to_dict(),
+            "init": _init_description(init),
             "best_epoch": best_epoch.get("epoch"),
             "epochs_run": len(history),
             "images_per_s": float(np.mean([h["images_per_s"] for h in history])) if history else None,

@@ -159,3 +159,21 @@ def test_writer_bootstrap_separable_and_paired_difference():
     assert worse["difference"] > 0 and worse["difference_ci"][0] > 0  # the noisier model is worse on every resample
     with pytest.raises(ValueError, match="writers"):
         writer_bootstrap(d, y, w[:-1])
+
+
+def test_writer_bootstrap_returns_its_draws_on_request():
+    from sigml.metrics import percentile_interval, writer_bootstrap
+
+    d, y, w = _writer_data(12)
+    plain = writer_bootstrap(d, y, w, n_boot=150, seed=3)
+    with_draws = writer_bootstrap(d, y, w, n_boot=150, seed=3, return_draws=True)
+    assert "draws" not in plain
+    draws = with_draws.pop("draws")
+    assert with_draws == plain  # the same resamples and figures with or without the draws
+    assert draws.shape == (150,) and not np.isnan(draws).any()
+    assert percentile_interval(draws) == plain["ci"]
+    # a resample without forgeries has no EER: its draw is NaN, in its place, and the interval ignores it
+    y_one_writer_genuine = np.where(np.asarray(w) == "w0", 1, y)
+    gappy = writer_bootstrap(d[:40], y_one_writer_genuine[:40], w[:40], n_boot=50, seed=0, return_draws=True)
+    assert gappy["draws"].shape == (50,) and np.isnan(gappy["draws"]).sum() == 50 - gappy["n_boot"] > 0
+    assert percentile_interval(gappy["draws"]) == gappy["ci"]

@@ -278,3 +278,68 @@ def test_train_with_ema_selects_and_resumes_the_average(make_generic_dataset, tm
     shipped = SiameseResNet18(cfg.model)
     load_weights(shipped, out)  # the shipped file loads into the plain architecture
     assert json.loads(out.with_suffix(".json").read_text())["training"]["config"]["ema_decay"] == 0.9
+
+
+# --- dataset-balanced batches ----------------------------------------------------------------------------------
+
+BIG_WRITERS, SMALL_WRITERS = 40, 4
+
+
+@pytest.fixture
+def two_datasets(synthetic_records):
+    """BIG: 40 writers, SMALL: 4; every writer has 10 genuine signatures and, alternately, 1 or 0 skilled forgeries
+    (as CNSig-like writers with few forgeries, and writers without any)."""
+    big = synthetic_records({f"b{i}": (10, i % 2) for i in range(BIG_WRITERS)}, dataset="BIG")
+    small = synthetic_records({f"s{i}": (10, i % 2) for i in range(SMALL_WRITERS)}, dataset="SMALL")
+    return big + small
+
+
+def _slot_shares(records, cfg: TrainConfig, batches: int = 1500) -> dict[str, float]:
+    """Share of batch slots per dataset over many batches, checking every batch on the way."""
+    sampler = BatchSampler(records, cfg, np.random.default_rng(0))
+    slots = {"BIG": 0, "SMALL": 0}
+    for _ in range(batches):
+        batch = sampler.sample()
+        assert sorted(set(batch.wid)) == list(range(cfg.writers_per_batch))
+        for slot in set(batch.wid):
+            images = [i for i, w in zip(batch.idx, batch.wid) if w == slot]
+            writers = {(records[i].dataset, records[i].writer) for i in images}
+            assert len(writers) == 1  # one writer per slot
+            (dataset, writer), = writers
+            genuine = [i for i in images if records[i].genuine]
+            forged = [i for i in images if not records[i].genuine]
+            assert len(genuine) == cfg.genuine_per_writer == len(set(genuine))  # 10 genuine: drawn without replacement
+            n_forgeries = int(writer[1:]) % 2
+            # one forgery is drawn with replacement to fill the slot; a writer without any brings only genuine
+            assert len(forged) == (cfg.forged_per_writer if n_forgeries else 0)
+            assert len(set(forged)) == n_forgeries
+            slots[dataset] += 1
+        assert len({(records[i].dataset, records[i].writer) for i in batch.idx}) == cfg.writers_per_batch  # distinct writers
+    total = sum(slots.values())
+    return {d: n / total for d, n in slots.items()}
+
+
+@pytest.mark.parametrize(
+    "balance,weights,expected_small",
+    [
+        ("equal", None, 0.5),
+        ("sqrt", None, 4 ** 0.5 / (4 ** 0.5 + 40 ** 0.5)),
+        ("writers", {"BIG": 1.0, "SMALL": 3.0}, 0.75),  # explicit weights override the balance
+        ("writers", None, SMALL_WRITERS / (BIG_WRITERS + SMALL_WRITERS)),  # follows writer counts
+    ],
+)
+def test_batch_slots_follow_the_dataset_shares(two_datasets, balance, weights, expected_small):
+    from sigml.train import dataset_shares
+
+    cfg = TrainConfig(writers_per_batch=4, genuine_per_writer=4, forged_per_writer=2, dataset_balance=balance,
+                      dataset_weights=weights)
+    training_writers = [f"BIG/b{i}" for i in range(BIG_WRITERS)] + [f"SMALL/s{i}" for i in range(SMALL_WRITERS)]
+    shares = dataset_shares({"BIG", "SMALL"}, training_writers, cfg)
+    assert shares["SMALL"] == pytest.approx(expected_small) and sum(shares.values()) == pytest.approx(1.0)
+    measured = _slot_shares(two_datasets, cfg)
+    assert measured["SMALL"] == pytest.approx(expected_small, abs=0.03)  # 6000 slots: about 5 standard errors
+
+
+def test_unknown_dataset_balance_is_refused(two_datasets):
+    with pytest.raises(ValueError, match="dataset_balance"):
+        BatchSampler(two_datasets, TrainConfig(dataset_balance="uniform"), np.random.default_rng(0))

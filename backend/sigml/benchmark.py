@@ -1,0 +1,289 @@
+"""One model on every dataset's test writers: per-dataset figures, their macro-average, one table.
+
+Per dataset, every image of the chosen writers is preprocessed and embedded once (`evaluate.embed_dataset`), then:
+- `pairwise`: every genuine-genuine pair of a writer vs every genuine-skilled-forgery pair of that writer
+  (`protocols.pairwise`), accuracy/FAR/FRR at the card's pairwise threshold; `skilled_accepted` is that FAR
+  (the share of skilled-forgery pairs called genuine).
+- `reference_based_by_k`: K genuine references per writer, every other genuine signature and every skilled
+  forgery of the writer scored against them as the API serves it (`evaluate.served_reference_based`: the
+  card's reference score and threshold). A K is skipped, with a note, when no writer has more than K genuine
+  signatures (CNSig has 10 per writer: K=5 only). `headline` is the block of the largest K evaluated.
+- `random_forgeries`: genuine vs other writers' genuine signatures, at the pairwise threshold (no interval).
+Every EER carries a percentile interval from resampling the dataset's *writers* (`metrics.writer_bootstrap`).
+
+`macro` is the unweighted mean over datasets (each dataset counts once, whatever its number of writers). The
+intervals of the macro pairwise and headline EERs come from a stratified bootstrap: draw b resamples the writers
+of every dataset independently (each dataset's own draw b, see `dataset_seed`) and averages their EERs.
+Thresholds are never fitted on the writers evaluated: they are the model card's (its validation writers).
+`markdown_table` renders the table from the result dict alone, so a committed JSON regenerates it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import metrics, protocols
+from .datasets import SignatureRecord
+from .errors import DatasetError
+from .evaluate import embed_dataset, resolve_split_file, served_reference_based
+from .inference import Verifier
+from .modelcard import ModelCard
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_WRITERS = ("test", "all")
+RATE_KEYS = ("eer", "auc", "accuracy", "far", "frr")  # the figures a macro-average is taken of
+RANDOM_FORGERIES_PER_WRITER = 50
+
+
+def benchmark_split_file(card_data: dict[str, Any], dataset: str, writers: str, splits_dir: str | Path) -> Path | None:
+    """The split file whose `writers` are evaluated: none for "all"; the model card's own split for a dataset the
+    model was trained on (its test writers are the ones training never saw); else `<splits_dir>/<dataset>/splits.csv`."""
+    if writers == "all":
+        return None
+    try:
+        return resolve_split_file(card_data, dataset, None)
+    except DatasetError:
+        return Path(splits_dir) / dataset / "splits.csv"
+
+
+def dataset_seed(seed: int, dataset: str) -> int:
+    """The writer-bootstrap seed of one dataset, from the run's seed and the dataset's name: draws of different
+    datasets are independent, and a dataset's interval does not depend on which others are benchmarked beside it."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(dataset.encode())]).generate_state(1)[0])
+
+
+def scored_block(scores: protocols.Scored, threshold: float, *, n_boot: int, seed: int,
+                 level: float) -> tuple[dict[str, Any], np.ndarray]:
+    """`metrics.summary` at `threshold` plus the writer-bootstrap interval of the EER, and the per-draw EERs."""
+    block = metrics.summary(scores.distances, scores.labels, threshold)
+    boot = metrics.writer_bootstrap(scores.distances, scores.labels, scores.writers, n_boot=n_boot, seed=seed,
+                                    level=level, return_draws=True)
+    block.update(eer_ci=boot["ci"], n_writers=boot["n_writers"], n_boot=boot["n_boot"])
+    return block, boot["draws"]
+
+
+def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureRecord], *, dataset: str,
+                  references: Sequence[int], seed: int, n_boot: int,
+                  level: float = 0.95) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The figures of one dataset from its embeddings (`emb[i]` is `records[i]`'s), and the per-draw EERs of
+    each protocol ("pairwise", "headline", and each K as a string) for the stratified macro interval."""
+    boot_seed = dataset_seed(seed, dataset)
+    pairwise, pairwise_draws = scored_block(protocols.pairwise(emb, records), card.threshold, n_boot=n_boot,
+                                            seed=boot_seed, level=level)
+    result: dict[str, Any] = {
+        "n_writers": len({r.writer for r in records}),
+        "n_images": len(records),
+        "pairwise": pairwise,
+        "skilled_accepted": pairwise["far"],
+    }
+    draws = {"pairwise": pairwise_draws}
+    notes: list[str] = []
+    if result["n_writers"] > 1:  # random forgeries are other writers' genuine signatures
+        rnd = protocols.pairwise(emb, records, skilled=False, random_per_writer=RANDOM_FORGERIES_PER_WRITER, seed=seed)
+        result["random_forgeries"] = metrics.summary(rnd.distances, rnd.labels, card.threshold)
+    by_k: dict[str, Any] = {}
+    for k in sorted(set(references)):
+        try:
+            rb, score, threshold = served_reference_based(card, emb, records, k=k, seed=seed)
+        except ValueError as exc:
+            notes.append(f"reference-based K={k} skipped: {exc}")
+            log.warning("%s: reference-based protocol with K=%d skipped: %s", dataset, k, exc)
+            continue
+        block, draws[str(k)] = scored_block(rb, threshold, n_boot=n_boot, seed=boot_seed, level=level)
+        by_k[str(k)] = {**block, "k": k, "score": score if k >= 2 else "pairwise"}
+    if not by_k:
+        raise DatasetError(f"{dataset}: no writer has more than K={min(references)} genuine signatures; "
+                           "pass a smaller K with --references")
+    headline_k = max(int(k) for k in by_k)
+    result.update(reference_based_by_k=by_k, headline_k=headline_k, headline=by_k[str(headline_k)], notes=notes)
+    draws["headline"] = draws[str(headline_k)]
+    return result, draws
+
+
+def stratified_interval(draws_by_dataset: Sequence[np.ndarray], level: float = 0.95) -> tuple[list[float], int]:
+    """Interval of the macro EER from per-dataset bootstrap draws (aligned by draw, NaN = no EER in that draw):
+    draw b's macro is the mean of every dataset's draw b; draws where a dataset had none are left out.
+    Returns the interval and the number of draws it rests on."""
+    stacked = np.vstack([np.asarray(d, dtype=np.float64) for d in draws_by_dataset])
+    complete = ~np.isnan(stacked).any(axis=0)
+    return metrics.percentile_interval(stacked[:, complete].mean(axis=0), level), int(complete.sum())
+
+
+def macro_average(datasets: Mapping[str, dict[str, Any]], draws: Mapping[str, dict[str, np.ndarray]],
+                  level: float = 0.95) -> dict[str, Any]:
+    """Unweighted mean over datasets of the pairwise, headline and per-K figures (a K only when every dataset has
+    it) and of `skilled_accepted`; stratified-bootstrap intervals for the pairwise and headline EERs."""
+    names = list(datasets)
+
+    def mean_of(blocks: list[dict[str, Any]]) -> dict[str, float]:
+        return {key: float(np.mean([b[key] for b in blocks])) for key in RATE_KEYS}
+
+    macro: dict[str, Any] = {"datasets": names, "n_writers": sum(d["n_writers"] for d in datasets.values()),
+                             "n_images": sum(d["n_images"] for d in datasets.values())}
+    for protocol in ("pairwise", "headline"):
+        block = mean_of([datasets[n][protocol] for n in names])
+        block["eer_ci"], block["n_boot"] = stratified_interval([draws[n][protocol] for n in names], level)
+        macro[protocol] = block
+    macro["headline"]["k"] = {n: datasets[n]["headline_k"] for n in names}
+    common = set.intersection(*(set(datasets[n]["reference_based_by_k"]) for n in names))
+    macro["reference_based_by_k"] = {
+        k: mean_of([datasets[n]["reference_based_by_k"][k] for n in names]) for k in sorted(common, key=int)
+    }
+    macro["skilled_accepted"] = float(np.mean([datasets[n]["skilled_accepted"] for n in names]))
+    return macro
+
+
+def protocol_description(card: ModelCard, *, writers: str, split_files: Mapping[str, str | None],
+                         references: Sequence[int], seed: int, n_boot: int, level: float) -> dict[str, Any]:
+    return {
+        "writers": writers,
+        "split_files": dict(split_files),
+        "thresholds": "from the model card, calibrated on its validation writers; EER and AUC are threshold-free",
+        "pairwise_threshold": card.threshold,
+        "reference_threshold": card.reference_threshold(),
+        "reference_score": card.reference_score,
+        "references": sorted(set(references)),
+        "seed": seed,
+        "n_boot": n_boot,
+        "level": level,
+        "text": (
+            f"{writers} writers of each dataset (split files above; a dataset the model was trained on uses the "
+            "card's split). pairwise: genuine-genuine vs genuine-skilled-forgery pairs of each writer, at the card's "
+            f"pairwise threshold; skilled_accepted = its FAR there. reference_based: K={sorted(set(references))} "
+            "genuine references per writer drawn with the seed, the other genuine signatures and the skilled "
+            "forgeries scored against them as the API serves them, at the card's reference threshold; headline = "
+            f"the largest K a dataset allows. {level:.0%} intervals: {n_boot} resamples of each dataset's writers; "
+            "macro = unweighted mean over datasets, its intervals from resampling the writers of every dataset "
+            "independently in each draw."
+        ),
+    }
+
+
+def benchmark(
+    verifier: Verifier,
+    datasets: Mapping[str, str | Path],
+    *,
+    writers: str = "test",
+    splits_dir: str | Path = "image_pairs",
+    references: Sequence[int] = (5, 10),
+    seed: int = 0,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The benchmark result (JSON-ready): per-dataset blocks under "datasets" (in the order given) and "macro".
+    `datasets` maps a dataset name to its folder (any layout `read_dataset` detects)."""
+    if writers not in BENCHMARK_WRITERS:
+        raise ValueError(f"writers must be one of {BENCHMARK_WRITERS}, got {writers!r}")
+    if n_boot < 1:
+        raise ValueError("n_boot must be at least 1")
+    if not datasets:
+        raise DatasetError("no dataset to benchmark")
+    card = verifier.card
+    results: dict[str, dict[str, Any]] = {}
+    draws: dict[str, dict[str, np.ndarray]] = {}
+    split_files: dict[str, str | None] = {}
+    for name, root in tqdm(datasets.items(), desc="benchmark", unit="dataset", disable=not progress):
+        started = time.perf_counter()
+        split = benchmark_split_file(card.data, name, writers, splits_dir)
+        records, emb, split_path = embed_dataset(verifier, root, dataset=name, writers=writers,
+                                                 split_file=str(split) if split else None, workers=workers,
+                                                 progress=progress)
+        split_files[name] = str(split_path) if split_path else None
+        scored, draws[name] = score_dataset(card, emb, records, dataset=name, references=references, seed=seed,
+                                            n_boot=n_boot, level=level)
+        results[name] = {"data": str(root), "split_file": split_files[name], **scored}
+        log.info("%s: %d writers, %d images, scored in %.0f s", name, scored["n_writers"], scored["n_images"],
+                 time.perf_counter() - started)
+    return {
+        "model": verifier.card.weights.get("file"),
+        "model_version": verifier.model_version,
+        "protocol": protocol_description(card, writers=writers, split_files=split_files, references=references,
+                                         seed=seed, n_boot=n_boot, level=level),
+        "datasets": results,
+        "macro": macro_average(results, draws, level),
+    }
+
+
+# --- the table ---------------------------------------------------------------------------------------------------
+
+
+def percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def with_interval(value: float, interval: Sequence[float]) -> str:
+    return f"{percent(value)} [{percent(interval[0])}, {percent(interval[1])}]"
+
+
+def table_ks(result: dict[str, Any]) -> list[int]:
+    """The K columns of the table: every K the protocol asked for."""
+    return [int(k) for k in result["protocol"]["references"]]
+
+
+def dataset_row(name: str, d: dict[str, Any], ks: Sequence[int]) -> list[str]:
+    by_k = d["reference_based_by_k"]
+    k_cells = []
+    for k in ks:
+        block = by_k.get(str(k))
+        if block is None:
+            k_cells.append("–")
+        else:
+            k_cells.append(with_interval(block["eer"], block["eer_ci"]) if k == d["headline_k"] else percent(block["eer"]))
+    h = d["headline"]
+    return [name, str(d["n_writers"]), with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]), *k_cells,
+            f"{h['auc']:.3f}", percent(h["accuracy"]), percent(h["far"]), percent(h["frr"]), percent(d["skilled_accepted"])]
+
+
+def macro_row(result: dict[str, Any], ks: Sequence[int]) -> list[str]:
+    """The macro row: each K column holds the mean of that K over datasets (when every dataset has it); the last K
+    column holds the macro headline with its interval, marked † when some dataset's headline is a smaller K."""
+    m = result["macro"]
+    k_cells = []
+    for k in ks:
+        if k == ks[-1]:
+            mixed = any(hk != k for hk in m["headline"]["k"].values())
+            k_cells.append(with_interval(m["headline"]["eer"], m["headline"]["eer_ci"]) + (" †" if mixed else ""))
+        elif str(k) in m["reference_based_by_k"]:
+            k_cells.append(percent(m["reference_based_by_k"][str(k)]["eer"]))
+        else:
+            k_cells.append("–")
+    h = m["headline"]
+    return [f"**macro ({len(m['datasets'])} datasets)**", str(m["n_writers"]),
+            with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), *k_cells,
+            f"{h['auc']:.3f}", percent(h["accuracy"]), percent(h["far"]), percent(h["frr"]), percent(m["skilled_accepted"])]
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The results table as Markdown, from a `benchmark` result dict alone (e.g. read back from its JSON):
+    one row per dataset and a macro row, then the notes that say what each column measures."""
+    ks = table_ks(result)
+    level = result["protocol"]["level"]
+    header = ["dataset", "writers", f"pairwise EER [{level:.0%} CI]", *(f"ref. EER K={k}" for k in ks),
+              "AUC", "accuracy", "FAR", "FRR", "skilled forgeries accepted"]
+    rows = [dataset_row(name, d, ks) for name, d in result["datasets"].items()] + [macro_row(result, ks)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    smaller = [f"{name} (K={hk})" for name, hk in result["macro"]["headline"]["k"].items() if hk != ks[-1]]
+    notes = [
+        f"{result['protocol']['writers'].capitalize()} writers; model {result['model_version']}. Thresholds from the model "
+        f"card (validation writers): pairwise {result['protocol']['pairwise_threshold']:.4f}, reference "
+        f"{result['protocol']['reference_threshold']:.4f} ({result['protocol']['reference_score']} score).",
+        "ref. EER K: reference-based EER with K genuine references per writer; the interval is on each dataset's "
+        "headline K (the largest it allows). AUC, accuracy, FAR and FRR: the headline K, at the card's reference "
+        "threshold. Skilled forgeries accepted: pairwise, at the card's pairwise threshold.",
+        f"Intervals: {level:.0%} percentile, {result['protocol']['n_boot']} resamples of each dataset's writers; macro: "
+        "unweighted mean over datasets, its intervals resample every dataset's writers in each draw.",
+    ]
+    if smaller:
+        notes.append(f"† mean of each dataset's headline EER: K={ks[-1]}, except {', '.join(smaller)}.")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
