@@ -38,7 +38,7 @@ from .modelcard import ModelCard
 
 log = logging.getLogger(__name__)
 
-BENCHMARK_WRITERS = ("test", "all")
+BENCHMARK_WRITERS = ("test", "validation", "all")  # validation: for choosing between models (ship rule)
 RATE_KEYS = ("eer", "auc", "accuracy", "far", "frr")  # the figures a macro-average is taken of
 RANDOM_FORGERIES_PER_WRITER = 50
 
@@ -179,22 +179,31 @@ def benchmark(
     level: float = 0.95,
     workers: int = 0,
     progress: bool = True,
+    split_files: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """The benchmark result (JSON-ready): per-dataset blocks under "datasets" (in the order given) and "macro".
-    `datasets` maps a dataset name to its folder (any layout `read_dataset` detects)."""
+    `datasets` maps a dataset name to its folder (any layout `read_dataset` detects). `split_files` maps some of
+    those names to the split file whose test writers are evaluated instead of `benchmark_split_file`'s choice
+    (e.g. a notebook's reduced split of a few test writers); only with writers="test"."""
     if writers not in BENCHMARK_WRITERS:
         raise ValueError(f"writers must be one of {BENCHMARK_WRITERS}, got {writers!r}")
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
     if not datasets:
         raise DatasetError("no dataset to benchmark")
+    overrides = dict(split_files or {})
+    if overrides and writers == "all":
+        raise ValueError('split_files choose test writers: they cannot be combined with writers="all"')
+    unknown = sorted(set(overrides) - set(datasets))
+    if unknown:
+        raise ValueError(f"split_files name datasets that are not benchmarked: {unknown}")
     card = verifier.card
     results: dict[str, dict[str, Any]] = {}
     draws: dict[str, dict[str, np.ndarray]] = {}
     split_files: dict[str, str | None] = {}
     for name, root in tqdm(datasets.items(), desc="benchmark", unit="dataset", disable=not progress):
         started = time.perf_counter()
-        split = benchmark_split_file(card.data, name, writers, splits_dir)
+        split = Path(overrides[name]) if name in overrides else benchmark_split_file(card.data, name, writers, splits_dir)
         records, emb, split_path = embed_dataset(verifier, root, dataset=name, writers=writers,
                                                  split_file=str(split) if split else None, workers=workers,
                                                  progress=progress)

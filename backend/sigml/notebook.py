@@ -2,8 +2,10 @@
 
 Environment variables (documented in the README's "Notebooks" section):
 
-- `SIGVER_DATA_DIR`: folder holding `CEDAR/` and `GPDS/` (default `organized_data/`; a relative path is
-  taken from the repository root). The same variable tells the API where the datasets are.
+- `SIGVER_DATA_DIR`: folder holding the dataset folders: `CEDAR/` and `GPDS/` (required), and the other four of
+  the benchmark (`BHSig260-Bengali/`, `BHSig260-Hindi/`, `SigComp2011-Dutch/`, `CNSig/`; a notebook skips one that
+  is absent, with a note) (default `organized_data/`; a relative path is taken from the repository root). The same
+  variable tells the API where the datasets are.
 - `SIGVER_NOTEBOOK_SMOKE`: `1`/`true`/`yes`/`on` for a fast run on a few writers, images and steps
   (what the test suite and CI execute); numbers from a smoke run mean nothing.
 - `SIGVER_NOTEBOOK_WORKDIR`: where the notebooks write what they train and draw (default
@@ -28,6 +30,8 @@ PAIRS_OUT_ENV = "SIGVER_NOTEBOOK_PAIRS_OUT"
 MODEL_ENV = "SIGVER_MODEL_PATH"
 DEFAULT_DATA_DIR = "organized_data"
 DEFAULT_WORKDIR = "runs/notebook"
+BENCHMARK_DATASETS = ("CEDAR", "GPDS", "BHSig260-Bengali", "BHSig260-Hindi", "SigComp2011-Dutch", "CNSig")
+REQUIRED_DATASETS = ("CEDAR", "GPDS")  # every notebook reads these two; the other four are skipped when absent
 TRUE = {"1", "true", "yes", "on"}
 
 
@@ -69,6 +73,15 @@ class NotebookEnv:
                 "(on the project's machines: ../shared/datasets)"
             )
         return path
+
+    def available_datasets(self, names: Sequence[str] = BENCHMARK_DATASETS, *,
+                           required: Sequence[str] = REQUIRED_DATASETS) -> tuple[dict[str, Path], list[str]]:
+        """The folders of `names` present in the data dir (name -> folder, in the order given) and the names that
+        are absent, for the notebook to skip with a note; an absent `required` one raises `dataset_dir`'s error."""
+        for name in required:
+            self.dataset_dir(name)
+        present = {name: self.data_dir / name for name in names if (self.data_dir / name).is_dir()}
+        return present, [name for name in names if name not in present]
 
     def path_from_env(self, name: str) -> Path | None:
         """The path in environment variable `name` (relative to the repository root), or None when unset."""

@@ -142,6 +142,25 @@ def test_benchmark_rejects_a_bad_request(verifier, bench_data):
         benchmark(verifier, roots, writers="validation", splits_dir=splits, progress=False)
     with pytest.raises(ValueError, match="n_boot"):
         benchmark(verifier, roots, splits_dir=splits, n_boot=0, progress=False)
+    with pytest.raises(ValueError, match="writers"):
+        benchmark(verifier, roots, writers="all", split_files={"ALPHA": splits / "ALPHA" / "splits.csv"}, progress=False)
+    with pytest.raises(ValueError, match="GAMMA"):
+        benchmark(verifier, roots, splits_dir=splits, split_files={"GAMMA": splits / "ALPHA" / "splits.csv"}, progress=False)
+
+
+def test_split_files_override_the_split_of_the_datasets_they_name(verifier, bench_data, tmp_path):
+    """A reduced split (what the notebooks' smoke runs pass) decides ALPHA's test writers; BETA keeps splits_dir's."""
+    roots, splits = bench_data
+    reduced = tmp_path / "ALPHA" / "splits.csv"
+    reduced.parent.mkdir()
+    reduced.write_text("dataset,writer,split\nALPHA,W2,test\nALPHA,W3,test\n")
+    result = benchmark(verifier, roots, splits_dir=splits, split_files={"ALPHA": str(reduced)}, references=(5,),
+                       n_boot=5, progress=False)
+    assert result["protocol"]["split_files"] == {"ALPHA": str(reduced), "BETA": str(splits / "BETA" / "splits.csv")}
+    alpha, beta = result["datasets"]["ALPHA"], result["datasets"]["BETA"]
+    assert alpha["split_file"] == str(reduced) and alpha["n_writers"] == 2
+    assert alpha["n_images"] == 2 * (DATASETS["ALPHA"][1] + DATASETS["ALPHA"][2])
+    assert beta["n_writers"] == TEST_WRITERS
 
 
 def test_markdown_table_rows_and_numbers(result):

@@ -65,6 +65,20 @@ def test_paths_from_the_environment(fake_repo, tmp_path):
     assert env.path_from_env("UNSET_VARIABLE") is None
 
 
+def test_available_datasets(fake_repo, tmp_path):
+    data = tmp_path / "data"
+    for name in ("CNSig", "GPDS", "CEDAR"):
+        (data / name).mkdir(parents=True)
+    env = NotebookEnv.from_environ({"SIGVER_DATA_DIR": str(data)}, start=fake_repo)
+    present, absent = env.available_datasets()
+    assert list(present) == ["CEDAR", "GPDS", "CNSig"]  # the order asked for, not the folder's
+    assert present["CNSig"] == data / "CNSig"
+    assert absent == ["BHSig260-Bengali", "BHSig260-Hindi", "SigComp2011-Dutch"]
+    assert env.available_datasets(["CNSig", "Other"], required=()) == ({"CNSig": data / "CNSig"}, ["Other"])
+    with pytest.raises(FileNotFoundError, match="SIGVER_DATA_DIR"):  # CEDAR and GPDS are required
+        NotebookEnv.from_environ({"SIGVER_DATA_DIR": str(data / "CNSig")}, start=fake_repo).available_datasets()
+
+
 def test_pairs_out(fake_repo, tmp_path):
     scratch = tmp_path / "scratch"
     full = NotebookEnv.from_environ({}, start=fake_repo)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Leave-one-dataset-out: what a user with a new scanner and population gets.
+#
+#   scripts/leave_one_out.sh NAME [--finetune]
+#
+# 1. trains on the five other datasets' training writers (configs/all6_short.json; thresholds from their
+#    validation writers), then benchmarks on ALL writers of NAME at the model's own thresholds;
+# 2. with --finetune, also: fine-tunes that model on NAME's training writers (configs/finetune.json, thresholds
+#    recalibrated on NAME's validation writers), trains a model on NAME alone (configs/single_dataset.json), and
+#    benchmarks the three on NAME's test writers.
+# Every step is resumable (re-run the script: finished steps are skipped, an interrupted training resumes).
+# Data: SIGVER_DATA (default ../shared/datasets); outputs: runs/lodo_NAME/ and docs/results/lodo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME="${1:?usage: scripts/leave_one_out.sh NAME [--finetune]}"
+FINETUNE="${2:-}"
+DATA="${SIGVER_DATA:-../shared/datasets}"
+PY="${PY:-.venv/bin/python}"
+ALL=(CEDAR GPDS BHSig260-Bengali BHSig260-Hindi SigComp2011-Dutch CNSig)
+RUN="runs/lodo_${NAME}"
+OUT="docs/results/lodo"
+mkdir -p "$RUN" "$OUT"
+
+others=()
+for d in "${ALL[@]}"; do [ "$d" = "$NAME" ] || others+=(--data "$d=$DATA/$d"); done
+
+train() {  # train OUT.safetensors [args...]: skipped when OUT exists, resumed when interrupted
+    local out="$1"; shift
+    [ -f "$out" ] && { echo "have $out"; return; }
+    "$PY" -m sigml train "$@" --out "$out" --workdir "${out%.safetensors}_work" --resume --no-progress
+}
+bench() {  # bench MODEL WRITERS JSON
+    [ -f "$3" ] && { echo "have $3"; return; }
+    "$PY" -m sigml benchmark --model "$1" --data "$NAME=$DATA/$NAME" --writers "$2" --no-progress --out "$3" --markdown "${3%.json}.md"
+}
+
+without="$RUN/without_${NAME}.safetensors"
+train "$without" --config configs/all6_short.json "${others[@]}"
+bench "$without" all "$OUT/without_${NAME}_on_all_${NAME}.json"
+
+if [ "$FINETUNE" = "--finetune" ]; then
+    tuned="$RUN/finetuned_${NAME}.safetensors"
+    alone="$RUN/only_${NAME}.safetensors"
+    train "$tuned" --config configs/finetune.json --init "$without" --data "$NAME=$DATA/$NAME"
+    train "$alone" --config configs/single_dataset.json --data "$NAME=$DATA/$NAME"
+    for m in "$without" "$tuned" "$alone"; do
+        bench "$m" test "$OUT/$(basename "${m%.safetensors}")_on_${NAME}_test.json"
+    done
+fi
