@@ -226,6 +226,28 @@ def benchmark(
 # --- the table ---------------------------------------------------------------------------------------------------
 
 
+CARD_KEEP = ("n_writers", "n_images", "split_file", "pairwise", "skilled_accepted", "reference_based_by_k",
+             "random_forgeries", "headline_k")
+
+
+def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
+    """Store a benchmark's figures in the model card next to `weights`: each dataset's under
+    metrics["<writers>_<NAME>"] (e.g. "test_CNSig"; the shape `sigml evaluate --update-card` writes) and the
+    macro-average under metrics["<writers>_macro"]; the interface's Model page lists them."""
+    from .modelcard import card_path_for
+
+    path = card_path_for(weights)
+    card = ModelCard.load(path)
+    writers = result["protocol"]["writers"]
+    for name, d in result["datasets"].items():
+        card.metrics[f"{writers}_{name}"] = {"dataset": name, "writers": writers, **{k: d[k] for k in CARD_KEEP if k in d}}
+    card.metrics[f"{writers}_macro"] = {"datasets": result["macro"]["datasets"], "pairwise": result["macro"]["pairwise"],
+                                        "headline": result["macro"]["headline"],
+                                        "skilled_accepted": result["macro"]["skilled_accepted"]}
+    card.save(path)
+    return card
+
+
 def percent(value: float) -> str:
     return f"{value:.1%}"
 

@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0, help="DataLoader workers for preprocessing")
     s.add_argument("--out", help="result JSON (per-dataset blocks, macro, protocol)")
     s.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown (sigml.benchmark.markdown_table)")
+    s.add_argument("--update-card", action="store_true",
+                   help="also store the figures in the model card (metrics[<writers>_<NAME>] and [<writers>_macro])")
     s.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("calibrate", help="re-derive a model card's thresholds from its validation writers (no training)")
@@ -223,7 +225,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import benchmark, markdown_table
+    from .benchmark import benchmark, markdown_table, update_card
     from .evaluate import write_report
     from .inference import Verifier
 
@@ -246,6 +248,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table)
         print(f"table -> {args.markdown}")
+    if args.update_card:
+        update_card(args.model, result)
+        print(f"figures stored in the model card of {args.model}")
     return 0
 
 

@@ -231,3 +231,21 @@ def test_readme_results_table_is_the_committed_benchmark(repo_root):
     table = module.render(repo_root / "docs" / "results" / "benchmark.json")
     assert module.replace_block(readme, table) == readme
     assert "| **macro" in table and table.count("\n|") >= 8  # header, rule, six datasets and the macro row
+
+
+def test_update_card_stores_each_dataset_and_the_macro(result, test_model_path, tmp_path):
+    import shutil
+
+    from sigml.benchmark import update_card
+    from sigml.modelcard import ModelCard, card_path_for
+
+    weights = tmp_path / "m.safetensors"
+    shutil.copy(test_model_path, weights)
+    shutil.copy(card_path_for(test_model_path), card_path_for(weights))
+    update_card(weights, result)
+    metrics = ModelCard.load(card_path_for(weights)).metrics
+    for name, d in result["datasets"].items():
+        stored = metrics[f"test_{name}"]
+        assert stored["dataset"] == name and stored["pairwise"] == d["pairwise"]
+        assert stored["reference_based_by_k"] == d["reference_based_by_k"]
+    assert metrics["test_macro"]["headline"]["eer"] == result["macro"]["headline"]["eer"]
