@@ -3,7 +3,7 @@
 #
 #   scripts/leave_one_out.sh NAME [--finetune]
 #
-# 1. trains on the five other datasets' training writers (configs/all6_short.json; thresholds from their
+# 1. trains on the five other datasets' training writers (configs/leave_one_out.json; thresholds from their
 #    validation writers), then benchmarks on ALL writers of NAME at the model's own thresholds;
 # 2. with --finetune, also: fine-tunes that model on NAME's training writers (configs/finetune.json, thresholds
 #    recalibrated on NAME's validation writers), trains a model on NAME alone (configs/single_dataset.json), and
@@ -35,7 +35,7 @@ bench() {  # bench MODEL WRITERS JSON
 }
 
 without="$RUN/without_${NAME}.safetensors"
-train "$without" --config configs/all6_short.json "${others[@]}"
+train "$without" --config configs/leave_one_out.json "${others[@]}"
 bench "$without" all "$OUT/without_${NAME}_on_all_${NAME}.json"
 
 if [ "$FINETUNE" = "--finetune" ]; then
