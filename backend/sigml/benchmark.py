@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from . import metrics, protocols
 from .datasets import SignatureRecord
 from .errors import DatasetError
-from .evaluate import embed_dataset, resolve_split_file, served_reference_based
+from .evaluate import embed_dataset, plot_protocol, resolve_split_file, served_reference_based
 from .inference import Verifier
 from .modelcard import ModelCard
 
@@ -71,13 +71,16 @@ def scored_block(scores: protocols.Scored, threshold: float, *, n_boot: int, see
 
 
 def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureRecord], *, dataset: str,
-                  references: Sequence[int], seed: int, n_boot: int,
-                  level: float = 0.95) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                  references: Sequence[int], seed: int, n_boot: int, level: float = 0.95,
+                  plots_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The figures of one dataset from its embeddings (`emb[i]` is `records[i]`'s), and the per-draw EERs of
-    each protocol ("pairwise", "headline", and each K as a string) for the stratified macro interval."""
+    each protocol ("pairwise", "headline", and each K as a string) for the stratified macro interval.
+    `plots_dir`: also draw ROC/DET/histograms per protocol there (`pairwise.png`, `reference_k<K>.png`)."""
     boot_seed = dataset_seed(seed, dataset)
-    pairwise, pairwise_draws = scored_block(protocols.pairwise(emb, records), card.threshold, n_boot=n_boot,
-                                            seed=boot_seed, level=level)
+    pairwise_scores = protocols.pairwise(emb, records)
+    pairwise, pairwise_draws = scored_block(pairwise_scores, card.threshold, n_boot=n_boot, seed=boot_seed, level=level)
+    if plots_dir:
+        plot_protocol(pairwise_scores, Path(plots_dir), "pairwise", card.threshold)
     result: dict[str, Any] = {
         "n_writers": len({r.writer for r in records}),
         "n_images": len(records),
@@ -98,6 +101,8 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
             log.warning("%s: reference-based protocol with K=%d skipped: %s", dataset, k, exc)
             continue
         block, draws[str(k)] = scored_block(rb, threshold, n_boot=n_boot, seed=boot_seed, level=level)
+        if plots_dir:
+            plot_protocol(rb, Path(plots_dir), f"reference_k{k}", threshold)
         by_k[str(k)] = {**block, "k": k, "score": score if k >= 2 else "pairwise"}
     if not by_k:
         raise DatasetError(f"{dataset}: no writer has more than K={min(references)} genuine signatures; "
@@ -180,11 +185,13 @@ def benchmark(
     workers: int = 0,
     progress: bool = True,
     split_files: Mapping[str, str | Path] | None = None,
+    plots_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """The benchmark result (JSON-ready): per-dataset blocks under "datasets" (in the order given) and "macro".
     `datasets` maps a dataset name to its folder (any layout `read_dataset` detects). `split_files` maps some of
     those names to the split file whose test writers are evaluated instead of `benchmark_split_file`'s choice
-    (e.g. a notebook's reduced split of a few test writers); only with writers="test"."""
+    (e.g. a notebook's reduced split of a few test writers); only with writers="test". `plots_dir`: ROC/DET/histogram
+    PNGs per dataset in `<plots_dir>/<NAME>/`."""
     if writers not in BENCHMARK_WRITERS:
         raise ValueError(f"writers must be one of {BENCHMARK_WRITERS}, got {writers!r}")
     if n_boot < 1:
@@ -209,7 +216,8 @@ def benchmark(
                                                  progress=progress)
         split_files[name] = str(split_path) if split_path else None
         scored, draws[name] = score_dataset(card, emb, records, dataset=name, references=references, seed=seed,
-                                            n_boot=n_boot, level=level)
+                                            n_boot=n_boot, level=level,
+                                            plots_dir=Path(plots_dir) / name if plots_dir else None)
         results[name] = {"data": str(root), "split_file": split_files[name], **scored}
         log.info("%s: %d writers, %d images, scored in %.0f s", name, scored["n_writers"], scored["n_images"],
                  time.perf_counter() - started)

@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=0, help="DataLoader workers for preprocessing")
     s.add_argument("--out", help="result JSON (per-dataset blocks, macro, protocol)")
     s.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown (sigml.benchmark.markdown_table)")
+    s.add_argument("--plots", metavar="DIR", help="ROC/DET/histogram PNGs per dataset in DIR/<NAME>/")
     s.add_argument("--update-card", action="store_true",
                    help="also store the figures in the model card (metrics[<writers>_<NAME>] and [<writers>_macro])")
     s.add_argument("--no-progress", action="store_true")
@@ -237,7 +238,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     verifier = Verifier.from_files(args.model)
     result = benchmark(
         verifier, dict(args.data), writers=args.writers, splits_dir=args.splits, references=args.references,
-        seed=args.seed, n_boot=args.boot, workers=args.workers, progress=not args.no_progress,
+        seed=args.seed, n_boot=args.boot, workers=args.workers, progress=not args.no_progress, plots_dir=args.plots,
     )
     table = markdown_table(result)
     print(table, end="")

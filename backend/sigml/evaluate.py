@@ -131,12 +131,12 @@ def evaluate(
             continue
         by_k[str(k)] = {**_block(rb, threshold), "k": k, "score": score if k >= 2 else "pairwise"}
         if plots_dir:
-            _plots(rb, Path(plots_dir), f"reference_k{k}", threshold)
+            plot_protocol(rb, Path(plots_dir), f"reference_k{k}", threshold)
     if by_k:
         report["reference_based"] = by_k[str(max(int(k) for k in by_k))]
         report["reference_based_by_k"] = by_k
     if plots_dir:
-        _plots(pw, Path(plots_dir), "pairwise", verifier.card.threshold)
+        plot_protocol(pw, Path(plots_dir), "pairwise", verifier.card.threshold)
     report["worst_errors"] = _worst(pw, records, verifier.card.threshold)
     return report
 
@@ -159,7 +159,8 @@ def _worst(scores: protocols.Scored, records: list[SignatureRecord], threshold: 
     return out
 
 
-def _plots(scores: protocols.Scored, folder: Path, name: str, threshold: float) -> None:
+def plot_protocol(scores: protocols.Scored, folder: Path, name: str, threshold: float) -> None:
+    """`folder/name.png`: ROC, DET and the genuine/forged score histograms with `threshold`."""
     import matplotlib
 
     matplotlib.use("Agg")

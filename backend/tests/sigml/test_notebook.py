@@ -116,7 +116,8 @@ def test_subset_split_file(tmp_path):
 
 
 @pytest.mark.parametrize("card_name, config_name", [
-    ("siamese_resnet18.json", "cedar_gpds.json"),
+    ("siamese_resnet18.json", "all6.json"),
+    ("cedar_gpds.json", "cedar_gpds.json"),
     ("gpds_only.json", "gpds_only_triplet.json"),
 ])
 def test_the_shipped_model_was_trained_with_the_committed_config(repo_root, card_name, config_name):
