@@ -343,3 +343,40 @@ def test_batch_slots_follow_the_dataset_shares(two_datasets, balance, weights, e
 def test_unknown_dataset_balance_is_refused(two_datasets):
     with pytest.raises(ValueError, match="dataset_balance"):
         BatchSampler(two_datasets, TrainConfig(dataset_balance="uniform"), np.random.default_rng(0))
+
+
+def test_fine_tuning_starts_from_the_init_weights_and_keeps_their_architecture(make_generic_dataset, tmp_path):
+    """`train(..., init=M)`: the run starts from M's backbone and head (a zero-step run would ship M's weights), keeps
+    M's architecture and preprocessing whatever the config says, gets a new writer classifier, recalibrates on its own
+    validation writers and names M in its card."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import load_file
+
+    from sigml.model import ModelConfig
+    from sigml.preprocessing import PreprocessConfig
+    from sigml.train import train
+
+    source, cfg, base, work = _tiny_run(make_generic_dataset, tmp_path, "FT", preprocessing=PreprocessConfig(ink="gray"))
+    train(source, base, cfg, workdir=work, progress=False)
+    from safetensors.torch import save_file
+
+    marked = load_file(str(base))
+    marked["backbone.conv1.weight"].fill_(0.125)  # a value no initialisation or 300 steps produce
+    save_file(marked, str(base))
+    # a config asking for another architecture and preprocessing: the init model's win
+    other = dataclasses.replace(cfg, model=ModelConfig(embedding_dim=4, hidden_dim=8), preprocessing=PreprocessConfig(),
+                                aux_writer_weight=0.5, lr=1e-12, warmup_steps=1)
+    tuned = tmp_path / "ft" / "tuned.safetensors"
+    train(source, tuned, other, workdir=tmp_path / "ft_work", progress=False, init=base)
+    card = json.loads(tuned.with_suffix(".json").read_text())
+    base_card = json.loads(base.with_suffix(".json").read_text())
+    assert card["architecture"] == base_card["architecture"] and card["preprocessing"]["ink"] == "gray"
+    assert card["training"]["init"] == {"file": base.name, "model_version": base_card["version"],
+                                        "sha256": base_card["weights"]["sha256"]}
+    # lr 1e-12: the fine-tuned weights are the marked init weights, so they were loaded, not re-initialised
+    end = load_file(str(tuned))
+    assert end.keys() == marked.keys()
+    assert (end["backbone.conv1.weight"].float() - 0.125).abs().max() < 1e-4
+    assert "thresholds" in card and card["metrics"]["validation"]["pairwise"]["eer"] >= 0
