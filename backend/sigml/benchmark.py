@@ -297,7 +297,8 @@ def macro_row(result: dict[str, Any], ks: Sequence[int]) -> list[str]:
         else:
             k_cells.append("–")
     h = m["headline"]
-    return [f"**macro ({len(m['datasets'])} datasets)**", str(m["n_writers"]),
+    n = len(m['datasets'])
+    return [f"**macro ({n} dataset{'s' if n != 1 else ''})**", str(m["n_writers"]),
             with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), *k_cells,
             f"{h['auc']:.3f}", percent(h["accuracy"]), percent(h["far"]), percent(h["frr"]), percent(m["skilled_accepted"])]
 
