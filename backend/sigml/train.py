@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -201,7 +202,7 @@ class BatchSampler:
         position = {w: i for i, w in enumerate(self.writers)}
         # writer position of each record for the auxiliary writer classifier (-1: a writer never sampled)
         self.labels = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
-        self.shares = dataset_shares({w.split("/", 1)[0] for w in self.writers}, self.writers, cfg)
+        self.shares = dataset_shares(self.writers, cfg)
         self._group_active()
 
     def restrict(self, indices: Sequence[int]) -> None:
@@ -222,7 +223,7 @@ class BatchSampler:
         writers cannot drown 30 Dutch ones."""
         cfg = self.cfg
         size = min(cfg.writers_per_batch, len(self.active))
-        if cfg.dataset_balance == "writers" and not cfg.dataset_weights or len(self.by_dataset) < 2:
+        if (cfg.dataset_balance == "writers" and not cfg.dataset_weights) or len(self.by_dataset) < 2:
             return [int(i) for i in self.rng.choice(len(self.active), size=size, replace=False)]
         names = sorted(self.by_dataset)
         p = np.asarray([self.shares.get(n, 0.0) for n in names], dtype=np.float64)
@@ -260,10 +261,10 @@ class BatchSampler:
 DATASET_BALANCES = ("writers", "equal", "sqrt")
 
 
-def dataset_shares(datasets: set[str], writers: Sequence[str], cfg: TrainConfig) -> dict[str, float]:
+def dataset_shares(writers: Sequence[str], cfg: TrainConfig) -> dict[str, float]:
     """Share of batch slots per dataset (sums to 1), from `cfg.dataset_balance` or `cfg.dataset_weights`;
     `writers` are the training writers as "dataset/writer"."""
-    counts = {d: sum(w.split("/", 1)[0] == d for w in writers) for d in sorted(datasets)}
+    counts = dict(sorted(Counter(w.split("/", 1)[0] for w in writers).items()))
     if cfg.dataset_weights:
         unknown = set(cfg.dataset_weights) - set(counts)
         if unknown:

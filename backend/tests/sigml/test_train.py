@@ -334,7 +334,7 @@ def test_batch_slots_follow_the_dataset_shares(two_datasets, balance, weights, e
     cfg = TrainConfig(writers_per_batch=4, genuine_per_writer=4, forged_per_writer=2, dataset_balance=balance,
                       dataset_weights=weights)
     training_writers = [f"BIG/b{i}" for i in range(BIG_WRITERS)] + [f"SMALL/s{i}" for i in range(SMALL_WRITERS)]
-    shares = dataset_shares({"BIG", "SMALL"}, training_writers, cfg)
+    shares = dataset_shares(training_writers, cfg)
     assert shares["SMALL"] == pytest.approx(expected_small) and sum(shares.values()) == pytest.approx(1.0)
     measured = _slot_shares(two_datasets, cfg)
     assert measured["SMALL"] == pytest.approx(expected_small, abs=0.03)  # 6000 slots: about 5 standard errors
