@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: /api/docs/ works offline
     "accounts",
     "signatures",
 ]
@@ -99,6 +100,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.staticfiles.StaticFilesMiddleware",  # WhiteNoise: static files (the API docs' JS/CSS) with DEBUG off too
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,7 +116,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],  # api/redoc.html (ReDoc without web fonts)
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -167,6 +169,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env_path("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles")
+# WhiteNoise serves the apps' static files (Swagger UI, ReDoc, the admin's) straight from the installed
+# packages, so neither `collectstatic` nor a CDN is needed; `collectstatic` + a proxy remains possible.
+WHITENOISE_USE_FINDERS = True
 
 # Reference images live here under generated names. There is deliberately no MEDIA_URL route:
 # they are only served through the owner-checked API view, never as static files.
@@ -230,6 +235,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not from a CDN (works offline)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "VerdictEnum": ["genuine", "forged"],  # `verdict` and the ground-truth `label`

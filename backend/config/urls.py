@@ -6,12 +6,15 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.exceptions import not_found
+from config.views import ApiIndexApi, RedocView
 
 api_patterns = [
+    path("", ApiIndexApi.as_view(), name="index"),
     path("", include("signatures.urls")),
     path("auth/", include("accounts.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", RedocView.as_view(url_name="api:schema"), name="redoc"),
     # JSON 404 for any other /api/ URL, DEBUG or not; also for POST/PATCH/DELETE (no CSRF 403 page first)
     re_path(r"^.*$", csrf_exempt(not_found), name="not-found"),
 ]

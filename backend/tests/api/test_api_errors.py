@@ -244,7 +244,7 @@ def _api_routes() -> set[str]:
         for p in patterns:
             if isinstance(p, URLResolver):
                 walk(p.url_patterns, prefix + str(p.pattern))
-            elif isinstance(p, URLPattern) and p.name not in {"not-found", "schema", "docs"}:
+            elif isinstance(p, URLPattern) and p.name not in {"not-found", "schema", "docs", "redoc"}:
                 routes.add(prefix + str(p.pattern))
 
     walk(get_resolver().url_patterns, "/")

@@ -1,0 +1,51 @@
+"""The API's front door: `GET /api/` answers with an index of its links (so the URL `make run` prints works)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularRedocView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+# (key in the index, URL name in the `api` namespace, what it is); URLs with parameters are listed as templates
+INDEX_LINKS: list[tuple[str, str, str]] = [
+    ("verify", "api:verify", "POST reference + questioned (multipart): distance, verdict, decision"),
+    ("health", "api:health", "GET liveness and readiness"),
+    ("model", "api:model", "GET the model card"),
+    ("datasets", "api:dataset-list", "GET the datasets under SIGVER_DATA_DIR"),
+    ("profiles", "api:profile-list", "GET/POST your profiles (token)"),
+    ("records", "api:record-list", "GET the case records of your verifications (token); ?format=csv"),
+    ("register", "api:register", "POST username + password: an account and its token"),
+    ("token", "api:token", "POST username + password: your token"),
+    ("account", "api:account", "DELETE your account and all its data (token)"),
+    ("schema", "api:schema", "GET the OpenAPI 3 schema"),
+    ("docs", "api:docs", "Swagger UI (works offline)"),
+    ("redoc", "api:redoc", "ReDoc (works offline)"),
+]
+
+
+class ApiIndexApi(APIView):
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="name, version and links")},
+                   summary="Index of the API's links")
+    def get(self, request: Request) -> Response:
+        links = {}
+        for key, name, description in INDEX_LINKS:
+            try:
+                links[key] = {"href": request.build_absolute_uri(reverse(name)), "description": description}
+            except NoReverseMatch:  # an endpoint that is not installed
+                continue
+        return Response({
+            "name": settings.SPECTACULAR_SETTINGS["TITLE"],
+            "version": settings.SPECTACULAR_SETTINGS["VERSION"],
+            "links": links,
+        })
+
+
+class RedocView(SpectacularRedocView):
+    """ReDoc from drf-spectacular-sidecar's static files, without the web fonts its template links to."""
+
+    template_name = "api/redoc.html"
