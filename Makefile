@@ -40,15 +40,7 @@ browser-deps:
 	fi
 
 run: install
-	cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} ../$(PY) manage.py migrate --noinput
-	@echo "API: http://$(API_HOST):$(API_PORT)/api/  docs: http://$(API_HOST):$(API_PORT)/api/docs/  interface: http://$(API_HOST):$(UI_PORT)/"
-	@trap 'kill 0' EXIT INT TERM; \
-	(cd backend && DJANGO_DEBUG=$${DJANGO_DEBUG:-1} SIGVER_MODEL_PATH=$${SIGVER_MODEL_PATH:-$(abspath $(MODEL))} \
-		SIGVER_DATA_DIR=$${SIGVER_DATA_DIR:-$(abspath $(DATA))} \
-		../$(PY) manage.py runserver $(API_HOST):$(API_PORT) --noreload) & \
-	SIGVER_API_URL=$${SIGVER_API_URL:-http://$(API_HOST):$(API_PORT)} $(PY) -m streamlit run interface/app.py \
-		--server.address $(API_HOST) --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false & \
-	wait
+	@PY=$(PY) API_HOST=$(API_HOST) API_PORT=$(API_PORT) UI_PORT=$(UI_PORT) MODEL=$(MODEL) DATA=$(DATA) scripts/run.sh
 
 test: install-dev browser-deps
 	$(PY) -m pytest backend/tests interface/tests -q
