@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: /api/docs/ works offline
     "accounts",
     "signatures",
+    "audit",  # case records of every verification (the audit trail)
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,13 @@ SIGVER_LOAD_MODEL = env_str("SIGVER_LOAD_MODEL", "auto").strip().lower()
 SIGVER_DATASET_CACHE_SECONDS = env_int("SIGVER_DATASET_CACHE_SECONDS", 60)
 SIGVER_PAIRS_MAX_LIMIT = env_int("SIGVER_PAIRS_MAX_LIMIT", 500)
 SIGVER_PAIRS_VERIFY_MAX_LIMIT = env_int("SIGVER_PAIRS_VERIFY_MAX_LIMIT", 100)
+
+# --- case records (audit trail) ---------------------------------------------------------------------
+
+# `manage.py purge_records` deletes records older than this (run it daily); 0 keeps nothing older than today
+SIGVER_AUDIT_RETENTION_DAYS = env_int("SIGVER_AUDIT_RETENTION_DAYS", 3650)
+# keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
+SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
 
 # --- REST framework ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ api_patterns = [
     path("", ApiIndexApi.as_view(), name="index"),
     path("", include("signatures.urls")),
     path("auth/", include("accounts.urls")),
+    path("records/", include("audit.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", RedocView.as_view(url_name="api:schema"), name="redoc"),

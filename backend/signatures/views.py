@@ -26,6 +26,8 @@ from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
 
+from audit.services import verification_record_from_request
+
 from . import selectors, services
 from .models import Profile, Reference
 
@@ -132,6 +134,9 @@ class VerifyApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.verify_pair(**serializer.validated_data)
+        verification_record_from_request(request=request, kind="pair", result=result,
+                                         reference=serializer.validated_data["reference"],
+                                         questioned=serializer.validated_data["questioned"])
         return Response(self.OutputSerializer(result).data)
 
 
@@ -515,4 +520,6 @@ class ProfileVerifyApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.profile_verify(profile=profile, **serializer.validated_data)
+        verification_record_from_request(request=request, kind="profile", result=result, profile=profile,
+                                         questioned=serializer.validated_data["questioned"])
         return Response(self.OutputSerializer(result).data)

@@ -20,7 +20,7 @@ def test_api_root_is_an_index_of_links(client):
     body = response.json()
     assert body["name"] == "Signature verification API"
     links = body["links"]
-    assert {"verify", "health", "model", "datasets", "profiles", "schema", "docs", "redoc"} <= set(links)
+    assert {"verify", "health", "model", "datasets", "profiles", "records", "schema", "docs", "redoc"} <= set(links)
     assert links["health"]["href"] == "http://testserver/api/health/"
     for key in ("health", "model", "datasets", "schema", "docs", "redoc"):  # GET endpoints open to anyone
         href = links[key]["href"].removeprefix("http://testserver")

@@ -1,0 +1,46 @@
+"""A VerificationRecord is the case record of one verification: who checked which signature, when, with which
+model, and what the answer was. Rows are written by `audit.services.verification_record_create` only."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+KINDS = ("pair", "profile")  # POST /api/verify/ ; POST /api/profiles/<id>/verify/
+ANONYMOUS = "anonymous"
+
+
+class VerificationRecord(models.Model):
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=10, choices=[(k, k) for k in KINDS])
+    # who: the signed-in user (kept as a name when the account is later deleted), or anonymous + address
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="verification_records")
+    username = models.CharField(max_length=150, default=ANONYMOUS)
+    client_address = models.CharField(max_length=64, blank=True, default="")
+    # the profile verified against (kind "profile"), kept as a name when the profile is later deleted
+    profile = models.ForeignKey("signatures.Profile", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="verification_records")
+    profile_name = models.CharField(max_length=200, blank=True, default="")
+    # the inputs: sha256 of the questioned image and of the reference image(s)
+    questioned_sha256 = models.CharField(max_length=64)
+    reference_sha256 = models.JSONField(default=list)
+    # the images themselves, only when SIGVER_AUDIT_STORE_IMAGES is on (storage names under SIGVER_MEDIA_ROOT)
+    image_files = models.JSONField(default=list, blank=True)
+    # the model and its answer
+    model_version = models.CharField(max_length=100)
+    distance = models.FloatField()
+    threshold = models.FloatField()
+    similarity = models.FloatField(null=True, blank=True)
+    score = models.CharField(max_length=20, default="pairwise")  # pairwise / normalized / mean
+    verdict = models.CharField(max_length=20)  # genuine / forged (the two-way answer at the threshold)
+    decision = models.CharField(max_length=20, db_index=True)  # genuine / inconclusive / forged, else the verdict
+    details = models.JSONField(default=dict, blank=True)  # per-reference distances, decision rates, ...
+    elapsed_ms = models.FloatField()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["user", "created"]), models.Index(fields=["profile", "created"])]
+
+    def __str__(self) -> str:
+        return f"record #{self.pk}: {self.kind} {self.decision} by {self.username}"

@@ -1,0 +1,52 @@
+"""Reads of case records: owner-scoped (a clerk sees their own records, staff sees every record)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from .models import VerificationRecord
+
+
+def record_visible(*, user: AbstractBaseUser) -> QuerySet[VerificationRecord]:
+    records = VerificationRecord.objects.all()
+    return records if user.is_staff else records.filter(user=user)
+
+
+def _start(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    return timezone.make_aware(datetime.combine(value, time.min))
+
+
+def record_list(*, user: AbstractBaseUser, date_from: date | datetime | None = None,
+                date_to: date | datetime | None = None, profile: int | None = None, decision: str | None = None,
+                username: str | None = None, kind: str | None = None, **_: Any) -> QuerySet[VerificationRecord]:
+    """The records `user` may see, newest first. `date_to` as a date includes that whole day."""
+    records = record_visible(user=user)
+    if date_from is not None:
+        records = records.filter(created__gte=_start(date_from))
+    if date_to is not None:
+        if isinstance(date_to, datetime):
+            records = records.filter(created__lte=_start(date_to))
+        else:
+            records = records.filter(created__lt=_start(date_to) + timedelta(days=1))
+    if profile is not None:
+        records = records.filter(profile_id=profile)
+    if decision:
+        records = records.filter(decision=decision)
+    if username:
+        records = records.filter(username=username)
+    if kind:
+        records = records.filter(kind=kind)
+    return records.order_by("-created", "-id")
+
+
+def record_get(*, user: AbstractBaseUser, record_id: int) -> VerificationRecord:
+    """Someone else's record is indistinguishable from a missing one (404)."""
+    return get_object_or_404(record_visible(user=user), pk=record_id)

@@ -1,0 +1,263 @@
+"""Case records (audit trail): every pair and profile verification leaves one; list with filters, detail, CSV
+export, owner scoping (staff sees all), the retention command; a failed audit write never fails a verification."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError
+from django.urls import reverse
+from django.utils import timezone
+
+from api_helpers import error_of, png, upload
+from audit import services as audit_services
+from audit.models import VerificationRecord
+
+pytestmark = pytest.mark.django_db
+
+VERIFY = reverse("api:verify")
+RECORDS = reverse("api:record-list")
+EXPORT = reverse("api:record-export")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_pair(api, a: int = 1, b: int = 2):
+    response = api.post(VERIFY, {"reference": upload(png(a)), "questioned": upload(png(b))}, format="multipart")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def make_profile(api, name: str = "Ada Lovelace", seeds=(11, 12, 13)) -> int:
+    pid = api.post(reverse("api:profile-list"), {"name": name}, format="json").json()["id"]
+    response = api.post(reverse("api:reference-list", kwargs={"profile_id": pid}),
+                        {"images": [upload(png(s)) for s in seeds]}, format="multipart")
+    assert response.status_code == 201, response.content
+    return pid
+
+
+def verify_profile(api, pid: int, seed: int = 14):
+    response = api.post(reverse("api:profile-verify", kwargs={"profile_id": pid}),
+                        {"questioned": upload(png(seed))}, format="multipart")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def staff_client(user_client):
+    api, user = user_client("auditor")
+    user.is_staff = True
+    user.save()
+    return api, user
+
+
+# --- every verification leaves a record -------------------------------------------------------------
+
+def test_anonymous_pair_verification_is_recorded(client):
+    result = verify_pair(client, 1, 2)
+    record = VerificationRecord.objects.get()
+    assert record.kind == "pair"
+    assert record.user is None and record.username == "anonymous"
+    assert record.client_address == "127.0.0.1"
+    assert record.questioned_sha256 == sha(png(2))
+    assert record.reference_sha256 == [sha(png(1))]
+    assert record.model_version == result["model_version"]
+    assert record.distance == pytest.approx(result["distance"])
+    assert record.threshold == pytest.approx(result["threshold"])
+    assert record.similarity == pytest.approx(result["similarity"])
+    assert record.verdict == result["verdict"]
+    assert record.decision == result.get("decision", result["verdict"])
+    assert record.elapsed_ms == pytest.approx(result["elapsed_ms"])
+    assert record.image_files == []  # only the sha256 unless SIGVER_AUDIT_STORE_IMAGES
+
+
+def test_signed_in_pair_verification_names_the_user(user_client):
+    api, user = user_client("alice")
+    verify_pair(api)
+    record = VerificationRecord.objects.get()
+    assert record.user == user and record.username == "alice"
+
+
+def test_profile_verification_is_recorded_with_the_profile_and_reference_hashes(user_client):
+    api, user = user_client("alice")
+    pid = make_profile(api, seeds=(11, 12, 13))
+    result = verify_profile(api, pid, 14)
+    record = VerificationRecord.objects.get()
+    assert record.kind == "profile" and record.username == "alice"
+    assert record.profile_id == pid and record.profile_name == "Ada Lovelace"
+    assert record.questioned_sha256 == sha(png(14))
+    assert record.reference_sha256 == [sha(png(s)) for s in (11, 12, 13)]
+    assert record.score == result["score"]
+    assert record.distance == pytest.approx(result["distance"])
+    assert record.decision == result.get("decision", result["verdict"])
+    assert [r["id"] for r in record.details["references"]] == [r["id"] for r in result["references"]]
+
+
+def test_a_refused_verification_leaves_no_record(client):
+    response = client.post(VERIFY, {"reference": upload(png(1))}, format="multipart")
+    assert response.status_code == 400
+    assert not VerificationRecord.objects.exists()
+
+
+def test_a_failed_audit_write_never_fails_the_verification(client, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise DatabaseError("disk I/O error")
+
+    monkeypatch.setattr(VerificationRecord.objects, "create", broken)
+    before = audit_services.audit_failures()
+    with caplog.at_level(logging.ERROR, logger="audit.services"):
+        result = verify_pair(client)
+    assert result["verdict"] in ("genuine", "forged")
+    assert audit_services.audit_failures() == before + 1
+    assert any("could not write the case record" in r.getMessage() for r in caplog.records)
+    assert not VerificationRecord.objects.exists()
+
+
+def test_images_are_kept_only_when_the_setting_says_so(client, settings):
+    settings.SIGVER_AUDIT_STORE_IMAGES = True
+    verify_pair(client, 3, 4)
+    record = VerificationRecord.objects.get()
+    stored = [Path(settings.MEDIA_ROOT) / name for name in record.image_files]
+    assert [p.read_bytes() for p in stored] == [png(4), png(3)]  # questioned, reference
+
+
+# --- list, detail, ownership ------------------------------------------------------------------------
+
+def test_records_need_a_token(client):
+    verify_pair(client)
+    response = client.get(RECORDS)
+    assert response.status_code == 401 and error_of(response)["code"] == "not_authenticated"
+    assert client.get(EXPORT).status_code == 401
+
+
+def test_a_clerk_sees_only_their_records_and_staff_sees_all(client, user_client, staff_client):
+    alice, _ = user_client("alice")
+    bob, _ = user_client("bob")
+    staff, _ = staff_client
+    verify_pair(alice)
+    verify_pair(bob)
+    verify_pair(client)  # anonymous
+    alice_list = alice.get(RECORDS).json()
+    assert alice_list["count"] == 1 and alice_list["results"][0]["user"] == "alice"
+    assert {r["user"] for r in staff.get(RECORDS).json()["results"]} == {"alice", "bob", "anonymous"}
+    alice_id = alice_list["results"][0]["id"]
+    assert alice.get(reverse("api:record-detail", kwargs={"record_id": alice_id})).status_code == 200
+    response = bob.get(reverse("api:record-detail", kwargs={"record_id": alice_id}))
+    assert response.status_code == 404 and error_of(response)["code"] == "not_found"
+    assert staff.get(reverse("api:record-detail", kwargs={"record_id": alice_id})).json()["user"] == "alice"
+
+
+def test_record_detail_fields(user_client):
+    api, _ = user_client("alice")
+    result = verify_pair(api, 5, 6)
+    record = api.get(RECORDS).json()["results"][0]
+    detail = api.get(reverse("api:record-detail", kwargs={"record_id": record["id"]})).json()
+    assert detail == record
+    assert detail["kind"] == "pair" and detail["profile"] is None
+    assert detail["questioned_sha256"] == sha(png(6)) and detail["reference_sha256"] == [sha(png(5))]
+    assert detail["distance"] == pytest.approx(result["distance"]) and detail["has_images"] is False
+    assert detail["decision"] in ("genuine", "inconclusive", "forged")
+
+
+def _age(record_id: int, days: float) -> None:
+    VerificationRecord.objects.filter(pk=record_id).update(created=timezone.now() - timedelta(days=days))
+
+
+def test_filters(user_client, staff_client):
+    alice, _ = user_client("alice")
+    staff, _ = staff_client
+    pid = make_profile(alice)
+    verify_pair(alice)
+    verify_profile(alice, pid)
+    old = VerificationRecord.objects.get(kind="pair").pk
+    _age(old, 10)
+    today = timezone.now().date()
+
+    def ids(api, **params):
+        response = api.get(RECORDS, params)
+        assert response.status_code == 200, response.content
+        return [r["id"] for r in response.json()["results"]]
+
+    recent = VerificationRecord.objects.get(kind="profile").pk
+    assert ids(alice, profile=pid) == [recent]
+    assert ids(alice, kind="pair") == [old]
+    assert ids(alice, date_from=str(today - timedelta(days=1))) == [recent]
+    assert ids(alice, date_to=str(today - timedelta(days=5))) == [old]
+    assert ids(alice, date_from=str(today), date_to=str(today)) == [recent]
+    decision = VerificationRecord.objects.get(pk=recent).decision
+    assert recent in ids(alice, decision=decision)
+    other = next(d for d in ("genuine", "inconclusive", "forged") if d != decision)
+    assert recent not in ids(alice, decision=other)
+    assert set(ids(staff, user="alice")) == {old, recent}
+    assert ids(staff, user="nobody") == []
+    assert ids(alice, user="auditor") == []  # a clerk's filter never widens what they see
+
+
+@pytest.mark.parametrize("params", [{"date_from": "yesterday"}, {"decision": "maybe"}, {"profile": "x"},
+                                    {"date_from": "2026-02-02", "date_to": "2026-02-01"}, {"kind": "batch"}])
+def test_bad_filters_are_json_400s(user_client, params):
+    api, _ = user_client("alice")
+    for url in (RECORDS, EXPORT):
+        response = api.get(url, params)
+        assert response.status_code == 400, (url, params)
+        assert error_of(response)["code"] == "invalid"
+
+
+def test_csv_export(user_client):
+    api, _ = user_client("alice")
+    pid = make_profile(api, name="=HYPERLINK(\"http://evil\")")
+    verify_pair(api)
+    verify_profile(api, pid)
+    response = api.get(EXPORT)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith('attachment; filename="case-records-')
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == 2
+    assert rows[0]["kind"] == "profile" and rows[1]["kind"] == "pair"  # newest first
+    assert rows[0]["profile_name"].startswith("'=")  # a spreadsheet shows it, never runs it
+    assert rows[1]["reference_sha256"] == sha(png(1)) and rows[1]["user"] == "alice"
+    assert len(rows[0]["reference_sha256"].split(";")) == 3
+    only_pairs = api.get(EXPORT, {"kind": "pair"})
+    assert len(list(csv.DictReader(io.StringIO(b"".join(only_pairs.streaming_content).decode())))) == 1
+
+
+def test_index_lists_the_records(client):
+    assert client.get("/api/").json()["links"]["records"]["href"].endswith("/api/records/")
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+def test_purge_command_deletes_records_older_than_the_retention_period(client, settings, capsys,
+                                                                     django_capture_on_commit_callbacks):
+    settings.SIGVER_AUDIT_STORE_IMAGES = True
+    settings.SIGVER_AUDIT_RETENTION_DAYS = 30
+    verify_pair(client, 1, 2)
+    verify_pair(client, 3, 4)
+    old, new = VerificationRecord.objects.order_by("id")
+    _age(old.pk, 31)
+    old_files = [Path(settings.MEDIA_ROOT) / n for n in old.image_files]
+    assert all(p.is_file() for p in old_files)
+
+    call_command("purge_records", "--dry-run")
+    assert "1 case record(s) older than 30 days found" in capsys.readouterr().out
+    assert VerificationRecord.objects.count() == 2
+
+    with django_capture_on_commit_callbacks(execute=True):  # the files go after the commit
+        call_command("purge_records")
+    assert "1 case record(s) older than 30 days deleted" in capsys.readouterr().out
+    assert list(VerificationRecord.objects.values_list("pk", flat=True)) == [new.pk]
+    assert not any(p.exists() for p in old_files)
+    assert all((Path(settings.MEDIA_ROOT) / n).is_file() for n in new.image_files)
+
+    call_command("purge_records", "--older-than-days", "0")
+    assert not VerificationRecord.objects.exists()
