@@ -225,6 +225,7 @@ REST_FRAMEWORK = {
         "anon": env_str("SIGVER_THROTTLE_ANON", "60/min"),
         "user": env_str("SIGVER_THROTTLE_USER", "600/min"),
         "auth": env_str("SIGVER_THROTTLE_AUTH", "10/min"),  # register + token: against password guessing
+        "images": env_str("SIGVER_THROTTLE_IMAGES", "1200/min"),  # dataset images (thumbnails), instead of anon/user
     },
     # Client addresses come from REMOTE_ADDR unless told how many proxies to trust: a client
     # must not dodge throttling with a forged X-Forwarded-For header.

@@ -26,3 +26,9 @@ class UserThrottle(_RatesFromSettings, UserRateThrottle):
 
 class AuthThrottle(_RatesFromSettings, ScopedRateThrottle):
     """The stricter `auth` scope of register and token (SIGVER_THROTTLE_AUTH): against password guessing."""
+
+
+class ImageThrottle(_RatesFromSettings, ScopedRateThrottle):
+    """The `images` scope of dataset images (SIGVER_THROTTLE_IMAGES), by user when signed in, else by address:
+    browsing a writer's thumbnails has its own generous budget and never uses up the `anon`/`user` budget
+    that verification needs. Views set `throttle_classes = [ImageThrottle]` and `throttle_scope = "images"`."""

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from config.pagination import paginated_response
 from config.schema import error_responses
+from config.throttles import ImageThrottle
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
@@ -247,6 +248,8 @@ class DatasetWriterApi(APIView):
 
 class DatasetImageApi(APIView):
     content_negotiation_class = IgnoreClientContentNegotiation
+    throttle_classes = [ImageThrottle]  # its own generous scope: browsing thumbnails never throttles verification
+    throttle_scope = "images"
 
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **error_responses(404)}, summary="A dataset image")
     def get(self, request: Request, name: str, path: str) -> FileResponse:
