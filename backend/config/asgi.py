@@ -2,8 +2,12 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from config.handlers import SafeASGIHandler  # noqa: E402
+
+# Django's get_asgi_application(), with requests that refuse a non-text charset (config.handlers)
+application = SafeASGIHandler()

@@ -1,4 +1,4 @@
-"""Refuse oversized request bodies before anything reads them."""
+"""Refuse oversized request bodies, and Content-Types with a charset that is not one, before anything reads them."""
 
 from __future__ import annotations
 
@@ -22,6 +22,14 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        refused = getattr(request, "refused_charset", None)  # set by config.handlers' request classes
+        if refused is not None:
+            return JsonResponse(
+                error_body("unsupported_media_type",
+                           f"The Content-Type names charset={refused!r}, which is not a character set.",
+                           {"charset": refused}),
+                status=415,
+            )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

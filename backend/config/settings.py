@@ -187,6 +187,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_62
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)  # larger: temp file
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 50)
 SIGVER_MAX_REFERENCES_PER_PROFILE = env_int("SIGVER_MAX_REFERENCES_PER_PROFILE", 50)
+# Decoding cost (signatures.images): a 600 dpi cheque is about 6 MP, an A4 page at 400 dpi 15.5 MP
+SIGVER_MAX_IMAGE_PIXELS = env_int("SIGVER_MAX_IMAGE_PIXELS", 16_000_000)  # more → 413 (the card's limit if lower)
+SIGVER_MAX_ASPECT_RATIO = env_int("SIGVER_MAX_ASPECT_RATIO", 20)  # wider (or higher) than 20:1 → 413
+SIGVER_DECODE_BUDGET_PIXELS = env_int("SIGVER_DECODE_BUDGET_PIXELS", 16_000_000)  # decoded at once per process
+SIGVER_DECODE_WAIT_SECONDS = env_int("SIGVER_DECODE_WAIT_SECONDS", 10)  # waiting longer for that budget → 503
 
 # --- the model and the data -------------------------------------------------------------------------
 
@@ -216,7 +221,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.parsers.JSONParser",  # DRF's, with a nesting limit (deep JSON is a 400, not a RecursionError)
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],

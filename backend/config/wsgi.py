@@ -6,8 +6,12 @@ corrupt model stops the server at start-up with a message naming the path.
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup(set_prefix=False)
 
-application = get_wsgi_application()
+from config.handlers import SafeWSGIHandler  # noqa: E402
+
+# Django's get_wsgi_application(), with requests that refuse a non-text charset (config.handlers)
+application = SafeWSGIHandler()

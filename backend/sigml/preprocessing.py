@@ -64,9 +64,48 @@ DEFAULT_CONFIG = PreprocessConfig()
 
 _PILLOW_DECODER_ERRORS = (TypeError, KeyError, IndexError, struct.error, NotImplementedError, ZeroDivisionError, AttributeError)
 
+# A baseline JPEG has one scan per component (at most 4), libjpeg's progressive scripts 10 and mozjpeg's
+# some 20. libjpeg decodes every scan over the whole image (about 4.5 ms each at 40 MP), so a few hundred
+# KB of empty refinement scans cost minutes of CPU: more scans than this are refused before decoding.
+MAX_JPEG_SCANS = 100
 
-def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels) -> Image.Image:
-    """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly."""
+
+def jpeg_scan_count(data: bytes, stop_after: int | None = None) -> int:
+    """The number of scans (SOS markers) libjpeg would decode in JPEG `data`, without decoding: walks
+    the marker segments, skipping each segment by its length (an SOS byte pair inside APPn or COM data
+    is not a scan) and each scan's entropy-coded data up to the next marker, as libjpeg does (stuffed
+    0xFF00 and RSTn markers belong to the scan, garbage between markers is skipped); stops at EOI, or
+    once `stop_after` is passed. Linear in the file size."""
+    count, i, n = 0, 2, len(data)
+    while True:
+        i = data.find(b"\xff", i)
+        if i < 0 or i + 1 >= n:
+            return count
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        i += 2
+        if marker == 0xD9:  # EOI
+            return count
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # stuffing, TEM, SOI, RSTn: no length
+            continue
+        if i + 2 > n:
+            return count
+        if marker == 0xDA:
+            count += 1
+            if stop_after is not None and count > stop_after:
+                return count
+        i += int.from_bytes(data[i : i + 2], "big")
+
+
+def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels, *,
+               formats: Sequence[str] | None = None, max_jpeg_scans: int = MAX_JPEG_SCANS) -> Image.Image:
+    """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly.
+
+    `formats` restricts the decoders Pillow may use (the API passes exactly the format it accepted, so
+    a file is never decoded by another plugin than the one that identified it); JPEGs with more than
+    `max_jpeg_scans` scans are refused before decoding."""
     if isinstance(source, Image.Image):
         image = source
         _check_size(image.size, max_pixels)
@@ -85,9 +124,9 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels)
             raise UnreadableImageError(f"the file is empty (zero bytes): {path}")
         stream = io.BytesIO(path.read_bytes())
     else:
-        stream = source
+        stream = io.BytesIO(source.read())
     try:
-        image = Image.open(stream)
+        image = Image.open(stream, formats=formats)
     except UnidentifiedImageError as exc:
         raise UnreadableImageError("not an image, or an image format that cannot be read") from exc
     except Image.DecompressionBombError as exc:
@@ -96,11 +135,17 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels)
         # Pillow's plugins let TypeError/IndexError/... escape on some corrupt files: all mean "unreadable".
         raise UnreadableImageError(f"the image cannot be read: {type(exc).__name__}") from exc
     _check_size(image.size, max_pixels)
+    if image.format in ("JPEG", "MPO"):
+        scans = jpeg_scan_count(stream.getvalue(), stop_after=max_jpeg_scans)
+        if scans > max_jpeg_scans:
+            raise ImageTooLargeError(f"the JPEG has more than {max_jpeg_scans} scans (progressive refinements); "
+                                     "decoding it would take far too long")
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)  # multi-page TIFF / animated GIF: the first page is the signature
+        # Multi-page TIFF / animated GIF: the first page is the signature, and Image.open leaves the file on
+        # it. Never ask for n_frames or is_animated: counting walks every page (90,000 chained 1x1 TIFF
+        # pages took 48 s, quadratic in the page count).
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: not a second copy of every pixel
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
     except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
@@ -140,13 +185,19 @@ def _grayscale_8bit(image: Image.Image) -> Image.Image | np.ndarray:
         return np.clip((arr - lo) / (hi - lo), 0.0, 1.0)
     if mode == "P":
         image = image.convert("RGBA")
+    elif mode in ("La", "RGBa"):  # premultiplied (TIFF "associated") alpha: Pillow cannot make "L" of "La"
+        image = image.convert(mode.upper())
     elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         image = image.convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return image.convert("L")
+        rgba = image if image.mode == "RGBA" and "transparency" not in image.info else image.convert("RGBA")
+        image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))  # white paper under it
+        image.alpha_composite(rgba)
+        del rgba
+    try:
+        return image.convert("L")
+    except ValueError as exc:  # a pixel mode Pillow cannot convert: unreadable, never a 500
+        raise UnreadableImageError(f"images of pixel mode {mode!r} cannot be read") from exc
 
 
 # The gray levels `to_grayscale` makes of 8-bit images (v / 255 in float32) and the bin of
@@ -191,8 +242,14 @@ def remove_background(gray: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG, 
     n_ink = int(ink_mask.sum())
     if n_ink < max(8, cfg.min_ink_fraction * gray.size) or n_ink == gray.size:
         raise BlankImageError("no signature found: the image is blank or nearly blank")
-    paper_level = float(np.median(gray[~ink_mask]))
-    ink_level = float(np.median(gray[ink_mask]))
+    if levels is not None:  # 8-bit: the same medians from the histogram, without copying the pixels
+        ink_levels = _LEVELS_8BIT < threshold  # the comparison gray < threshold makes
+        counts = np.asarray(levels, dtype=np.int64)
+        paper_level = _median_of_levels(np.where(ink_levels, 0, counts))
+        ink_level = _median_of_levels(np.where(ink_levels, counts, 0))
+    else:
+        paper_level = float(np.median(gray[~ink_mask]))
+        ink_level = float(np.median(gray[ink_mask]))
     if paper_level - ink_level < cfg.min_contrast:
         raise BlankImageError("no signature found: the image has too little contrast to contain ink")
     ink_mask = _drop_specks(ink_mask, cfg.min_component_fraction)
@@ -209,6 +266,15 @@ def remove_background(gray: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG, 
         scale = float(np.percentile(darkness, 90)) or 1.0
         out[ink_mask] = 0.35 + 0.65 * np.clip(darkness / scale, 0.0, 1.0)
     return out
+
+
+def _median_of_levels(counts: np.ndarray) -> float:
+    """np.median of the 8-bit gray levels (v / 255 as float32) that occur counts[v] times each: the
+    middle one, or np.median of the two middle ones, exactly as np.median of the pixels would give."""
+    total = int(counts.sum())
+    cumulative = np.cumsum(counts)
+    middle = [int(np.searchsorted(cumulative, k, side="right")) for k in ((total - 1) // 2, total // 2)]
+    return float(np.median(_LEVELS_8BIT[middle]))
 
 
 def _drop_specks(mask: np.ndarray, min_fraction: float) -> np.ndarray:
@@ -245,21 +311,25 @@ def fit_to_canvas(ink: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np
     return canvas
 
 
-def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
+def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
+                     formats: Sequence[str] | None = None) -> np.ndarray:
     """`preprocess` as a H x W float32 numpy array."""
-    image = load_image(source, cfg.max_pixels)
-    gray8 = _grayscale_8bit(image)
+    # the decoded image, then the 8-bit one, are dropped as soon as the next stage exists (peak memory)
+    gray8 = _grayscale_8bit(load_image(source, cfg.max_pixels, formats=formats))
     if isinstance(gray8, np.ndarray):
         gray, levels = gray8, None
     else:  # the same array as to_grayscale's, and the 8-bit histogram for Otsu at no cost
         gray, levels = np.asarray(gray8, dtype=np.float32) / 255.0, gray8.histogram()
+    del gray8
     ink = remove_background(gray, cfg, levels)
     return fit_to_canvas(crop_to_ink(ink), cfg)
 
 
-def preprocess(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG) -> torch.Tensor:
-    """Any image → 1 x H x W float tensor, ink bright on an exact-zero background."""
-    return torch.from_numpy(preprocess_array(source, cfg)).unsqueeze(0)
+def preprocess(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
+               formats: Sequence[str] | None = None) -> torch.Tensor:
+    """Any image → 1 x H x W float tensor, ink bright on an exact-zero background (`formats`: the only
+    Pillow formats that may decode it, e.g. exactly the one an upload was accepted as)."""
+    return torch.from_numpy(preprocess_array(source, cfg, formats=formats)).unsqueeze(0)
 
 
 def to_png(tensor_or_array: torch.Tensor | np.ndarray, invert: bool = True) -> bytes:

@@ -1,11 +1,29 @@
-"""Uploaded images: size limits, an allowlist of formats, preprocessing errors tied to their field."""
+"""Uploaded images: size limits, an allowlist of formats, preprocessing errors tied to their field.
+
+Every upload costs a bounded amount of CPU, memory and time before anything decodes it:
+- bytes: SIGVER_MAX_UPLOAD_BYTES per file;
+- header: one of ALLOWED_FORMATS, at most SIGVER_MAX_IMAGE_PIXELS pixels (and the model card's limit
+  if lower), an aspect ratio of at most SIGVER_MAX_ASPECT_RATIO : 1;
+- decoding: with exactly the format that was accepted (`formats=[fmt]`), the first page only, JPEGs
+  with at most sigml.preprocessing.MAX_JPEG_SCANS scans;
+- memory: decodes in one process share a budget of SIGVER_DECODE_BUDGET_PIXELS pixels (about 20 bytes
+  each at the peak of preprocessing); a request waits at most SIGVER_DECODE_WAIT_SECONDS for its share,
+  else 503 `server_busy` with Retry-After; memory freed by large decodes is handed back to the system.
+"""
 
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
+import dataclasses
 import hashlib
 import io
+import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from django.conf import settings
@@ -15,6 +33,9 @@ from PIL import Image, UnidentifiedImageError
 from config.exceptions import ApplicationError, image_error_status
 from sigml.errors import ImageError
 from sigml.inference import Verifier
+from sigml.preprocessing import preprocess
+
+log = logging.getLogger(__name__)
 
 # Formats PIL may decode for the API; everything else (EPS through Ghostscript, PSD, ...) is refused.
 ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM")
@@ -44,6 +65,11 @@ class UploadedImage:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+def max_pixels_for(verifier: Verifier) -> int:
+    """The serving pixel limit: SIGVER_MAX_IMAGE_PIXELS, or the model card's limit if that is lower."""
+    return min(int(settings.SIGVER_MAX_IMAGE_PIXELS), int(verifier.card.preprocessing.max_pixels))
 
 
 def upload_read(*, upload: UploadedFile, field: str, max_pixels: int) -> UploadedImage:
@@ -83,20 +109,84 @@ def upload_read(*, upload: UploadedFile, field: str, max_pixels: int) -> Uploade
             f"{field}: the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
             code="image_too_large", status_code=413, details={"field": field, "max_pixels": max_pixels},
         )
+    max_ratio = float(settings.SIGVER_MAX_ASPECT_RATIO)
+    if max(width, height) > max_ratio * min(width, height):
+        raise ApplicationError(
+            f"{field}: the image is {width}x{height} pixels; a signature is at most {max_ratio:g} times wider "
+            "than high (or higher than wide).",
+            code="image_too_large", status_code=413, details={"field": field, "max_aspect_ratio": max_ratio},
+        )
     return UploadedImage(field=field, data=data, format=fmt, width=width, height=height)
 
 
+class DecodeBudget:
+    """A process-wide budget of pixels being decoded at once (a counting semaphore weighted by pixels).
+
+    Bounds a worker's memory whatever its thread count: four threads decoding the largest accepted
+    image at once would need four times the memory of one."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_use = 0
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @contextmanager
+    def reserve(self, pixels: int, *, budget: int, timeout: float) -> Iterator[None]:
+        share = max(1, min(pixels, budget))
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._in_use + share <= budget, timeout=timeout):
+                raise ApplicationError(
+                    "The server is busy decoding other large images; try again shortly.", code="server_busy",
+                    status_code=503, headers={"Retry-After": "5"}, details={"retry_after": 5},
+                )
+            self._in_use += share
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_use -= share
+                self._cond.notify_all()
+
+
+DECODE_BUDGET = DecodeBudget()
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
+_MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc only
+
+
+def memory_release() -> None:
+    """Hand memory that malloc keeps after large frees back to the system (glibc's malloc_trim), so a
+    worker does not stay at its peak after decoding a large image."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def image_preprocess(*, verifier: Verifier, image: UploadedImage) -> torch.Tensor:
-    """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field."""
+    """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
+
+    Decoded with exactly the accepted format and the serving pixel limit, within the decode budget."""
+    cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
+    pixels = image.width * image.height
     try:
-        return verifier.preprocess(image.data)
+        with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS),
+                                   timeout=float(settings.SIGVER_DECODE_WAIT_SECONDS)):
+            try:
+                return preprocess(image.data, cfg, formats=(image.format,))
+            finally:
+                if pixels >= LARGE_DECODE_PIXELS:
+                    memory_release()
     except ImageError as exc:
         raise ApplicationError(f"{image.field}: {exc}", code=exc.code, status_code=image_error_status(exc),
                                details={"field": image.field}) from exc
 
 
+LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is handed back (malloc_trim)
+
+
 def uploads_preprocess(*, verifier: Verifier, uploads: list[tuple[str, UploadedFile]]) -> tuple[list[UploadedImage], list[torch.Tensor]]:
-    max_pixels = verifier.card.preprocessing.max_pixels
+    max_pixels = max_pixels_for(verifier)
     images = [upload_read(upload=upload, field=field, max_pixels=max_pixels) for field, upload in uploads]
     return images, [image_preprocess(verifier=verifier, image=image) for image in images]
 

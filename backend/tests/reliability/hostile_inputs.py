@@ -132,3 +132,86 @@ def corpus(max_upload_bytes: int) -> list[Hostile]:
         Hostile("valid JPEG named .png", good_jpeg, (OK,), "a.png", "image/png"),
     ]
     return cases
+
+
+# --- inputs of issue 21: costs and decoders (each made here, in memory) ------------------------------
+
+def tiff_tag_patch(data: bytes, tag: int, value: int) -> bytes:
+    """A little-endian TIFF with the SHORT `tag` of its first IFD set to `value`."""
+    out = bytearray(data)
+    ifd = struct.unpack_from("<I", out, 4)[0]
+    (count,) = struct.unpack_from("<H", out, ifd)
+    for k in range(count):
+        pos = ifd + 2 + 12 * k
+        if struct.unpack_from("<H", out, pos)[0] == tag:
+            struct.pack_into("<H", out, pos + 8, value)
+            return bytes(out)
+    raise ValueError(f"tag {tag} not in the first IFD")
+
+
+def tiff_gray_associated_alpha(image: Image.Image) -> bytes:
+    """A TIFF of gray + associated (premultiplied) alpha, which Pillow opens as mode "La": ink opaque,
+    paper transparent. ExtraSamples (tag 338) = 1 instead of the 2 (unassociated) Pillow writes."""
+    gray = image.convert("L")
+    la = Image.merge("LA", (gray, Image.eval(gray, lambda v: 255 - v)))
+    return tiff_tag_patch(_save(la, "TIFF"), 338, 1)
+
+
+def tiff_page_bomb(first: Image.Image, pages: int) -> bytes:
+    """A TIFF whose first page is `first`, followed by `pages` chained 1x1 pages (about 110 bytes each):
+    counting the pages walks every IFD, in time quadratic in their number with Pillow."""
+    out = bytearray(_save(first.convert("L"), "TIFF"))
+    ifd = struct.unpack_from("<I", out, 4)[0]
+    next_pos = ifd + 2 + 12 * struct.unpack_from("<H", out, ifd)[0]
+    for _ in range(pages):
+        pixel = len(out)
+        out += b"\xff\x00"
+        entries = [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+                   (273, 4, 1, pixel), (278, 3, 1, 1), (279, 4, 1, 1)]
+        here = len(out)
+        out += struct.pack("<H", len(entries)) + b"".join(
+            struct.pack("<HHII", t, typ, n, v) if typ == 4 else struct.pack("<HHIHH", t, typ, n, v, 0)
+            for t, typ, n, v in entries) + b"\x00\x00\x00\x00"
+        struct.pack_into("<I", out, next_pos, here)
+        next_pos = here + 2 + 12 * len(entries)
+    return bytes(out)
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of a well-formed JPEG's segments, a scan's entropy-coded data included."""
+    segments, i = [], 2
+    while i < len(data):
+        marker = data[i + 1]
+        if marker == 0xD9:
+            segments.append((marker, i, i + 2))
+            break
+        end = i + 2 + struct.unpack_from(">H", data, i + 2)[0]
+        if marker == 0xDA:
+            while not (data[end] == 0xFF and data[end + 1] != 0x00 and not 0xD0 <= data[end + 1] <= 0xD7):
+                end += 1
+        segments.append((marker, i, end))
+        i = end
+    return segments
+
+
+def jpeg_scan_bomb(scans: int, size: tuple[int, int] = (2000, 1500)) -> bytes:
+    """A progressive JPEG followed by `scans` empty refinement scans (14 bytes each): libjpeg decodes
+    every scan over the whole image."""
+    image = Image.new("L", size, 255)
+    image.paste(0, (size[0] // 4, size[1] // 2 - 10, 3 * size[0] // 4, size[1] // 2 + 10))
+    data = _save(image, "JPEG", progressive=True, quality=90)
+    _, start, end = [s for s in _jpeg_segments(data) if s[0] == 0xDA][-1]
+    header = data[start : start + 2 + struct.unpack_from(">H", data, start + 2)[0]]
+    return data[:end] + (header + b"\x00\x00") * scans + b"\xff\xd9"
+
+
+def webp_with_pcd_signature(image: Image.Image) -> bytes:
+    """A valid lossless WebP with an extra RIFF chunk that puts Kodak PhotoCD's signature ("PCD_") at
+    offset 2048: Pillow without a format list tries its PCD plugin before WebP and takes the file for one."""
+    webp = _save(image, "WEBP", lossless=True)
+    body = webp[12:]
+    start = 12 + len(body) + 8
+    assert start <= 2048, "the WebP must end before offset 2048"
+    payload = b"\x00" * (2048 - start) + b"PCD_" + b"\x00" * 2100
+    riff = b"WEBP" + body + b"JUNK" + struct.pack("<I", len(payload)) + payload
+    return b"RIFF" + struct.pack("<I", len(riff)) + riff
