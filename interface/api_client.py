@@ -392,3 +392,30 @@ class SigverClient:
         """POST /api/profiles/<id>/verify/ -> verdict over all references, with per-reference distances."""
         files = {"questioned": _file_tuple(questioned, "questioned.png")}
         return self._request("POST", f"/api/profiles/{profile_id}/verify/", files=files, auth=True)
+
+    # ---------------------------------------------------------------- case records (token auth)
+
+    @staticmethod
+    def _record_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+        """date_from / date_to (date or "YYYY-MM-DD"), profile, decision, user, kind; empty values left out."""
+        out = {}
+        for key, value in filters.items():
+            if value in (None, "", "all"):
+                continue
+            out[key] = value.isoformat() if hasattr(value, "isoformat") else value
+        return out
+
+    def records(self, *, page: int = 1, page_size: int = 50, **filters: Any) -> dict[str, Any]:
+        """GET /api/records/?<filters>&page= -> {count, next, previous, results}: the clerk's case records
+        (every clerk's for staff), newest first."""
+        params = {**self._record_filters(filters), "page": page, "page_size": page_size}
+        return self._request("GET", "/api/records/", params=params, auth=True)
+
+    def record(self, record_id: int | str) -> dict[str, Any]:
+        """GET /api/records/<id>/ -> one case record."""
+        return self._request("GET", f"/api/records/{record_id}/", auth=True)
+
+    def records_csv(self, **filters: Any) -> bytes:
+        """GET /api/records/export/?<filters> -> the matching case records as CSV bytes."""
+        return self._request("GET", "/api/records/export/", params=self._record_filters(filters), auth=True,
+                             expect_json=False)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
+import session
+
 HERE = Path(__file__).resolve().parent
 
 PAGES = [
@@ -18,6 +20,7 @@ PAGES = [
     ("pages/3_Profiles.py", "Profiles", ":material/badge:"),
     ("pages/4_Datasets.py", "Datasets", ":material/photo_library:"),
     ("pages/5_Model.py", "Model", ":material/analytics:"),
+    ("pages/6_History.py", "History", ":material/history:"),
 ]
 
 
@@ -27,6 +30,9 @@ def main() -> None:
         st.set_option("client.toolbarMode", "minimal")
     except Exception:  # noqa: BLE001 - not settable at runtime in some Streamlit versions: cosmetic only
         pass
+    session.restore()  # signed in before a page refresh: signed in again (cookie -> this process's session)
+    with st.sidebar:
+        session.cookie_ui()
     pages = [
         st.Page(str(HERE / path), title=title, icon=icon, default=(i == 0))
         for i, (path, title, icon) in enumerate(PAGES)

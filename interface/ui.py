@@ -28,11 +28,14 @@ AUTH_NOTICE_KEY = "auth_notice"
 
 
 # --------------------------------------------------------------------------------------------
-# client and cached reads (the base URL is part of every cache key)
+# client and cached reads (the base URL is part of every cache key; `_token`, the signed-in clerk's token the
+# request is sent with, is not: these answers are the same for everyone, only whose budget pays differs)
 
 
 def client(token: str | None = None) -> api.SigverClient:
-    return api.SigverClient(token=token)
+    """A client that sends the signed-in clerk's token (so the API counts each clerk's requests on their own),
+    or none when nobody is signed in."""
+    return api.SigverClient(token=token or st.session_state.get(TOKEN_KEY))
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -41,37 +44,37 @@ def cached_health(base_url: str) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_model_card(base_url: str) -> dict[str, Any]:
-    return api.SigverClient(base_url).model_card()
+def cached_model_card(base_url: str, _token: str | None = None) -> dict[str, Any]:
+    return api.SigverClient(base_url, token=_token).model_card()
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_model_plot(base_url: str, name: str) -> bytes | None:
+def cached_model_plot(base_url: str, name: str, _token: str | None = None) -> bytes | None:
     try:
-        return api.SigverClient(base_url).model_plot(name)
+        return api.SigverClient(base_url, token=_token).model_plot(name)
     except api.NotFound:
         return None
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_datasets(base_url: str) -> list[dict[str, Any]]:
-    return api.SigverClient(base_url).datasets()
+def cached_datasets(base_url: str, _token: str | None = None) -> list[dict[str, Any]]:
+    return api.SigverClient(base_url, token=_token).datasets()
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_dataset(base_url: str, name: str) -> dict[str, Any]:
-    return api.SigverClient(base_url).dataset(name)
+def cached_dataset(base_url: str, name: str, _token: str | None = None) -> dict[str, Any]:
+    return api.SigverClient(base_url, token=_token).dataset(name)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def cached_writer(base_url: str, dataset: str, writer: str) -> dict[str, Any]:
-    return api.SigverClient(base_url).writer(dataset, writer)
+def cached_writer(base_url: str, dataset: str, writer: str, _token: str | None = None) -> dict[str, Any]:
+    return api.SigverClient(base_url, token=_token).writer(dataset, writer)
 
 
 @st.cache_data(ttl=600, max_entries=400, show_spinner=False)
-def cached_dataset_image(base_url: str, url: str) -> bytes:
+def cached_dataset_image(base_url: str, url: str, _token: str | None = None) -> bytes:
     """Dataset images are public and immutable: keep their PNG thumbnails for a while."""
-    raw = api.SigverClient(base_url).dataset_image(url)
+    raw = api.SigverClient(base_url, token=_token).dataset_image(url)
     return thumbnail_png(raw) or raw
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 import api_client as api
+import session
 import ui
 
 THUMBS_KEY = "reference_thumbnails"  # session_state: {(base_url, profile_id, ref_id): png bytes}
@@ -16,18 +17,17 @@ UPLOAD_ROUND_KEY = "reference_upload_round"
 
 
 # --------------------------------------------------------------------------------------------
-# session
+# session (one login per clerk, kept across a page refresh: session.py)
+
+PAGE_KEYS = (PROFILE_KEY, PROFILE_RESULT_KEY, THUMBS_KEY)  # forgotten on sign-out
 
 
 def token() -> str | None:
-    return st.session_state.get(ui.TOKEN_KEY)
+    return session.token()
 
 
 def sign_out(notice: str | None = None) -> None:
-    for key in (ui.TOKEN_KEY, ui.USERNAME_KEY, PROFILE_KEY, PROFILE_RESULT_KEY, THUMBS_KEY):
-        st.session_state.pop(key, None)
-    if notice:
-        st.session_state[ui.AUTH_NOTICE_KEY] = notice
+    session.sign_out(notice, also=PAGE_KEYS)
 
 
 def on_auth_error(exc: api.AuthError) -> None:
@@ -36,47 +36,8 @@ def on_auth_error(exc: api.AuthError) -> None:
     st.rerun()
 
 
-def signed_in(username: str, new_token: str) -> None:
-    st.session_state[ui.TOKEN_KEY] = new_token
-    st.session_state[ui.USERNAME_KEY] = username
-    st.session_state.pop(ui.AUTH_NOTICE_KEY, None)
-    st.rerun()
-
-
 def sign_in_ui() -> None:
-    notice = st.session_state.get(ui.AUTH_NOTICE_KEY)
-    if notice:
-        st.warning(notice, icon=":material/key:")
-    st.markdown("Sign in to manage the people whose signatures you keep on file.")
-    sign_in_tab, register_tab = st.tabs(["Sign in", "Create an account"])
-    with sign_in_tab:
-        with st.form("sign_in_form"):
-            username = st.text_input("Username", key="sign_in_username")
-            password = st.text_input("Password", type="password", key="sign_in_password")
-            submitted = st.form_submit_button("Sign in", type="primary")
-        if submitted:
-            if not username or not password:
-                st.error("Enter your username and password.")
-            else:
-                with ui.api_errors("Sign-in failed"):
-                    signed_in(username, ui.client().login(username, password))
-    with register_tab:
-        with st.form("register_form"):
-            new_username = st.text_input("Username", key="register_username")
-            email = st.text_input("E-mail (optional)", key="register_email")
-            new_password = st.text_input("Password", type="password", key="register_password",
-                                         help="At least 8 characters.")
-            repeat = st.text_input("Repeat the password", type="password", key="register_password2")
-            created = st.form_submit_button("Create account", type="primary")
-        if created:
-            if not new_username or not new_password:
-                st.error("Choose a username and a password.")
-            elif new_password != repeat:
-                st.error("The two passwords differ.")
-            else:
-                with ui.api_errors("The account could not be created"):
-                    account = ui.client().register(new_username, new_password, email or None)
-                    signed_in(str(account.get("username", new_username)), str(account["token"]))
+    session.sign_in_ui()
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,11 +191,7 @@ def danger_zone_ui(client: api.SigverClient, profile: dict[str, Any]) -> None:
 
 
 def account_ui(client: api.SigverClient) -> None:
-    left, right = st.columns([4, 1])
-    left.markdown(f"Signed in as **{st.session_state.get(ui.USERNAME_KEY, '?')}**")
-    if right.button("Sign out", key="sign_out_button", icon=":material/logout:"):
-        sign_out()
-        st.rerun()
+    session.account_ui(also=PAGE_KEYS)
 
 
 def delete_account_ui(client: api.SigverClient) -> None:

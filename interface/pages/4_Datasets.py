@@ -22,14 +22,14 @@ KIND_LABELS = {
 
 
 def choose_dataset_ui(base: str) -> tuple[dict[str, Any], str | None] | None:
-    datasets = ui.cached_datasets(base)
+    datasets = ui.cached_datasets(base, token())
     if not datasets:
         st.info("The server has no datasets. Put one in its data folder (see `organized_data/README.md`).")
         return None
     names = [d["name"] for d in datasets]
     c1, c2 = st.columns(2)
     name = c1.selectbox("Dataset", names, key="dataset_name")
-    info = ui.cached_dataset(base, name)
+    info = ui.cached_dataset(base, name, token())
     splits = [ALL_SPLITS] + [s for s in info.get("splits", []) if s]
     split = c2.selectbox("Split", splits, key=f"dataset_split_{name}",
                          help="Writers are split into train / validation / test: the model never saw test writers.")
@@ -41,19 +41,35 @@ def choose_dataset_ui(base: str) -> tuple[dict[str, Any], str | None] | None:
     return info, (None if split == ALL_SPLITS else split)
 
 
-def thumbnails(base: str, images: list[dict[str, Any]], label: str, limit: int = 12) -> None:
+THUMBS_PER_PAGE = 24
+
+
+def token() -> str | None:
+    """The signed-in clerk's token: every request counts against their own budget, not the interface's."""
+    return st.session_state.get(ui.TOKEN_KEY)
+
+
+def thumbnails(base: str, images: list[dict[str, Any]], label: str, page_key: str) -> None:
+    """Every image of the writer, THUMBS_PER_PAGE at a time (dataset images have their own generous rate scope)."""
     if not images:
         st.caption(f"No {label} signatures.")
         return
+    pages = -(-len(images) // THUMBS_PER_PAGE)
+    page = 1
+    if pages > 1:
+        page = int(st.number_input(f"Page of the {label} signatures", min_value=1, max_value=pages, value=1,
+                                   key=page_key))
+    start = (page - 1) * THUMBS_PER_PAGE
+    shown = images[start:start + THUMBS_PER_PAGE]
+    if pages > 1:
+        st.caption(f"Images {start + 1}–{start + len(shown)} of {len(images)} · page {page} of {pages}")
     per_row = 6
-    shown = images[:limit]
-    for start in range(0, len(shown), per_row):
+    for row in range(0, len(shown), per_row):
         cols = st.columns(per_row)
-        for col, item in zip(cols, shown[start:start + per_row]):
+        for col, item in zip(cols, shown[row:row + per_row]):
             with col, ui.api_errors():
-                st.image(ui.cached_dataset_image(base, item["url"]), caption=item["path"].rsplit("/", 1)[-1], width="stretch")
-    if len(images) > limit:
-        st.caption(f"… and {len(images) - limit} more.")
+                st.image(ui.cached_dataset_image(base, item["url"], token()),
+                         caption=item["path"].rsplit("/", 1)[-1], width="stretch")
 
 
 def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
@@ -65,12 +81,13 @@ def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
         st.info("No writers in this split.")
         return
     writer = st.selectbox("Writer", writers, key=f"dataset_writer_{info.get('name')}_{split}")
-    data = ui.cached_writer(base, info["name"], writer)
+    data = ui.cached_writer(base, info["name"], writer, token())
     st.caption(f"Writer {writer} · split: {data.get('split') or 'none'}")
     st.markdown(f"**Genuine** ({len(data.get('genuine', []))})")
-    thumbnails(base, data.get("genuine", []), "genuine")
+    key = f"dataset_thumbs_{info.get('name')}_{writer}"
+    thumbnails(base, data.get("genuine", []), "genuine", f"{key}_genuine")
     st.markdown(f"**Forged** ({len(data.get('forged', []))})")
-    thumbnails(base, data.get("forged", []), "forged")
+    thumbnails(base, data.get("forged", []), "forged", f"{key}_forged")
 
 
 def random_pair_ui(base: str, info: dict[str, Any], split: str | None) -> None:

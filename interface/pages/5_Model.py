@@ -105,7 +105,7 @@ def plots_ui(card: dict[str, Any]) -> None:
     found = []
     for name in names:
         with ui.api_errors(f"Plot {name}"):
-            png = ui.cached_model_plot(base, str(name))
+            png = ui.cached_model_plot(base, str(name), st.session_state.get(ui.TOKEN_KEY))
             if png:
                 found.append((name, png))
     if not found:
@@ -120,7 +120,7 @@ def main() -> None:
     ui.sidebar_ui()
     st.title("The model")
     with ui.api_errors("Could not load the model card"):
-        card = ui.cached_model_card(api.api_url())
+        card = ui.cached_model_card(api.api_url(), st.session_state.get(ui.TOKEN_KEY))
         summary_ui(card)
         metrics_ui(card)
         data_ui(card)

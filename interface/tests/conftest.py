@@ -38,6 +38,7 @@ PAGES = {
     "profiles": "pages/3_Profiles.py",
     "datasets": "pages/4_Datasets.py",
     "model": "pages/5_Model.py",
+    "history": "pages/6_History.py",
 }
 
 

@@ -1,0 +1,133 @@
+"""One login per clerk and the History page, headless (AppTest) against the real test backend: a signed-in clerk's
+requests carry their token (the case record names them), History lists, filters, opens and exports the records,
+and the sign-in is kept across a page refresh by an opaque session id that signing out makes worthless."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import requests
+
+PNG = "image/png"
+
+
+def run(target):
+    at = target.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def alerts(at, kind: str) -> str:
+    return "\n".join(e.value for e in getattr(at, kind))
+
+
+def markdown_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+@pytest.fixture
+def clerk(backend_url, unique_username):
+    """A registered clerk: (username, token)."""
+    body = requests.post(f"{backend_url}/api/auth/register/",
+                         json={"username": unique_username, "password": "correct horse battery"}, timeout=30).json()
+    return unique_username, body["token"]
+
+
+def signed_in(at, clerk):
+    at.session_state["token"] = clerk[1]
+    at.session_state["username"] = clerk[0]
+    return at
+
+
+def verify_on_the_verify_page(app_test, clerk, signature, a=(31, 0), b=(31, 3)):
+    at = signed_in(app_test("verify"), clerk)
+    run(at)
+    at.file_uploader(key="verify_reference").set_value(("reference.png", signature(a[0], variant=a[1]), PNG))
+    at.file_uploader(key="verify_questioned").set_value(("questioned.png", signature(b[0], variant=b[1]), PNG))
+    run(at)
+    run(at.button(key="verify_button").click())
+    return at.session_state["verify_result"]["result"]
+
+
+def test_history_asks_to_sign_in(app_test):
+    at = run(app_test("history"))
+    assert at.text_input(key="sign_in_username") is not None
+    assert "Sign in to see the case records" in markdown_text(at)
+
+
+def test_sign_in_on_history_then_an_empty_history(app_test, clerk):
+    at = run(app_test("history"))
+    at.text_input(key="sign_in_username").input(clerk[0])
+    at.text_input(key="sign_in_password").input("correct horse battery")
+    run(at.button(key="FormSubmitter:sign_in_form-Sign in").click())
+    assert at.session_state["token"] == clerk[1]
+    assert at.session_state["session_id"]  # the opaque id the browser's cookie will hold
+    assert f"Signed in as **{clerk[0]}**" in markdown_text(at)
+    assert "No case records match" in alerts(at, "info")
+
+
+def test_a_signed_in_verification_is_in_the_clerks_history(app_test, clerk, signature):
+    result = verify_on_the_verify_page(app_test, clerk, signature)
+    at = run(signed_in(app_test("history"), clerk))
+    rows = at.dataframe[0].value
+    assert len(rows) == 1
+    assert rows["clerk"][0] == clerk[0]  # the Verify page sent the clerk's token
+    assert rows["distance"][0] == pytest.approx(result["distance"], abs=1e-4)
+    record_id = int(rows["record"][0])
+
+    run(at.selectbox(key="history_record").set_value(record_id))
+    assert f"Case record #{record_id}" in [h.value for h in at.subheader]
+    assert "sha256" in markdown_text(at) and clerk[0] in markdown_text(at)
+
+    run(at.button(key="history_export_button").click())
+    data = at.session_state["history_csv"]["data"]
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
+    assert [int(r["id"]) for r in rows] == [record_id] and rows[0]["user"] == clerk[0]
+
+
+def test_history_filters(app_test, clerk, signature):
+    result = verify_on_the_verify_page(app_test, clerk, signature)
+    decision = result.get("decision", result["verdict"])
+    other = next(d for d in ("genuine", "inconclusive", "forged") if d != decision)
+    at = run(signed_in(app_test("history"), clerk))
+    run(at.selectbox(key="history_decision").set_value(other))
+    assert "No case records match" in alerts(at, "info")
+    run(at.selectbox(key="history_decision").set_value(decision))
+    assert len(at.dataframe[0].value) == 1
+    run(at.selectbox(key="history_kind").set_value("profile"))
+    assert "No case records match" in alerts(at, "info")
+
+
+def test_a_revoked_token_signs_the_clerk_out(app_test, clerk, revoke_token):
+    at = run(signed_in(app_test("history"), clerk))
+    revoke_token(clerk[1])
+    run(at)
+    assert "token" not in at.session_state
+    assert "Your session has ended" in alerts(at, "warning")
+
+
+def _restore_script():
+    import streamlit as st
+
+    import session
+
+    store = session.session_store()
+    sid = store.create("token-of-clerk-7", "clerk7")
+    restored = session.restore({session.SESSION_COOKIE: sid})  # a refresh: a new session with the cookie
+    st.write(f"restored={restored} user={st.session_state.get('username')} token={st.session_state.get('token')}")
+    session.sign_out()
+    st.write(f"after sign-out: stored={store.get(sid) is not None}")
+    st.session_state.clear()  # another refresh, the browser still sending the old cookie
+    st.write(f"again={session.restore({session.SESSION_COOKIE: sid})} forged={session.restore({session.SESSION_COOKIE: 'x'})}")
+
+
+def test_sign_in_survives_a_refresh_and_sign_out_ends_it():
+    from streamlit.testing.v1 import AppTest
+
+    at = run(AppTest.from_function(_restore_script, default_timeout=30))
+    text = markdown_text(at)
+    assert "restored=True user=clerk7 token=token-of-clerk-7" in text
+    assert "after sign-out: stored=False" in text
+    assert "again=False forged=False" in text
