@@ -19,6 +19,7 @@ from config.schema import error_responses
 from config.throttles import AnonThrottle, AuthThrottle, UserThrottle
 
 from . import services
+from .models import UsernameKey, username_key
 
 User = get_user_model()
 
@@ -35,7 +36,8 @@ class RegisterApi(APIView):
         email = serializers.EmailField(required=False, allow_blank=True, default="")
 
         def validate_username(self, value: str) -> str:
-            if User.objects.filter(username__iexact=value).exists():
+            # the unique index on the normalised name (accounts.models) decides under races; this answers early
+            if UsernameKey.objects.filter(key=username_key(value)).exists() or User.objects.filter(username__iexact=value).exists():
                 raise serializers.ValidationError("A user with that username already exists.", code="unique")
             return value
 

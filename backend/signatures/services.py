@@ -153,21 +153,31 @@ def files_of_owner(*, owner: AbstractBaseUser) -> list[str]:
 
 # --- references -------------------------------------------------------------------------------------
 
-def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
-    """Store genuine references with their embeddings (all images embedded in one batch); all or nothing."""
+def _references_limit_check(*, profile: Profile, adding: int) -> None:
     limit = settings.SIGVER_MAX_REFERENCES_PER_PROFILE
     existing = profile.references.count()
-    if existing + len(uploads) > limit:
+    if existing + adding > limit:
         raise ApplicationError(
-            f"a profile holds at most {limit} references; it has {existing} and {len(uploads)} were sent.",
+            f"a profile holds at most {limit} references; it has {existing} and {adding} were sent.",
             code="too_many_references", details={"limit": limit, "existing": existing},
         )
+
+
+def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
+    """Store genuine references with their embeddings (all images embedded in one batch); all or nothing.
+
+    The limit is checked early (no decoding for a full profile) and again inside the write transaction
+    with the profile's row locked (select_for_update; on SQLite the IMMEDIATE transaction holds the
+    database's write lock), so simultaneous uploads cannot push a profile past it."""
+    _references_limit_check(profile=profile, adding=len(uploads))
     verifier = verifier_get()
     images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
     embeddings = verifier.embed_tensors(torch.stack(tensors))
     saved: list[str] = []
     try:
         with transaction.atomic():
+            list(Profile.objects.select_for_update().filter(pk=profile.pk).values_list("pk", flat=True))  # row lock
+            _references_limit_check(profile=profile, adding=len(images))
             references = []
             for image, embedding in zip(images, embeddings):
                 reference = Reference(
