@@ -20,6 +20,8 @@ GENUINE_COLOUR = "#1b7f3b"
 FORGED_COLOUR = "#b3261e"
 GENUINE_BG = "#e3f4e8"
 FORGED_BG = "#fbe4e2"
+INCONCLUSIVE_COLOUR = "#8a5a00"
+INCONCLUSIVE_BG = "#fff4d6"
 
 PAIR_KEY = "pair"  # session_state: {"reference": {"name", "data"}, "questioned": {...}} shared by Verify and Explain
 TOKEN_KEY = "token"
@@ -243,57 +245,104 @@ def pair_uploaders(
 # result display
 
 
-def verdict_html(verdict: str, subject: str = "the reference") -> str:
-    genuine = verdict == "genuine"
-    colour, bg = (GENUINE_COLOUR, GENUINE_BG) if genuine else (FORGED_COLOUR, FORGED_BG)
-    title = "✔ GENUINE" if genuine else "✘ FORGED"
-    text = (
-        f"The questioned signature is consistent with {subject}: very likely written by the same person."
-        if genuine
-        else f"The questioned signature differs from {subject} more than genuine signatures usually do: "
-        "treat it as a possible forgery."
-    )
+DECISION_STYLE = {  # title, colour, background
+    "genuine": ("✔ GENUINE", GENUINE_COLOUR, GENUINE_BG),
+    "inconclusive": ("? INCONCLUSIVE", INCONCLUSIVE_COLOUR, INCONCLUSIVE_BG),
+    "forged": ("✘ FORGED", FORGED_COLOUR, FORGED_BG),
+}
+
+
+def decision_of(result: dict[str, Any]) -> str:
+    """The three-way decision; a backend from before it only has the two-way verdict."""
+    decision = result.get("decision")
+    if decision in DECISION_STYLE:
+        return str(decision)
+    return str(result.get("verdict", "genuine" if result.get("match") else "forged"))
+
+
+def in_100(share: float) -> str:
+    """0.034 -> '3 in 100'; never '0 in 100' for a rate that was measured above zero."""
+    n = round(100 * share)
+    if n == 0 and share > 0:
+        return "fewer than 1 in 100"
+    return f"{n} in 100"
+
+
+def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "the reference") -> str:
+    """What the decision means, in words that claim no more than the rates measured at this score."""
+    rates = rates or {}
+    low, high = rates.get("forgeries_scoring_this_low"), rates.get("genuine_scoring_this_high")
+    if decision == "genuine":
+        text = f"The questioned signature is consistent with {subject}."
+        if low is not None:
+            text += (f" On writers the model never saw, {in_100(low)} skilled forgeries scored this close: "
+                     "a skilled forgery can still pass, so check the document's other evidence.")
+        return text
+    if decision == "forged":
+        text = f"The questioned signature differs from {subject} more than genuine signatures usually do: treat it as a possible forgery."
+        if high is not None:
+            text += f" On writers the model never saw, {in_100(high)} genuine signatures differed this much."
+        return text
+    text = "The model cannot decide at this score: refer the signature to a specialist, or compare with more references."
+    if low is not None and high is not None:
+        text += (f" On writers the model never saw, {in_100(low)} skilled forgeries scored this close and "
+                 f"{in_100(high)} genuine signatures differed more.")
+    return text
+
+
+def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: str = "the reference") -> str:
+    title, colour, bg = DECISION_STYLE.get(decision, DECISION_STYLE["inconclusive"])
     return (
         f'<div style="border:3px solid {colour};background:{bg};border-radius:12px;padding:14px 20px;margin:6px 0 12px 0">'
         f'<div style="color:{colour};font-size:2.4rem;font-weight:800;letter-spacing:0.04em;line-height:1.2">{title}</div>'
-        f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(text)}</div></div>'
+        f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(decision_text(decision, rates, subject))}</div></div>'
     )
 
 
-def distance_scale_html(distance: float, threshold: float) -> str:
-    """A horizontal bar: green (same writer) left of the threshold, red right of it, a dot at the distance,
-    with the numbers under it (0, the threshold, the end of the scale) so it reads without a legend."""
-    top = max(2 * threshold, distance * 1.15, 1e-6)
-    t = 100 * threshold / top
+def distance_scale_html(distance: float, genuine_below: float, forged_above: float | None = None) -> str:
+    """A horizontal bar: green (decided genuine) up to `genuine_below`, amber (inconclusive) up to `forged_above`,
+    red (decided forged) beyond, a dot at the score, with the cuts' numbers under it so it reads without a legend.
+    One cut (`forged_above` missing or equal) draws the two-way scale of an older model card."""
+    forged_above = genuine_below if forged_above is None else max(forged_above, genuine_below)
+    top = max(1.5 * forged_above, 2 * genuine_below, distance * 1.15, 1e-6)
+    g, f = 100 * genuine_below / top, 100 * forged_above / top
     d = min(100.0, max(0.0, 100 * distance / top))
-    dot = GENUINE_COLOUR if distance <= threshold else FORGED_COLOUR
-    side = "below" if distance <= threshold else "above"
+    if distance <= genuine_below:
+        dot, zone = GENUINE_COLOUR, f"in the GENUINE zone (at or below {genuine_below:.3f})"
+    elif distance > forged_above:
+        dot, zone = FORGED_COLOUR, f"in the FORGED zone (above {forged_above:.3f})"
+    else:
+        dot, zone = INCONCLUSIVE_COLOUR, f"in the INCONCLUSIVE zone ({genuine_below:.3f} to {forged_above:.3f})"
+    gradient = (f"{GENUINE_BG} 0%,#bfe5c9 {g:.1f}%,{INCONCLUSIVE_BG} {g:.1f}%,#f6dc9a {f:.1f}%,#f3c1bc {f:.1f}%,"
+                f"{FORGED_BG} 100%")
+    ticks = [(g, genuine_below, "genuine cut")] + ([(f, forged_above, "forged cut")] if f > g else [])
+    markers = "".join(
+        f'<div title="{label}" style="position:absolute;left:calc({x:.1f}% - 2px);top:-7px;height:36px;width:4px;'
+        f'background:#222;border-radius:2px"></div>' for x, _, label in ticks)
+    labels = "".join(
+        f'<span style="position:absolute;left:{x:.1f}%;transform:translateX(-50%);text-align:center;font-weight:700">'
+        f"{value:.3f}<br>{label}</span>" for x, value, label in ticks)
+    middle = (f'<span style="position:absolute;left:{(g + f) / 2:.1f}%;transform:translateX(-50%);top:2px;font-size:0.8rem;'
+              f'font-weight:700;color:{INCONCLUSIVE_COLOUR}">?</span>' if f - g > 8 else "")
     return (
         '<div style="margin:8px 0 4px 0;font-size:1rem;font-weight:600">'
-        f"Distance between the signatures: {distance:.3f} — {side} the threshold of {threshold:.3f}</div>"
+        f"Score: {distance:.3f} — {zone}</div>"
         '<div style="position:relative;height:24px;margin-top:26px;border-radius:12px;border:1px solid #bbb;'
-        f"background:linear-gradient(to right,{GENUINE_BG} 0%,#bfe5c9 {t:.1f}%,#f3c1bc {t:.1f}%,{FORGED_BG} 100%)\">"
+        f'background:linear-gradient(to right,{gradient})">'
         f'<div style="position:absolute;left:{d:.1f}%;top:-24px;transform:translateX(-50%);white-space:nowrap;'
-        f'font-size:0.85rem;font-weight:700;color:{dot}">this pair ▼</div>'
-        f'<div title="threshold" style="position:absolute;left:calc({t:.1f}% - 2px);top:-7px;height:36px;width:4px;background:#222;border-radius:2px"></div>'
-        f'<div title="distance {distance:.3f}" style="position:absolute;left:calc({d:.1f}% - 11px);top:0px;width:22px;height:22px;'
+        f'font-size:0.85rem;font-weight:700;color:{dot}">this score ▼</div>'
+        f"{markers}"
+        f'<div title="score {distance:.3f}" style="position:absolute;left:calc({d:.1f}% - 11px);top:0px;width:22px;height:22px;'
         f'border-radius:50%;background:{dot};border:3px solid white;box-shadow:0 0 3px #000"></div>'
-        f'<span style="position:absolute;left:12px;top:2px;font-size:0.8rem;font-weight:700;color:{GENUINE_COLOUR}">GENUINE zone</span>'
-        f'<span style="position:absolute;right:12px;top:2px;font-size:0.8rem;font-weight:700;color:{FORGED_COLOUR}">FORGED zone</span>'
+        f'<span style="position:absolute;left:12px;top:2px;font-size:0.8rem;font-weight:700;color:{GENUINE_COLOUR}">GENUINE</span>'
+        f"{middle}"
+        f'<span style="position:absolute;right:12px;top:2px;font-size:0.8rem;font-weight:700;color:{FORGED_COLOUR}">FORGED</span>'
         "</div>"
         '<div style="position:relative;height:3.6em;font-size:0.85rem;color:#444">'
         '<span style="position:absolute;left:0">0<br>◀ more alike</span>'
-        f'<span style="position:absolute;left:{t:.1f}%;transform:translateX(-50%);text-align:center;font-weight:700">'
-        f"{threshold:.3f}<br>threshold</span>"
+        f"{labels}"
         f'<span style="position:absolute;right:0;text-align:right">{top:.3f}<br>less alike ▶</span></div>'
     )
-
-
-BORDERLINE = 0.1  # a distance within 10 % of the threshold is reported as borderline
-
-
-def is_borderline(distance: float, threshold: float) -> bool:
-    return threshold > 0 and abs(distance - threshold) <= BORDERLINE * threshold
 
 
 def percent(p: float) -> str:
@@ -306,27 +355,31 @@ def percent(p: float) -> str:
 
 
 def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
-    """Verdict, distance on its scale, similarity, model version and time."""
-    verdict = str(result.get("verdict", "forged" if not result.get("match") else "genuine"))
+    """Three-way decision in its colour and words, the score on the band's scale, similarity, model and time."""
+    decision = decision_of(result)
     distance = float(result.get("distance", 0.0))
     threshold = float(result.get("threshold", 0.0))
-    st.markdown(verdict_html(verdict, subject), unsafe_allow_html=True)
-    st.markdown(distance_scale_html(distance, threshold), unsafe_allow_html=True)
-    if is_borderline(distance, threshold):
-        st.warning(
-            "Borderline: the distance is close to the threshold, so this verdict is uncertain. Compare with more "
-            "reference signatures (**Profiles**) or ask a specialist.", icon=":material/balance:",
-        )
+    rates = result.get("decision_rates") or {}
+    genuine_below = float(rates.get("genuine_below", threshold))
+    forged_above = float(rates.get("forged_above", threshold))
+    st.markdown(decision_html(decision, rates, subject), unsafe_allow_html=True)
+    st.markdown(distance_scale_html(distance, genuine_below, forged_above), unsafe_allow_html=True)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Distance", f"{distance:.3f}", help="How different the two signatures look to the model (0 = identical).")
-    c2.metric("Threshold", f"{threshold:.3f}", help="Distances above this value are reported as forged.")
+    c1.metric("Score", f"{distance:.3f}", help="How different the questioned signature looks to the model "
+              "(0 = identical).")
+    c2.metric("Decision cuts", f"{genuine_below:.3f} / {forged_above:.3f}",
+              help="At or below the first: decided genuine (at most 2 in 100 skilled forgeries of validation writers "
+              "score that low). Above the second: decided forged (at most 2 in 100 of their genuine signatures score "
+              "that high). In between: inconclusive.")
     if result.get("similarity") is not None:
         c3.metric(
             "Similarity", percent(float(result["similarity"])),
-            help="Calibrated score: about 50 % at the threshold; higher means more likely the same writer.",
+            help="Calibrated score: about 50 % at the equal-error threshold; higher means more likely the same writer.",
         )
     st.caption(
-        f"Model `{result.get('model_version', 'unknown')}` · answered in {float(result.get('elapsed_ms', 0.0)):.0f} ms"
+        f"Model `{result.get('model_version', 'unknown')}` · two-way verdict at the equal-error threshold "
+        f"{threshold:.3f}: {str(result.get('verdict', '')).upper() or 'n/a'} · answered in "
+        f"{float(result.get('elapsed_ms', 0.0)):.0f} ms"
     )
 
 

@@ -257,6 +257,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "VerdictEnum": ["genuine", "forged"],  # `verdict` and the ground-truth `label`
+        "DecisionEnum": "sigml.decision.DECISIONS",
         "PairKindEnum": "sigml.pairs.PAIR_KINDS",
         "PairKindOrMixedEnum": "signatures.selectors.PAIR_KIND_CHOICES",
     },

@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import metrics, protocols
+from . import decision, metrics, protocols
 from .datasets import SignatureRecord
 from .errors import DatasetError
 from .evaluate import embed_dataset, plot_protocol, resolve_split_file, served_reference_based
@@ -93,6 +93,7 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
         rnd = protocols.pairwise(emb, records, skilled=False, random_per_writer=RANDOM_FORGERIES_PER_WRITER, seed=seed)
         result["random_forgeries"] = metrics.summary(rnd.distances, rnd.labels, card.threshold)
     by_k: dict[str, Any] = {}
+    scores_by_k: dict[str, protocols.Scored] = {}
     for k in sorted(set(references)):
         try:
             rb, score, threshold = served_reference_based(card, emb, records, k=k, seed=seed)
@@ -104,11 +105,17 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
         if plots_dir:
             plot_protocol(rb, Path(plots_dir), f"reference_k{k}", threshold)
         by_k[str(k)] = {**block, "k": k, "score": score if k >= 2 else "pairwise"}
+        scores_by_k[str(k)] = rb
     if not by_k:
         raise DatasetError(f"{dataset}: no writer has more than K={min(references)} genuine signatures; "
                            "pass a smaller K with --references")
     headline_k = max(int(k) for k in by_k)
     result.update(reference_based_by_k=by_k, headline_k=headline_k, headline=by_k[str(headline_k)], notes=notes)
+    result["decisions"] = {  # how the card's three-way bands sort this dataset's genuine and forged scores
+        "pairwise": decision.band_split(pairwise_scores.distances, pairwise_scores.labels, card.band("pairwise")),
+        "headline": decision.band_split(scores_by_k[str(headline_k)].distances, scores_by_k[str(headline_k)].labels,
+                                        card.band("reference_based" if headline_k >= 2 else "pairwise")),
+    }
     draws["headline"] = draws[str(headline_k)]
     return result, draws
 
@@ -143,6 +150,12 @@ def macro_average(datasets: Mapping[str, dict[str, Any]], draws: Mapping[str, di
         k: mean_of([datasets[n]["reference_based_by_k"][k] for n in names]) for k in sorted(common, key=int)
     }
     macro["skilled_accepted"] = float(np.mean([datasets[n]["skilled_accepted"] for n in names]))
+    if all("decisions" in datasets[n] for n in names):
+        macro["decisions"] = {
+            protocol: {truth: {d: float(np.mean([datasets[n]["decisions"][protocol][truth][d] for n in names]))
+                               for d in decision.DECISIONS} for truth in ("genuine", "forged")}
+            for protocol in ("pairwise", "headline")
+        }
     return macro
 
 
@@ -235,7 +248,7 @@ def benchmark(
 
 
 CARD_KEEP = ("n_writers", "n_images", "split_file", "pairwise", "skilled_accepted", "reference_based_by_k",
-             "random_forgeries", "headline_k")
+             "random_forgeries", "headline_k", "decisions")
 
 
 def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
@@ -251,7 +264,8 @@ def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
         card.metrics[f"{writers}_{name}"] = {"dataset": name, "writers": writers, **{k: d[k] for k in CARD_KEEP if k in d}}
     card.metrics[f"{writers}_macro"] = {"datasets": result["macro"]["datasets"], "pairwise": result["macro"]["pairwise"],
                                         "headline": result["macro"]["headline"],
-                                        "skilled_accepted": result["macro"]["skilled_accepted"]}
+                                        "skilled_accepted": result["macro"]["skilled_accepted"],
+                                        **({"decisions": result["macro"]["decisions"]} if "decisions" in result["macro"] else {})}
     card.save(path)
     return card
 
@@ -327,3 +341,33 @@ def markdown_table(result: dict[str, Any]) -> str:
     if smaller:
         notes.append(f"† mean of each dataset's headline EER: K={ks[-1]}, except {', '.join(smaller)}.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def decision_row(name: str, decisions: dict[str, Any]) -> list[str]:
+    cells = [name]
+    for protocol in ("pairwise", "headline"):
+        g, f = decisions[protocol]["genuine"], decisions[protocol]["forged"]
+        cells += [percent(g["genuine"]), percent(g["inconclusive"]), percent(g["forged"]),
+                  percent(f["genuine"]), percent(f["inconclusive"]), percent(f["forged"])]
+    return cells
+
+
+def decision_table(result: dict[str, Any]) -> str:
+    """How the model card's three-way bands sort each dataset's genuine signatures and skilled forgeries, as
+    Markdown (from a `benchmark` result dict alone); empty when the result has no decisions (older JSON)."""
+    datasets = result["datasets"]
+    if not all("decisions" in d for d in datasets.values()):
+        return ""
+    header = ["dataset"] + [f"{p}: {truth} → {d}" for p in ("pair", "ref.")
+                            for truth in ("genuine", "forgery") for d in ("G", "?", "F")]
+    rows = [decision_row(name, d["decisions"]) for name, d in datasets.items()]
+    if "decisions" in result["macro"]:
+        rows.append(decision_row("**macro**", result["macro"]["decisions"]))
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    note = (f"{result['protocol']['writers'].capitalize()} writers; model {result['model_version']}. G = decided genuine, "
+            "? = inconclusive (refer to a specialist), F = decided forged, at the model card's decision bands "
+            "(fitted on validation writers: at most 2% of their skilled forgeries decided genuine, at most 2% of "
+            "their genuine signatures decided forged). pair: one reference (pairwise protocol); ref.: the headline K "
+            "references. A wrong answer is genuine → F or forgery → G.")
+    return "\n".join(lines) + "\n\n" + note + "\n"

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from . import metrics, protocols
+from . import decision, metrics, protocols
 from .datasets import SignatureRecord
 from .errors import DatasetError
 from .modelcard import ModelCard, card_path_for
@@ -66,7 +66,8 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
 
     The card fields: `threshold` and `thresholds` at the validation EER, Platt `calibration` of pair
     distances, `reference_score` and its own `reference_calibration` (Platt + `spread_floor`, half the
-    smallest spread of K references among validation writers)."""
+    smallest spread of K references among validation writers), and per protocol the three-way
+    `decision_bands` and the `rate_curves` they were read from (`sigml.decision`)."""
     val = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
     pw, rb = val.pop("_pairwise_scores"), val.pop("_reference_scores")
     fields: dict[str, Any] = {
@@ -84,15 +85,30 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
             # smallest spread of any validation writer, so no real writer's score is changed by it
             cal["spread_floor"] = 0.5 * float(protocols.reference_spreads(emb, records, k=k, seed=seed).min())
         fields["reference_calibration"] = cal
+    fields.update(decision_fields(pw, rb, fields["thresholds"]))
     return fields, val
 
 
+def decision_fields(pairwise: protocols.Scored, reference_based: protocols.Scored | None,
+                    thresholds: dict[str, float]) -> dict[str, Any]:
+    """The card's `decision_bands` and `rate_curves` per protocol from validation scores, the cuts clipped around
+    the protocol's EER threshold in `thresholds`."""
+    bands, curves = {}, {}
+    for protocol, scored in (("pairwise", pairwise), ("reference_based", reference_based)):
+        if scored is not None:
+            bands[protocol] = decision.fit_band(scored.distances, scored.labels, thresholds[protocol])
+            curves[protocol] = decision.rate_curve(scored.distances, scored.labels)
+    return {"decision_bands": bands, "rate_curves": curves}
+
+
 def recalibrate(weights: str | Path, *, roots: dict[str, str] | None = None, reference_score: str = DEFAULT_REFERENCE_SCORE,
-                progress: bool = True) -> ModelCard:
+                progress: bool = True, bands_only: bool = False) -> ModelCard:
     """Re-derive a shipped model card's thresholds and calibration from its own validation writers.
 
     The weights (and so `model_version`) do not change; the card's data sources say which datasets,
-    split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`)."""
+    split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`).
+    `bands_only`: add (or refit) only the three-way decision bands and rate curves, around the card's own
+    thresholds, which stay as they are (figures already measured at them stay true)."""
     from .evaluate import embed_dataset
     from .inference import Verifier
 
@@ -112,7 +128,15 @@ def recalibrate(weights: str | Path, *, roots: dict[str, str] | None = None, ref
                                      writers="validation", split_file=source.get("split_file"), progress=progress)
         records += recs
         embeddings.append(emb)
-    fields, val = card_calibration(np.concatenate(embeddings), records, k=k, seed=seed, reference_score=reference_score)
+    embeddings = np.concatenate(embeddings)
+    if bands_only:
+        val = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
+        thresholds = {"pairwise": card.threshold, "reference_based": card.reference_threshold()}
+        fields = decision_fields(val["_pairwise_scores"], val["_reference_scores"], thresholds)
+        card.decision_bands, card.rate_curves = fields["decision_bands"], fields["rate_curves"]
+        card.save(card_path_for(weights))
+        return card
+    fields, val = card_calibration(embeddings, records, k=k, seed=seed, reference_score=reference_score)
     for key, value in fields.items():
         setattr(card, key, value)
     card.metrics["validation"] = val

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="reference draw and bootstrap seed")
     s.add_argument("--workers", type=int, default=0, help="DataLoader workers for preprocessing")
     s.add_argument("--out", help="result JSON (per-dataset blocks, macro, protocol)")
-    s.add_argument("--markdown", metavar="PATH", help="also write the table as Markdown (sigml.benchmark.markdown_table)")
+    s.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown (sigml.benchmark.markdown_table, decision_table)")
     s.add_argument("--plots", metavar="DIR", help="ROC/DET/histogram PNGs per dataset in DIR/<NAME>/")
     s.add_argument("--update-card", action="store_true",
                    help="also store the figures in the model card (metrics[<writers>_<NAME>] and [<writers>_macro])")
@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where a dataset of the card lives, if not at the card's path (repeatable)")
     s.add_argument("--reference-score", default="normalized", choices=REFERENCE_SCORES,
                    help="how a questioned signature is scored against K references")
+    s.add_argument("--bands-only", action="store_true",
+                   help="only (re)fit the three-way decision bands and rate curves around the card's own thresholds")
     s.add_argument("--no-progress", action="store_true")
 
     s = sub.add_parser("verify", help="distance and verdict for two signature images")
@@ -226,7 +228,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import benchmark, markdown_table, update_card
+    from .benchmark import benchmark, decision_table, markdown_table, update_card
     from .evaluate import write_report
     from .inference import Verifier
 
@@ -241,6 +243,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         seed=args.seed, n_boot=args.boot, workers=args.workers, progress=not args.no_progress, plots_dir=args.plots,
     )
     table = markdown_table(result)
+    decisions = decision_table(result)
+    table += f"\nThree-way decision:\n\n{decisions}" if decisions else ""
     print(table, end="")
     if args.out:
         write_report(result, args.out)
@@ -258,7 +262,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import recalibrate
 
-    card = recalibrate(args.model, roots=dict(args.data), reference_score=args.reference_score, progress=not args.no_progress)
+    card = recalibrate(args.model, roots=dict(args.data), reference_score=args.reference_score,
+                       progress=not args.no_progress, bands_only=args.bands_only)
+    for protocol, band in card.decision_bands.items():
+        split = band["validation"]
+        print(f"{protocol}: genuine at or below {band['genuine_below']:.4f} (validation skilled forgeries there "
+              f"{split['forged']['genuine']:.1%}), forged above {band['forged_above']:.4f} (validation genuine there "
+              f"{split['genuine']['forged']:.1%}); inconclusive: {split['genuine']['inconclusive']:.1%} of genuine, "
+              f"{split['forged']['inconclusive']:.1%} of skilled forgeries")
+    if args.bands_only:
+        return 0
     val = card.metrics["validation"]
     ref = val.get("reference_based")
     print(f"{args.model}: validation pairwise EER {val['pairwise']['eer']:.2%} (threshold {card.threshold:.4f})"

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import protocols
+from . import decision, protocols
 from .checkpoints import load_weights
 from .errors import ModelLoadError
 from .model import SiameseResNet18
@@ -40,9 +40,12 @@ class VerificationResult:
     distance: float
     threshold: float
     match: bool
-    verdict: str  # "genuine" or "forged"
+    verdict: str  # "genuine" or "forged": the two-way answer at the EER `threshold` (kept for compatibility)
     similarity: float
     model_version: str
+    decision: str = "inconclusive"  # "genuine" / "inconclusive" / "forged": the three-way answer (sigml.decision)
+    # the band's cuts and the rates measured on validation writers at this score (`Verifier.decide`)
+    decision_rates: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,15 +114,24 @@ class Verifier:
     def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
         return self.embed_tensors(torch.stack([self.preprocess(s) for s in sources]))
 
-    def decide(self, distance: float, threshold: float, protocol: str = "pairwise") -> tuple[bool, str, float]:
+    def decide(self, distance: float, protocol: str = "pairwise") -> dict:
+        """Every answer a score gets, from the model card: the two-way `verdict` at the EER threshold (`match`),
+        the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`."""
+        threshold = self.card.reference_threshold() if protocol == "reference_based" else self.threshold
         match = bool(distance <= threshold)
-        return match, "genuine" if match else "forged", self.card.similarity(distance, protocol)
+        band = self.card.band(protocol)
+        rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
+        curve = self.card.rate_curves.get(protocol)
+        if curve:
+            rates.update(decision.rates_at(curve, distance), measured_on="validation writers, never seen in training")
+        return {"threshold": threshold, "match": match, "verdict": "genuine" if match else "forged",
+                "similarity": self.card.similarity(distance, protocol), "decision": decision.decide(distance, band),
+                "decision_rates": rates}
 
     def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor) -> VerificationResult:
         emb = self.embed_tensors(torch.stack([reference, questioned]))
         distance = float(np.linalg.norm(emb[0] - emb[1]))
-        match, verdict, similarity = self.decide(distance, self.threshold)
-        return VerificationResult(distance, self.threshold, match, verdict, similarity, self.model_version)
+        return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance))
 
     def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
         """Distance between two signatures (one batched forward pass) and the calibrated verdict."""
@@ -139,15 +151,15 @@ class Verifier:
         spread = protocols.reference_spread(refs)
         method = self.card.reference_score
         if len(refs) == 1:
-            method, protocol, distance, threshold = "pairwise", "pairwise", mean_distance, self.threshold
+            method, protocol, distance = "pairwise", "pairwise", mean_distance
         else:
-            protocol, threshold = "reference_based", self.card.reference_threshold()
+            protocol = "reference_based"
             floor = self.card.reference_calibration.get("spread_floor", 0.0)
             distance = float(protocols.normalize(mean_distance, spread, floor)) if method == "normalized" else mean_distance
-        match, verdict, similarity = self.decide(distance, threshold, protocol)
         return ProfileVerificationResult(
-            distance, threshold, match, verdict, similarity, self.model_version,
-            tuple(float(x) for x in distances), method, mean_distance, spread,
+            distance=distance, model_version=self.model_version, **self.decide(distance, protocol),
+            distances=tuple(float(x) for x in distances), score=method, mean_distance=mean_distance,
+            reference_spread=spread,
         )
 
     def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:

@@ -33,6 +33,10 @@ class ModelCard:
     # cards written before "normalized" existed were calibrated on the plain mean distance
     reference_score: str = "mean"
     reference_calibration: dict[str, float] = field(default_factory=dict)  # slope, intercept, spread_floor
+    # per protocol: the three-way decision's cuts and the rate curve they were read from (sigml.decision);
+    # cards written before them decide two-way at the EER threshold (`band`)
+    decision_bands: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rate_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +53,13 @@ class ModelCard:
 
     def reference_threshold(self) -> float:
         return float(self.thresholds.get("reference_based", self.threshold))
+
+    def band(self, protocol: str = "pairwise") -> dict[str, Any]:
+        """The decision band of a protocol; without one (older cards), both cuts at the EER threshold."""
+        if protocol in self.decision_bands:
+            return self.decision_bands[protocol]
+        threshold = self.reference_threshold() if protocol == "reference_based" else self.threshold
+        return {"genuine_below": threshold, "forged_above": threshold}
 
     def similarity(self, distance: float, protocol: str = "pairwise") -> float:
         """A calibrated score in [0, 1]: the validation-fitted probability that the comparison is genuine.
@@ -77,6 +88,8 @@ class ModelCard:
             "calibration": self.calibration,
             "reference_score": self.reference_score,
             "reference_calibration": self.reference_calibration,
+            "decision_bands": self.decision_bands,
+            "rate_curves": self.rate_curves,
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
@@ -96,6 +109,10 @@ class ModelCard:
             calibration={k: float(v) for k, v in data.get("calibration", {}).items()},
             reference_score=str(data.get("reference_score", "mean")),
             reference_calibration={k: float(v) for k, v in data.get("reference_calibration", {}).items()},
+            decision_bands={protocol: {**band, "genuine_below": float(band["genuine_below"]),
+                                       "forged_above": float(band["forged_above"])}
+                            for protocol, band in data.get("decision_bands", {}).items()},
+            rate_curves=dict(data.get("rate_curves", {})),
             metrics=data.get("metrics", {}),
             data=data.get("data", {}),
             training=data.get("training", {}),

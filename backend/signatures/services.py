@@ -90,11 +90,12 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
     results = []
     for pair in usable:
         distance = float(np.linalg.norm(embeddings[index[pair.path_a]] - embeddings[index[pair.path_b]]))
-        match, verdict, similarity = verifier.decide(distance, threshold)
+        answer = verifier.decide(distance)
         truth = pair_truth(pair)
         results.append({
-            "pair": pair, "label": truth, "distance": distance, "similarity": similarity,
-            "match": match, "verdict": verdict, "correct": verdict == truth,
+            "pair": pair, "label": truth, "distance": distance, "similarity": answer["similarity"],
+            "match": answer["match"], "verdict": answer["verdict"], "decision": answer["decision"],
+            "correct": answer["verdict"] == truth,
         })
     n = len(results)
     return {

@@ -24,6 +24,7 @@ from config.pagination import paginated_response
 from config.parsers import JSONParser
 from config.schema import error_responses
 from config.throttles import ImageThrottle
+from sigml.decision import DECISIONS
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
@@ -52,11 +53,33 @@ def _required(field: str, message: str) -> serializers.ValidationError:
 
 # --- shared output serializers ----------------------------------------------------------------------
 
+DECISION_HELP = (
+    "the answer to act on: `genuine` = the score is below the cut at which at most 2% of validation writers' skilled "
+    "forgeries score; `forged` = above the cut at which at most 2% of their genuine signatures score; `inconclusive` = "
+    "in between: refer to a specialist. `verdict`/`match` are the older two-way answer at the EER `threshold`: a "
+    "`genuine` decision always has verdict genuine and a `forged` one verdict forged."
+)
+
+
+class DecisionRatesSerializer(serializers.Serializer):
+    genuine_below = serializers.FloatField(help_text="scores at or below this cut are decided genuine")
+    forged_above = serializers.FloatField(help_text="scores above this cut are decided forged")
+    forgeries_scoring_this_low = serializers.FloatField(
+        required=False, help_text="share of validation writers' skilled forgeries whose score is at most this one "
+        "(the false-accept rate if this score were accepted)")
+    genuine_scoring_this_high = serializers.FloatField(
+        required=False, help_text="share of validation writers' genuine signatures scoring more than this one "
+        "(the false-reject rate if this score were refused)")
+    measured_on = serializers.CharField(required=False)
+
+
 class VerificationOutputSerializer(serializers.Serializer):
     distance = serializers.FloatField(help_text="embedding distance; smaller = more alike")
-    threshold = serializers.FloatField(help_text="distances at or below it are judged genuine")
-    match = serializers.BooleanField()
-    verdict = serializers.ChoiceField(choices=["genuine", "forged"])
+    threshold = serializers.FloatField(help_text="the EER threshold: distances at or below it have verdict genuine")
+    match = serializers.BooleanField(help_text="verdict == genuine")
+    verdict = serializers.ChoiceField(choices=["genuine", "forged"], help_text="two-way answer at `threshold`")
+    decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
+    decision_rates = DecisionRatesSerializer(help_text="the decision's cuts and the rates measured at this score")
     similarity = serializers.FloatField(help_text="calibrated probability-like score in [0, 1]")
     model_version = serializers.CharField()
     elapsed_ms = serializers.FloatField()
@@ -312,7 +335,8 @@ class DatasetPairsVerifyApi(APIView):
             similarity = serializers.FloatField()
             match = serializers.BooleanField()
             verdict = serializers.ChoiceField(choices=["genuine", "forged"])
-            correct = serializers.BooleanField()
+            decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
+            correct = serializers.BooleanField(help_text="verdict == label")
 
         results = ResultSerializer(many=True)
         accuracy = serializers.FloatField(allow_null=True)

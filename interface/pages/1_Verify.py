@@ -55,12 +55,17 @@ def result_ui(result: dict[str, Any]) -> None:
             ui.show_image(api.decode_data_url(previews.get("questioned")), "Questioned, preprocessed", width=330)
     with st.expander("How to read this result"):
         st.markdown(
-            "- The model turns each signature into a numeric fingerprint and measures the **distance** between them.\n"
-            "- Genuine signatures of one person usually land **left of the threshold** (green), forgeries and other "
-            "people's signatures **right of it** (red).\n"
-            "- The closer the dot is to the threshold, the less certain the verdict: ask for more reference signatures "
-            "(see **Profiles**) or a specialist's opinion.\n"
-            "- **Explain** shows which parts of the signatures drove the decision."
+            "- The model turns each signature into a numeric fingerprint and measures the **score**, the distance "
+            "between them (smaller = more alike).\n"
+            "- **Genuine** (green): the score is so small that at most 2 in 100 skilled forgeries of writers the model "
+            "never saw score that low. **Forged** (red): so large that at most 2 in 100 of their genuine signatures "
+            "do. **Inconclusive** (amber): in between, where genuine signatures and skilled forgeries overlap: refer "
+            "it to a specialist.\n"
+            "- One reference is weak evidence: most genuine signatures land in the amber zone. Enrol five to ten "
+            "references of the person (**Profiles**) for a firmer answer.\n"
+            "- The sentence under the decision gives the rate measured at this very score. The **Model** page lists "
+            "the rates per dataset.\n"
+            "- **Explain** shows which parts of the signatures drove the score."
         )
 
 

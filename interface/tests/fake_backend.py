@@ -131,6 +131,16 @@ def fake_distance(a: bytes, b: bytes) -> tuple[float, Image.Image, Image.Image]:
     return (2.0 * diff / total if total else 0.0), ma, mb
 
 
+def fake_decision(score: float, threshold: float) -> dict[str, Any]:
+    """Like the real API's three-way decision: cuts at 0.8x and 1.2x the threshold, rates falling linearly."""
+    low, high = 0.8 * threshold, 1.2 * threshold
+    decision = "genuine" if score <= low else "forged" if score > high else "inconclusive"
+    far = min(1.0, max(0.0, score / (2 * threshold)))
+    return {"decision": decision, "decision_rates": {
+        "genuine_below": round(low, 4), "forged_above": round(high, 4), "forgeries_scoring_this_low": round(far ** 2, 4),
+        "genuine_scoring_this_high": round((1 - far) ** 2, 4), "measured_on": "validation writers"}}
+
+
 def verify_result(a: bytes, b: bytes, *, previews: bool = False, explain: bool = False) -> dict[str, Any]:
     d, ma, mb = fake_distance(a, b)
     match = d <= THRESHOLD
@@ -139,6 +149,7 @@ def verify_result(a: bytes, b: bytes, *, previews: bool = False, explain: bool =
         "threshold": THRESHOLD,
         "match": match,
         "verdict": "genuine" if match else "forged",
+        **fake_decision(d, THRESHOLD),
         "similarity": round(1 / (1 + math.exp(8 * (d - THRESHOLD))), 4),
         "model_version": MODEL_VERSION,
         "elapsed_ms": 12.5,
@@ -535,7 +546,7 @@ class Handler(BaseHTTPRequestHandler):
             match = score <= threshold
             return self._json(200, {
                 "distance": round(score, 4), "threshold": threshold, "match": match,
-                "verdict": "genuine" if match else "forged",
+                "verdict": "genuine" if match else "forged", **fake_decision(score, threshold),
                 "similarity": round(1 / (1 + math.exp(8 * (score - threshold) / threshold)), 4),
                 "model_version": MODEL_VERSION, "elapsed_ms": 20.0,
                 "references": per, "reference_count": len(per),

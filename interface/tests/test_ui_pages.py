@@ -74,10 +74,11 @@ def test_verify_same_writer_shows_genuine(app_test, signature):
     assert not at.button(key="verify_button").disabled
     run(at.button(key="verify_button").click())
     text = markdown_text(at)
-    assert "GENUINE" in text and "Distance between the signatures" in text
+    assert "GENUINE" in text and "in the GENUINE zone" in text
     assert "As the model sees them" in text
     labels = {m.label: m.value for m in at.metric}
-    assert float(labels["Distance"]) <= float(labels["Threshold"])
+    assert float(labels["Score"]) <= float(labels["Decision cuts"].split(" / ")[0])
+    assert "consistent with the reference" in text and "very likely" not in text
     assert any("answered in" in c.value for c in at.caption)
     assert at.session_state["verify_result"]["result"]["verdict"] == "genuine"
 
@@ -87,7 +88,7 @@ def test_verify_different_writer_shows_forged(app_test, signature):
     run(at.button(key="verify_button").click())
     assert "FORGED" in markdown_text(at)
     labels = {m.label: m.value for m in at.metric}
-    assert float(labels["Distance"]) > float(labels["Threshold"])
+    assert float(labels["Score"]) > float(labels["Decision cuts"].split(" / ")[1])
 
 
 def test_verify_backend_down_is_a_friendly_error(app_test, monkeypatch, down_url, signature):
@@ -312,11 +313,39 @@ def test_model_card_page(app_test):
 def test_distance_scale_reads_without_a_legend():
     import ui
 
-    html = ui.distance_scale_html(0.052, 0.075)
-    assert "below the threshold of 0.075" in html and "GENUINE zone" in html and "FORGED zone" in html
-    assert "above the threshold" in ui.distance_scale_html(0.2, 0.075)
-    assert ui.is_borderline(0.073, 0.075) and ui.is_borderline(0.08, 0.075)
-    assert not ui.is_borderline(0.05, 0.075) and not ui.is_borderline(0.1, 0.075)
+    html = ui.distance_scale_html(0.052, 0.06, 0.09)
+    assert "in the GENUINE zone (at or below 0.060)" in html and "genuine cut" in html and "forged cut" in html
+    assert "in the INCONCLUSIVE zone (0.060 to 0.090)" in ui.distance_scale_html(0.07, 0.06, 0.09)
+    assert "in the FORGED zone (above 0.090)" in ui.distance_scale_html(0.2, 0.06, 0.09)
+    two_way = ui.distance_scale_html(0.2, 0.075)  # an older card: one cut, no inconclusive zone
+    assert "in the FORGED zone (above 0.075)" in two_way and "forged cut" not in two_way
+
+
+@pytest.mark.parametrize("decision, rates, says, never", [
+    ("genuine", {"forgeries_scoring_this_low": 0.013}, ["1 in 100 skilled forgeries scored this close"],
+     ["very likely", "same person"]),
+    ("genuine", {"forgeries_scoring_this_low": 0.004}, ["fewer than 1 in 100 skilled forgeries"], ["0 in 100"]),
+    ("inconclusive", {"forgeries_scoring_this_low": 0.2, "genuine_scoring_this_high": 0.3},
+     ["refer the signature to a specialist", "20 in 100 skilled forgeries", "30 in 100 genuine"], ["GENUINE"]),
+    ("forged", {"genuine_scoring_this_high": 0.02}, ["possible forgery", "2 in 100 genuine signatures"], []),
+    ("forged", None, ["possible forgery"], ["in 100"]),  # no measured rates: no figure is claimed
+])
+def test_decision_wording_claims_only_the_measured_rates(decision, rates, says, never):
+    import ui
+
+    text = ui.decision_text(decision, rates)
+    for phrase in says:
+        assert phrase in text
+    for phrase in never:
+        assert phrase not in text
+    assert ui.DECISION_STYLE[decision][0] in ui.decision_html(decision, rates)
+
+
+def test_an_older_backend_without_decision_falls_back_to_the_verdict():
+    import ui
+
+    assert ui.decision_of({"verdict": "forged", "match": False}) == "forged"
+    assert ui.decision_of({"verdict": "genuine", "decision": "inconclusive"}) == "inconclusive"
 
 
 def test_the_interface_never_imports_torch_or_sigml(down_url):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version"}
-VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "similarity", "model_version", "elapsed_ms",
+VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version", "elapsed_ms",
                  "references", "reference_count", "score", "mean_distance", "reference_spread"}
 
 
@@ -373,6 +373,21 @@ def test_profile_verify(api, verifier, embed_calls):
     assert body["verdict"] == ("genuine" if body["match"] else "forged")
     assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"], "reference_based"), abs=1e-6)
     assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
+    # the test card has no decision bands: the three-way decision falls back to the reference threshold
+    assert body["decision"] == body["verdict"]
+    assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}
+
+
+def test_profile_verify_uses_the_reference_based_band(api, verifier, monkeypatch):
+    profile = create_profile(api)
+    add_references(api, profile["id"], [1, 2, 3])
+    score = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()["distance"]
+    bands = {"pairwise": {"genuine_below": -1.0, "forged_above": -1.0},  # would say forged: must not be used
+             "reference_based": {"genuine_below": score + 0.01, "forged_above": score + 0.02}}
+    monkeypatch.setattr(verifier.card, "decision_bands", bands)
+    body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
+    assert body["decision"] == "genuine"
+    assert body["decision_rates"]["genuine_below"] == pytest.approx(score + 0.01)
 
 
 def test_profile_verify_with_one_reference_is_a_pairwise_comparison(api, verifier):

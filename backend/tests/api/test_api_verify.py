@@ -13,7 +13,8 @@ from api_helpers import blank_png, bomb_png, error_of, png, upload
 from sigml.testing import image_bytes, signature_image
 
 URL = reverse("api:verify")
-FIELDS = {"distance", "threshold", "match", "verdict", "similarity", "model_version", "elapsed_ms"}
+FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version",
+          "elapsed_ms"}
 
 
 def decode_data_uri(uri: str) -> Image.Image:
@@ -215,3 +216,31 @@ def test_concurrent_verifications_agree_with_sequential_ones(verifier):
         concurrent = list(pool.map(verify, pairs))
     sequential = [verifier.verify(png(a), png(b)).distance for a, b in pairs]
     assert concurrent == pytest.approx(sequential, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("cuts, expected", [
+    ((+0.01, +0.02), "genuine"),     # the score is below the genuine cut
+    ((-0.02, +0.02), "inconclusive"),  # between the cuts
+    ((-0.02, -0.01), "forged"),      # above the forged cut
+])
+def test_three_way_decision_follows_the_cards_band(client, verifier, monkeypatch, cuts, expected):
+    distance = verifier.verify(png(1), png(2)).distance
+    band = {"genuine_below": distance + cuts[0], "forged_above": distance + cuts[1]}
+    curve = {"score": [distance - 1, distance, distance + 1], "far": [0.0, 0.07, 1.0], "frr": [1.0, 0.2, 0.0]}
+    monkeypatch.setattr(verifier.card, "decision_bands", {"pairwise": band})
+    monkeypatch.setattr(verifier.card, "rate_curves", {"pairwise": curve})
+    body = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart").json()
+    assert body["decision"] == expected
+    rates = body["decision_rates"]
+    assert rates["genuine_below"] == pytest.approx(band["genuine_below"])
+    assert rates["forged_above"] == pytest.approx(band["forged_above"])
+    assert rates["forgeries_scoring_this_low"] == pytest.approx(0.07, abs=1e-3)
+    assert rates["genuine_scoring_this_high"] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_a_card_without_bands_decides_at_the_eer_threshold_and_claims_no_rates(client, verifier, monkeypatch):
+    monkeypatch.setattr(verifier.card, "decision_bands", {})
+    monkeypatch.setattr(verifier.card, "rate_curves", {})
+    body = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart").json()
+    assert body["decision"] == body["verdict"]
+    assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}

@@ -11,6 +11,7 @@ import pytest
 
 from sigml import cli
 from sigml.benchmark import (
+    decision_table,
     benchmark,
     benchmark_split_file,
     dataset_seed,
@@ -192,6 +193,36 @@ def test_markdown_table_rows_and_numbers(result):
     assert any(line.startswith("† ") and "BETA (K=5)" in line for line in lines)
 
 
+def test_decisions_follow_the_cards_bands(result):
+    """The test card has no bands: its three-way decision is the two-way verdict at the EER thresholds, so the
+    shares must equal the FAR/FRR there, with nothing inconclusive; the macro is the mean over datasets."""
+    for d in result["datasets"].values():
+        for protocol, block in (("pairwise", d["pairwise"]), ("headline", d["headline"])):
+            split = d["decisions"][protocol]
+            for truth in ("genuine", "forged"):
+                assert sum(split[truth].values()) == pytest.approx(1.0)
+                assert split[truth]["inconclusive"] == 0.0
+            assert split["forged"]["genuine"] == pytest.approx(block["far"])
+            assert split["genuine"]["forged"] == pytest.approx(block["frr"])
+    macro = result["macro"]["decisions"]["headline"]["forged"]["genuine"]
+    assert macro == pytest.approx(np.mean([d["decisions"]["headline"]["forged"]["genuine"]
+                                           for d in result["datasets"].values()]))
+
+
+def test_decision_table_rows(result):
+    table = decision_table(result)
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + len(result["datasets"]) + 1
+    alpha = result["datasets"]["ALPHA"]["decisions"]
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert cells[0] == "ALPHA" and cells[1] == f"{alpha['pairwise']['genuine']['genuine']:.1%}"
+    assert cells[7] == f"{alpha['headline']['genuine']['genuine']:.1%}" and len(cells) == 13
+    old = json.loads(json.dumps(result))
+    for d in old["datasets"].values():
+        del d["decisions"]
+    assert decision_table(old) == ""  # a JSON from before the bands renders no decision table
+
+
 def test_cli_end_to_end(test_model_path, bench_data, tmp_path, capsys):
     roots, splits = bench_data
     out, md = tmp_path / "out" / "bench.json", tmp_path / "md" / "table.md"
@@ -202,7 +233,7 @@ def test_cli_end_to_end(test_model_path, bench_data, tmp_path, capsys):
     assert rc == 0
     written = json.loads(out.read_text())
     assert list(written["datasets"]) == ["ALPHA", "BETA"] and written["protocol"]["n_boot"] == 20
-    assert md.read_text() == markdown_table(written)
+    assert md.read_text() == markdown_table(written) + "\nThree-way decision:\n\n" + decision_table(written)
     printed = capsys.readouterr().out
     assert "**macro (2 datasets)**" in printed and f"result -> {out}" in printed
 

@@ -40,6 +40,14 @@ def test_card_calibration_fields(synthetic_records):
     assert fields["reference_calibration"]["spread_floor"] == pytest.approx(0.5 * spreads.min())
     assert fields["reference_calibration"]["slope"] < 0 and fields["calibration"]["slope"] < 0  # farther = less genuine
     assert not any(k.startswith("_") for k in val)
+    # three-way decision bands per protocol, bracketing the EER thresholds, fitted on the same validation scores
+    for protocol, scored in (("pairwise", pw), ("reference_based", rb)):
+        band = fields["decision_bands"][protocol]
+        assert band["genuine_below"] <= fields["thresholds"][protocol] <= band["forged_above"]
+        forged, genuine = scored.distances[scored.labels == 0], scored.distances[scored.labels == 1]
+        assert np.mean(forged <= band["genuine_below"]) <= band["target_far"]
+        assert np.mean(genuine > band["forged_above"]) <= band["target_frr"]
+        assert len(fields["rate_curves"][protocol]["score"]) >= 2
 
 
 def test_normalized_beats_mean_when_writers_differ_in_spread(synthetic_records):
@@ -49,7 +57,7 @@ def test_normalized_beats_mean_when_writers_differ_in_spread(synthetic_records):
     assert norm["reference_based"]["eer"] < mean["reference_based"]["eer"]
 
 
-def test_calibrate_command_rewrites_only_the_thresholds(capsys, tmp_path, test_model_path, make_generic_dataset):
+def card_with_sources(tmp_path, test_model_path, make_generic_dataset):
     root = make_generic_dataset("CAL", writers=5, genuine=5, forged=2)
     split = tmp_path / "splits.csv"
     split.write_text("dataset,writer,split\nCAL,1,train\nCAL,2,validation\nCAL,3,validation\nCAL,4,test\nCAL,5,test\n")
@@ -60,6 +68,11 @@ def test_calibrate_command_rewrites_only_the_thresholds(capsys, tmp_path, test_m
     card.data = {"sources": [{"name": "CAL", "root": str(tmp_path / "elsewhere"), "split_file": str(split)}]}
     card.training = {"config": {"validation_references": 3, "seed": 0}}
     card.save(card_path_for(model))
+    return model, card, root
+
+
+def test_calibrate_command_rewrites_only_the_thresholds(capsys, tmp_path, test_model_path, make_generic_dataset):
+    model, card, root = card_with_sources(tmp_path, test_model_path, make_generic_dataset)
     before = json.loads(card_path_for(model).read_text())
 
     assert cli.main(["calibrate", "--model", str(model), "--data", f"CAL={root}", "--no-progress"]) == 0
@@ -70,6 +83,21 @@ def test_calibrate_command_rewrites_only_the_thresholds(capsys, tmp_path, test_m
     assert after.threshold == val["pairwise"]["eer_threshold"] and "spread_floor" in after.reference_calibration
     assert after.architecture.to_dict() == before["architecture"] and after.weights == before["weights"]
     assert "reference-based K=3 (normalized)" in capsys.readouterr().out
+    assert set(after.decision_bands) == set(after.rate_curves) == {"pairwise", "reference_based"}
+
+
+def test_calibrate_bands_only_keeps_thresholds_and_calibration(capsys, tmp_path, test_model_path, make_generic_dataset):
+    model, card, root = card_with_sources(tmp_path, test_model_path, make_generic_dataset)
+    before = ModelCard.load(card_path_for(model))
+    assert cli.main(["calibrate", "--model", str(model), "--data", f"CAL={root}", "--bands-only", "--no-progress"]) == 0
+    after = ModelCard.load(card_path_for(model))
+    assert (after.threshold, after.thresholds, after.reference_score) == (before.threshold, before.thresholds, "mean")
+    assert after.calibration == before.calibration and after.metrics == before.metrics
+    for protocol in ("pairwise", "reference_based"):
+        band = after.decision_bands[protocol]
+        threshold = after.reference_threshold() if protocol == "reference_based" else after.threshold
+        assert band["genuine_below"] <= threshold <= band["forged_above"]
+    assert "pairwise: genuine at or below" in capsys.readouterr().out
 
 
 def test_calibrate_command_needs_data_sources(capsys, tmp_path, test_model_path):

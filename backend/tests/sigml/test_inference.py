@@ -17,7 +17,7 @@ from sigml.inference import ProfileVerificationResult, VerificationResult, Verif
 from sigml.modelcard import ModelCard, card_path_for
 from sigml.testing import image_bytes
 
-FIELDS = {"distance", "threshold", "match", "verdict", "similarity", "model_version"}
+FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version"}
 
 
 def check_result(r: VerificationResult, verifier: Verifier, threshold: float) -> None:
