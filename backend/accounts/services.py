@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
 from config.exceptions import ApplicationError
@@ -27,9 +28,10 @@ def user_register(*, username: str, password: str, email: str = "") -> tuple[Abs
     return user, token.key
 
 
-def user_token_obtain(*, username: str, password: str) -> str:
-    """The user's API token (created on first use); wrong credentials are a 401."""
-    user = authenticate(username=username, password=password)
+def user_token_obtain(*, username: str, password: str, request: HttpRequest) -> str:
+    """The user's API token (created on first use); wrong credentials are a 401. `request` goes to the
+    authentication backends (django-axes' backend requires it; it counts /admin/login/ only)."""
+    user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
         raise ApplicationError(
             "Invalid username or password.", code="not_authenticated", status_code=401,

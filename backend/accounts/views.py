@@ -81,7 +81,7 @@ class TokenApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token = services.user_token_obtain(**serializer.validated_data)
+        token = services.user_token_obtain(**serializer.validated_data, request=request._request)
         return Response(self.OutputSerializer({"token": token}).data)
 
 

@@ -7,6 +7,7 @@ Production: DJANGO_DEBUG off (the default) requires DJANGO_SECRET_KEY.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -91,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",  # django-axes: locks out password guessing on /admin/login/ (AXES_* below)
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: /api/docs/ works offline
     "accounts",
@@ -108,6 +110,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -159,6 +162,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {"NAME": "accounts.validators.NotOnlyWhitespaceValidator"},  # 8 spaces passed the others
 ]
+
+# django-axes in front of the model backend: after SIGVER_ADMIN_FAILURE_LIMIT failed sign-ins from one
+# client address, /admin/login/ answers 429 for SIGVER_ADMIN_LOCKOUT_MINUTES (the API's token endpoint
+# is exempt: it has its own `auth` throttle scope and answers in the JSON error shape). Attempts are stored in the database (axes' tables), so every
+# worker sees them; the client address is the one the throttles use (SIGVER_NUM_PROXIES).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_ONLY_ADMIN_SITE = True
+AXES_FAILURE_LIMIT = env_int("SIGVER_ADMIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SIGVER_ADMIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.throttles.client_address"
+AXES_WHITELIST_CALLABLE = "config.throttles.outside_admin_site"  # axes counts only the admin's sign-ins
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sigver"}}
 
