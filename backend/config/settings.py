@@ -11,6 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # backend/
@@ -93,6 +96,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "axes",  # django-axes: locks out password guessing on /admin/login/ (AXES_* below)
+    "csp",  # django-csp: its system checks of CONTENT_SECURITY_POLICY
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: /api/docs/ works offline
     "accounts",
@@ -103,6 +107,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # django-csp: Content-Security-Policy (CONTENT_SECURITY_POLICY below)
     "config.staticfiles.StaticFilesMiddleware",  # WhiteNoise: static files (the API docs' JS/CSS) with DEBUG off too
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -234,7 +239,8 @@ SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
 # --- REST framework ---------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    # DRF's token authentication; a request with an invalid token uses up the `anon` budget (then 429)
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config.throttles.ThrottledTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -247,6 +253,8 @@ REST_FRAMEWORK = {
         "anon": env_str("SIGVER_THROTTLE_ANON", "60/min"),
         "user": env_str("SIGVER_THROTTLE_USER", "600/min"),
         "auth": env_str("SIGVER_THROTTLE_AUTH", "10/min"),  # register + token: against password guessing
+        "explain": env_str("SIGVER_THROTTLE_EXPLAIN", "10/min"),  # verify with explain=true (~0.8 s CPU each)
+        "pairs_verify": env_str("SIGVER_THROTTLE_PAIRS_VERIFY", "6/min"),  # batch pair verification (up to ~4 s)
         "images": env_str("SIGVER_THROTTLE_IMAGES", "1200/min"),  # dataset images (thumbnails), instead of anon/user
     },
     # Client addresses come from REMOTE_ADDR unless told how many proxies to trust: a client
@@ -283,12 +291,35 @@ SPECTACULAR_SETTINGS = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", BEHIND_TLS_PROXY)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0)
-if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
+# HSTS: one year by default with DEBUG off. Django sends it only on requests that arrived over TLS (a
+# TLS proxy with DJANGO_BEHIND_TLS_PROXY=1, or TLS to gunicorn), so plain-HTTP loopback use is unaffected.
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy on every response (django-csp): the HTML pages (admin, Swagger UI, ReDoc) may
+# load scripts, styles, images and fonts from this server only, connect to it only, never be framed,
+# never post forms elsewhere and never run plugins. The API docs' pages need inline script and style
+# (drf-spectacular's Swagger UI initialiser, their widgets' style attributes) and ReDoc a blob: worker.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF, CSP_UNSAFE_INLINE],
+        "style-src": [CSP_SELF, CSP_UNSAFE_INLINE],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF, "data:"],
+        "connect-src": [CSP_SELF],
+        "worker-src": [CSP_SELF, "blob:"],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_NONE],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -5,8 +5,12 @@ DRF's own classes copy DEFAULT_THROTTLE_RATES once at import, which override_set
 
 from __future__ import annotations
 
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.fields import BooleanField
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, BaseThrottle, ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import (AnonRateThrottle, BaseThrottle, ScopedRateThrottle, SimpleRateThrottle,
+                                       UserRateThrottle)
 
 
 class _RatesFromSettings:
@@ -46,3 +50,63 @@ def outside_admin_site(request, credentials=None) -> bool:
     from django.urls import reverse
 
     return not getattr(request, "path", "").startswith(reverse("admin:index"))
+
+
+class _CostlyScopeThrottle(_RatesFromSettings, SimpleRateThrottle):
+    """A scope of its own for a costly kind of request, by user when signed in, else by address; with no
+    rate configured for the scope it never throttles. Subclasses say which requests count (`applies`)."""
+
+    def applies(self, request, view) -> bool:
+        return True
+
+    def allow_request(self, request, view) -> bool:
+        if not self.applies(request, view):
+            return True
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str:
+        user = getattr(request, "user", None)
+        ident = f"user-{user.pk}" if user is not None and user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class ExplainThrottle(_CostlyScopeThrottle):
+    """`explain=true` on /api/verify/ (about 0.8 s of CPU each): scope `explain` (SIGVER_THROTTLE_EXPLAIN),
+    on top of the anon/user budget."""
+
+    scope = "explain"
+
+    def applies(self, request, view) -> bool:
+        value = request.data.get("explain") if hasattr(request.data, "get") else None
+        return value in BooleanField.TRUE_VALUES
+
+
+class PairsVerifyThrottle(_CostlyScopeThrottle):
+    """Batch pair verification (up to SIGVER_PAIRS_VERIFY_MAX_LIMIT pairs, seconds of CPU each call):
+    scope `pairs_verify` (SIGVER_THROTTLE_PAIRS_VERIFY), on top of the anon/user budget."""
+
+    scope = "pairs_verify"
+
+
+class _InvalidTokenThrottle(_RatesFromSettings, AnonRateThrottle):
+    """The `anon` budget of the client's address, counted before anyone is authenticated."""
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ThrottledTokenAuthentication(TokenAuthentication):
+    """DRF's token authentication, with requests bearing an invalid token throttled as anonymous.
+
+    DRF answers an unknown token with 401 before any throttle runs, so token guessing was never
+    limited. Here each such request uses up the `anon` budget of its address (the same counter as
+    anonymous requests): under the rate it is still a 401, past it a 429 with Retry-After."""
+
+    def authenticate(self, request):
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            throttle = _InvalidTokenThrottle()
+            if not throttle.allow_request(request, None):
+                raise exceptions.Throttled(throttle.wait()) from None
+            raise

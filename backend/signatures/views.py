@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from config.pagination import paginated_response
 from config.parsers import JSONParser
 from config.schema import error_responses
-from config.throttles import ImageThrottle
+from config.throttles import AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle
 from sigml.decision import DECISIONS
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
@@ -113,6 +113,7 @@ def pair_dict(dataset: selectors.Dataset, pair: Pair) -> dict[str, Any]:
 
 class VerifyApi(APIView):
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [AnonThrottle, UserThrottle, ExplainThrottle]  # explain=true: its own `explain` scope too
 
     class InputSerializer(serializers.Serializer):
         reference = serializers.FileField(required=False, allow_empty_file=True, help_text="the known genuine signature")
@@ -324,6 +325,7 @@ class DatasetPairsApi(APIView):
 
 class DatasetPairsVerifyApi(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    throttle_classes = [AnonThrottle, UserThrottle, PairsVerifyThrottle]  # its own `pairs_verify` scope too
 
     class InputSerializer(PairsQuerySerializer):
         limit = serializers.IntegerField(min_value=1, default=20)

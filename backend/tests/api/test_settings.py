@@ -146,13 +146,15 @@ def test_paths_limits_rates_and_threads_from_the_environment(load, tmp_path):
         DJANGO_SECRET_KEY="k", SIGVER_MODEL_PATH=str(tmp_path / "m.safetensors"), SIGVER_DATA_DIR=str(tmp_path / "data"),
         SIGVER_MEDIA_ROOT=str(tmp_path / "media"), SIGVER_MAX_UPLOAD_BYTES="1000", SIGVER_MAX_REQUEST_BYTES="5000",
         SIGVER_THROTTLE_ANON="5/min", SIGVER_THROTTLE_USER="50/hour", SIGVER_THROTTLE_AUTH="3/min",
-        SIGVER_TORCH_THREADS="3",
+        SIGVER_THROTTLE_EXPLAIN="4/min", SIGVER_THROTTLE_PAIRS_VERIFY="2/hour", SIGVER_TORCH_THREADS="3",
     )
     assert ns["SIGVER_MODEL_PATH"] == tmp_path / "m.safetensors"
     assert ns["SIGVER_DATA_DIR"] == tmp_path / "data"
     assert ns["MEDIA_ROOT"] == tmp_path / "media"
     assert (ns["SIGVER_MAX_UPLOAD_BYTES"], ns["SIGVER_MAX_REQUEST_BYTES"]) == (1000, 5000)
-    assert ns["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"] == {"anon": "5/min", "user": "50/hour", "auth": "3/min"}
+    rates = ns["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"]
+    assert {scope: rates[scope] for scope in ("anon", "user", "auth", "explain", "pairs_verify")} == {
+        "anon": "5/min", "user": "50/hour", "auth": "3/min", "explain": "4/min", "pairs_verify": "2/hour"}
     assert ns["SIGVER_TORCH_THREADS"] == 3
 
 
@@ -162,7 +164,9 @@ def test_defaults(load):
     assert ns["SIGVER_MODEL_PATH"] == repo / "trained_model_parameters" / "siamese_resnet18.safetensors"
     assert ns["SIGVER_DATA_DIR"] == repo / "organized_data"
     assert ns["SIGVER_MAX_UPLOAD_BYTES"] == 10 * 1024 * 1024
-    assert ns["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"] == {"anon": "60/min", "user": "600/min", "auth": "10/min"}
+    rates = ns["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"]
+    assert {scope: rates[scope] for scope in ("anon", "user", "auth", "explain", "pairs_verify")} == {
+        "anon": "60/min", "user": "600/min", "auth": "10/min", "explain": "10/min", "pairs_verify": "6/min"}
     assert ns["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
     assert ns["REST_FRAMEWORK"]["DEFAULT_RENDERER_CLASSES"] == ["rest_framework.renderers.JSONRenderer"]
     assert ns["FILE_UPLOAD_PERMISSIONS"] == 0o640  # stored references are never executable
