@@ -10,8 +10,6 @@ from pathlib import Path
 
 import streamlit as st
 
-import session
-
 HERE = Path(__file__).resolve().parent
 
 PAGES = [
@@ -30,9 +28,6 @@ def main() -> None:
         st.set_option("client.toolbarMode", "minimal")
     except Exception:  # noqa: BLE001 - not settable at runtime in some Streamlit versions: cosmetic only
         pass
-    session.restore()  # signed in before a page refresh: signed in again (cookie -> this process's session)
-    with st.sidebar:
-        session.cookie_ui()
     pages = [
         st.Page(str(HERE / path), title=title, icon=icon, default=(i == 0))
         for i, (path, title, icon) in enumerate(PAGES)

@@ -121,9 +121,15 @@ def api_errors(action: str = "", on_auth_error: Callable[[api.AuthError], None] 
 
 
 def sidebar_ui() -> dict[str, Any] | None:
-    """Backend status and model version on every page; returns the health answer, or None when down."""
+    """Backend status and model version on every page; returns the health answer, or None when down.
+    Also restores a clerk's sign-in after a page refresh and keeps the session cookie in step (session.py): here,
+    because every page calls this first, also when Streamlit runs a page of pages/ without app.py."""
+    import session  # noqa: PLC0415 - session imports this module
+
+    session.restore()
     base = api.api_url()
     with st.sidebar:
+        session.cookie_ui()
         st.markdown("#### Verification server")
         try:
             health = cached_health(base)
