@@ -1,7 +1,10 @@
-"""Refuse oversized request bodies, and Content-Types with a charset that is not one, before anything reads them."""
+"""Request-level bounds: oversized bodies and Content-Types whose charset is not one are refused before
+anything reads them; image requests run a few at a time per process, each with a deadline."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Callable
 
 from django.conf import settings
@@ -45,3 +48,65 @@ class RequestSizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+# --- image requests: how many at once, and a deadline -------------------------------------------------
+
+IMAGE_ENDPOINTS = frozenset({"verify", "reference-list", "profile-verify", "dataset-pairs-verify"})
+_local = threading.local()
+
+
+def request_deadline() -> float | None:
+    """time.monotonic() by which the current image request must be done (None outside one)."""
+    return getattr(_local, "deadline", None)
+
+
+def busy_response(message: str) -> JsonResponse:
+    response = JsonResponse(error_body("server_busy", message, {"retry_after": 5}), status=503)
+    response["Retry-After"] = "5"
+    return response
+
+
+class ImageRequestLimitMiddleware:
+    """At most SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS image requests (POSTs that decode uploads or run the
+    model: verify, reference upload, profile verify, batch pair verification) run at once in a process;
+    one that cannot start within SIGVER_BUSY_WAIT_SECONDS is a 503 `server_busy` with Retry-After.
+
+    With gunicorn's gthread workers this keeps threads free for health checks and light requests
+    (the default is GUNICORN_THREADS - 1), whatever clients send. Each image request also gets a
+    deadline of SIGVER_REQUEST_DEADLINE_SECONDS: the decoding steps check it (signatures.images) and
+    answer 503 once it has passed, instead of going on working for a client that has given up."""
+
+    _semaphore: threading.BoundedSemaphore | None = None
+    _size: int | None = None
+    _lock = threading.Lock()
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    @classmethod
+    def semaphore(cls) -> threading.BoundedSemaphore:
+        size = max(1, int(settings.SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS))
+        with cls._lock:
+            if cls._semaphore is None or cls._size != size:  # settings may change in tests
+                cls._semaphore, cls._size = threading.BoundedSemaphore(size), size
+            return cls._semaphore
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        slot = getattr(request, "_sigver_image_slot", None)
+        if slot is not None:
+            _local.deadline = None
+            slot.release()
+        return response
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        match = request.resolver_match
+        if request.method != "POST" or match is None or match.url_name not in IMAGE_ENDPOINTS:
+            return None
+        semaphore = self.semaphore()
+        if not semaphore.acquire(timeout=max(0.0, float(settings.SIGVER_BUSY_WAIT_SECONDS))):
+            return busy_response("The server is busy with other image requests; try again shortly.")
+        request._sigver_image_slot = semaphore
+        _local.deadline = time.monotonic() + float(settings.SIGVER_REQUEST_DEADLINE_SECONDS)
+        return None

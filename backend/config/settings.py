@@ -115,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ImageRequestLimitMiddleware",  # image requests: a few at a time, each with a deadline
     "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
@@ -214,6 +215,12 @@ SIGVER_MAX_IMAGE_PIXELS = env_int("SIGVER_MAX_IMAGE_PIXELS", 16_000_000)  # more
 SIGVER_MAX_ASPECT_RATIO = env_int("SIGVER_MAX_ASPECT_RATIO", 20)  # wider (or higher) than 20:1 → 413
 SIGVER_DECODE_BUDGET_PIXELS = env_int("SIGVER_DECODE_BUDGET_PIXELS", 16_000_000)  # decoded at once per process
 SIGVER_DECODE_WAIT_SECONDS = env_int("SIGVER_DECODE_WAIT_SECONDS", 10)  # waiting longer for that budget → 503
+# Image requests (config.middleware): at most this many at once per process, so gunicorn's last thread stays
+# free for health checks; waiting longer than SIGVER_BUSY_WAIT_SECONDS for a turn → 503 server_busy
+SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS = env_int(
+    "SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS", max(1, env_int("GUNICORN_THREADS", 4) - 1))
+SIGVER_BUSY_WAIT_SECONDS = env_int("SIGVER_BUSY_WAIT_SECONDS", 5)
+SIGVER_REQUEST_DEADLINE_SECONDS = env_int("SIGVER_REQUEST_DEADLINE_SECONDS", 30)  # past it, decoding stops → 503
 
 # --- the model and the data -------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ Every upload costs a bounded amount of CPU, memory and time before anything deco
   if lower), an aspect ratio of at most SIGVER_MAX_ASPECT_RATIO : 1;
 - decoding: with exactly the format that was accepted (`formats=[fmt]`), the first page only, JPEGs
   with at most sigml.preprocessing.MAX_JPEG_SCANS scans;
-- memory: decodes in one process share a budget of SIGVER_DECODE_BUDGET_PIXELS pixels (about 20 bytes
-  each at the peak of preprocessing); a request waits at most SIGVER_DECODE_WAIT_SECONDS for its share,
-  else 503 `server_busy` with Retry-After; memory freed by large decodes is handed back to the system.
+- memory: decodes in one process share a budget of SIGVER_DECODE_BUDGET_PIXELS pixels (about 11-20
+  bytes each at the peak of preprocessing); a request waits at most SIGVER_DECODE_WAIT_SECONDS for its
+  share, else 503 `server_busy` with Retry-After; memory freed by large decodes is handed back;
+- time: no image is decoded once the request's deadline (config.middleware) has passed: 503.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -31,6 +33,7 @@ from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
 from config.exceptions import ApplicationError, image_error_status
+from config.middleware import request_deadline
 from sigml.errors import ImageError
 from sigml.inference import Verifier
 from sigml.preprocessing import preprocess
@@ -169,9 +172,19 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage) -> torch.Tenso
     Decoded with exactly the accepted format and the serving pixel limit, within the decode budget."""
     cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
     pixels = image.width * image.height
+    wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
+    deadline = request_deadline()
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ApplicationError(
+                f"{image.field}: the request took longer than {settings.SIGVER_REQUEST_DEADLINE_SECONDS} s; "
+                "send fewer or smaller images.", code="server_busy", status_code=503,
+                headers={"Retry-After": "5"}, details={"field": image.field, "retry_after": 5},
+            )
+        wait = min(wait, left)
     try:
-        with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS),
-                                   timeout=float(settings.SIGVER_DECODE_WAIT_SECONDS)):
+        with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
             try:
                 return preprocess(image.data, cfg, formats=(image.format,))
             finally:

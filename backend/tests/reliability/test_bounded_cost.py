@@ -368,3 +368,62 @@ def test_the_pixel_limit_is_the_lower_of_the_setting_and_the_card(verifier, sett
     with pytest.raises(ImageTooLargeError):
         load_image(png(1), 1000)
     assert PreprocessConfig().max_pixels == 40_000_000  # the card's own limit is unchanged
+
+
+# --- finding 1: a deadline per image request, and threads kept free for health ----------------------
+
+def test_no_image_is_decoded_after_the_request_deadline(enrolled, settings, monkeypatch):
+    """A reference upload of many large images stops decoding once its deadline has passed: 503, and
+    nothing is stored."""
+    settings.SIGVER_REQUEST_DEADLINE_SECONDS = 1
+    decoded = []
+    original = images.preprocess
+
+    def slow_preprocess(*args, **kwargs):
+        time.sleep(0.4)
+        decoded.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(images, "preprocess", slow_preprocess)
+    api, profile_id = enrolled
+    before = Reference.objects.count()
+    started = time.perf_counter()
+    response = api.post(f"/api/profiles/{profile_id}/references/",
+                        {"images": [SimpleUploadedFile(f"{i}.png", png(40 + i), "image/png") for i in range(10)]},
+                        format="multipart")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 503, response.content[:300]
+    error = error_of(response)
+    assert error["code"] == "server_busy" and "longer than 1 s" in error["message"] and response["Retry-After"]
+    assert len(decoded) <= 4 and elapsed < 3.0, (len(decoded), elapsed)  # not all 10 (4 s)
+    assert Reference.objects.count() == before
+
+
+def test_image_requests_beyond_the_limit_get_503_while_health_answers(enrolled, settings):
+    from config.middleware import ImageRequestLimitMiddleware
+
+    settings.SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS = 2
+    settings.SIGVER_BUSY_WAIT_SECONDS = 0
+    api, profile_id = enrolled
+    slots = ImageRequestLimitMiddleware.semaphore()
+    assert slots.acquire(timeout=1) and slots.acquire(timeout=1)  # two image requests in flight
+    try:
+        for endpoint in ENDPOINTS:
+            busy = send(endpoint, api, profile_id, png(3))
+            assert busy.status_code == 503 and busy["Retry-After"], (endpoint, busy.content[:200])
+            assert error_of(busy)["code"] == "server_busy"
+        busy = api.post("/api/datasets/SYNTH/pairs/verify/", {"split": "all", "limit": 2}, format="json")
+        assert busy.status_code == 503
+        assert api.get("/api/health/").status_code == 200  # light requests are not limited
+        assert api.get(f"/api/profiles/{profile_id}/references/").status_code == 200
+    finally:
+        slots.release()
+        slots.release()
+    assert send("verify", api, profile_id, png(3)).status_code == 200
+    assert send("verify", api, profile_id, png(3)).status_code == 200  # every slot was given back
+
+
+def test_by_default_one_gunicorn_thread_is_kept_for_light_requests():
+    import config.settings as module  # values from the environment at start-up
+
+    assert module.SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS == max(1, int(__import__("os").environ.get("GUNICORN_THREADS", 4)) - 1)
