@@ -274,8 +274,16 @@ def in_100(share: float) -> str:
     return f"{n} in 100"
 
 
-def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "the reference") -> str:
+COPY_FLAG = "identical_to_reference"
+
+
+def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "the reference",
+                  flags: list[str] | None = None) -> str:
     """What the decision means, in words that claim no more than the rates measured at this score."""
+    if COPY_FLAG in (flags or []):
+        return (f"The questioned image is a copy of {subject}, not a new signature: a hand never repeats itself "
+                "exactly. It may be a photocopy, a second scan of the same sheet or a replayed image: ask for the "
+                "original document.")
     rates = rates or {}
     low, high = rates.get("forgeries_scoring_this_low"), rates.get("genuine_scoring_this_high")
     if decision == "genuine":
@@ -296,12 +304,15 @@ def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "t
     return text
 
 
-def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: str = "the reference") -> str:
+def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: str = "the reference",
+                  flags: list[str] | None = None) -> str:
     title, colour, bg = DECISION_STYLE.get(decision, DECISION_STYLE["inconclusive"])
+    if COPY_FLAG in (flags or []):
+        title = "⚠ COPY OF THE REFERENCE"
     return (
         f'<div style="border:3px solid {colour};background:{bg};border-radius:12px;padding:14px 20px;margin:6px 0 12px 0">'
         f'<div style="color:{colour};font-size:2.4rem;font-weight:800;letter-spacing:0.04em;line-height:1.2">{title}</div>'
-        f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(decision_text(decision, rates, subject))}</div></div>'
+        f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(decision_text(decision, rates, subject, flags))}</div></div>'
     )
 
 
@@ -368,7 +379,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     rates = result.get("decision_rates") or {}
     genuine_below = float(rates.get("genuine_below", threshold))
     forged_above = float(rates.get("forged_above", threshold))
-    st.markdown(decision_html(decision, rates, subject), unsafe_allow_html=True)
+    st.markdown(decision_html(decision, rates, subject, list(result.get("flags") or [])), unsafe_allow_html=True)
     st.markdown(distance_scale_html(distance, genuine_below, forged_above), unsafe_allow_html=True)
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{distance:.3f}", help="How different the questioned signature looks to the model "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import decision, protocols
+from . import copies, decision, protocols
 from .checkpoints import load_weights
 from .errors import ModelLoadError
 from .model import SiameseResNet18
@@ -46,6 +46,7 @@ class VerificationResult:
     decision: str = "inconclusive"  # "genuine" / "inconclusive" / "forged": the three-way answer (sigml.decision)
     # the band's cuts and the rates measured on validation writers at this score (`Verifier.decide`)
     decision_rates: dict | None = None
+    flags: tuple[str, ...] = ()  # e.g. copies.COPY_FLAG: the questioned image is a copy of a reference
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +55,7 @@ class VerificationResult:
 @dataclass(frozen=True)
 class ProfileVerificationResult(VerificationResult):
     distances: tuple[float, ...] = ()  # one per reference, in the order given
+    copy_of: int | None = None  # index of the reference the questioned image is a copy of (flags has COPY_FLAG)
     # what `distance` is: "normalized" (mean distance / the references' spread), "mean" (mean distance),
     # or "pairwise" (a single reference: the plain pair distance against the pairwise threshold)
     score: str = "mean"
@@ -114,10 +116,16 @@ class Verifier:
     def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
         return self.embed_tensors(torch.stack([self.preprocess(s) for s in sources]))
 
-    def decide(self, distance: float, protocol: str = "pairwise") -> dict:
+    def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False) -> dict:
         """Every answer a score gets, from the model card: the two-way `verdict` at the EER threshold (`match`),
-        the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`."""
+        the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`.
+        `copy`: the questioned image is a copy of a reference (`sigml.copies`): flagged, never genuine, inconclusive."""
         threshold = self.card.reference_threshold() if protocol == "reference_based" else self.threshold
+        if copy:
+            return {"threshold": threshold, "match": False, "verdict": "forged", "similarity": 0.0,
+                    "decision": "inconclusive", "flags": (copies.COPY_FLAG,),
+                    "decision_rates": {"genuine_below": self.card.band(protocol)["genuine_below"],
+                                       "forged_above": self.card.band(protocol)["forged_above"]}}
         match = bool(distance <= threshold)
         band = self.card.band(protocol)
         rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
@@ -128,19 +136,28 @@ class Verifier:
                 "similarity": self.card.similarity(distance, protocol), "decision": decision.decide(distance, band),
                 "decision_rates": rates}
 
-    def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor) -> VerificationResult:
+    def is_copy(self, distance: float, *, same_bytes: bool = False) -> bool:
+        return copies.is_copy(distance, same_bytes=same_bytes, threshold=self.card.copy_threshold)
+
+    def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor, *,
+                       same_bytes: bool = False) -> VerificationResult:
+        """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256)."""
         emb = self.embed_tensors(torch.stack([reference, questioned]))
         distance = float(np.linalg.norm(emb[0] - emb[1]))
-        return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance))
+        copy = self.is_copy(distance, same_bytes=same_bytes)
+        return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance, copy=copy))
 
     def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
         """Distance between two signatures (one batched forward pass) and the calibrated verdict."""
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
-    def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor) -> ProfileVerificationResult:
+    def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor, *,
+                       same_bytes_as: int | None = None) -> ProfileVerificationResult:
         """Questioned signature vs stored reference embeddings, scored as the model card says
         (`reference_score`, calibrated on validation writers) against the reference threshold.
-        With a single reference there is no spread to normalise by: that is a pairwise comparison."""
+        With a single reference there is no spread to normalise by: that is a pairwise comparison.
+        `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
+        it, or a reference closer than the card's copy threshold, makes the answer a flagged copy."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
@@ -156,10 +173,14 @@ class Verifier:
             protocol = "reference_based"
             floor = self.card.reference_calibration.get("spread_floor", 0.0)
             distance = float(protocols.normalize(mean_distance, spread, floor)) if method == "normalized" else mean_distance
+        closest = int(np.argmin(distances))
+        copy_of = same_bytes_as if same_bytes_as is not None else (
+            closest if self.is_copy(float(distances[closest])) else None)
         return ProfileVerificationResult(
-            distance=distance, model_version=self.model_version, **self.decide(distance, protocol),
+            distance=distance, model_version=self.model_version,
+            **self.decide(distance, protocol, copy=copy_of is not None),
             distances=tuple(float(x) for x in distances), score=method, mean_distance=mean_distance,
-            reference_spread=spread,
+            reference_spread=spread, copy_of=copy_of,
         )
 
     def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:

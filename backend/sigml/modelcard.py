@@ -37,6 +37,8 @@ class ModelCard:
     # cards written before them decide two-way at the EER threshold (`band`)
     decision_bands: dict[str, dict[str, Any]] = field(default_factory=dict)
     rate_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # embedding distance at or below which a questioned image is a copy of a reference (sigml.copies)
+    copy_threshold: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +92,7 @@ class ModelCard:
             "reference_calibration": self.reference_calibration,
             "decision_bands": self.decision_bands,
             "rate_curves": self.rate_curves,
+            "copy_threshold": self.copy_threshold,
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
@@ -113,6 +116,7 @@ class ModelCard:
                                        "forged_above": float(band["forged_above"])}
                             for protocol, band in data.get("decision_bands", {}).items()},
             rate_curves=dict(data.get("rate_curves", {})),
+            copy_threshold=None if data.get("copy_threshold") is None else float(data["copy_threshold"]),
             metrics=data.get("metrics", {}),
             data=data.get("data", {}),
             training=data.get("training", {}),

@@ -19,7 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from config.exceptions import ApplicationError
 from sigml.errors import ImageError
-from sigml.inference import Verifier, VerificationResult, overlay_png
+from sigml.inference import Verifier, overlay_png
 from sigml.pairs import Pair
 from sigml.preprocessing import to_png
 
@@ -47,10 +47,10 @@ def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: 
     started = time.perf_counter()
     verifier = verifier_get()
     names = {"reference": "reference", "questioned": "questioned", **(field_names or {})}
-    _, (ref_tensor, q_tensor) = uploads_preprocess(
+    (ref_image, q_image), (ref_tensor, q_tensor) = uploads_preprocess(
         verifier=verifier, uploads=[(names["reference"], reference), (names["questioned"], questioned)]
     )
-    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor).to_dict()
+    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=ref_image.sha256 == q_image.sha256).to_dict()
     if previews:
         out["previews"] = {"reference": png_data_uri(to_png(ref_tensor)), "questioned": png_data_uri(to_png(q_tensor))}
     if explain:
@@ -271,7 +271,7 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, A
     if not references:
         raise ApplicationError("the profile has no references; upload genuine references first.", code="no_references")
     verifier = verifier_get()
-    _, (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)])
+    (image,), (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)])
     current = [r for r in references if r.model_version == verifier.model_version]
     stale = [r for r in references if r.model_version != verifier.model_version]
     if stale:
@@ -280,9 +280,12 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, A
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
     matrix = np.stack([r.embedding_array() for r in current])
-    result: VerificationResult = verifier.verify_against(matrix, tensor)
+    same_bytes_as = next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
+    result = verifier.verify_against(matrix, tensor, same_bytes_as=same_bytes_as)
     out = result.to_dict()
     distances = out.pop("distances")
+    copy_of = out.pop("copy_of")
+    out["copy_of_reference"] = current[copy_of].pk if copy_of is not None else None
     out["references"] = [{"id": r.pk, "distance": d} for r, d in zip(current, distances)]
     out["reference_count"] = len(current)
     out["elapsed_ms"] = _elapsed_ms(started)

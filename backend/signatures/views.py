@@ -24,6 +24,7 @@ from config.pagination import paginated_response
 from config.parsers import JSONParser
 from config.schema import error_responses
 from config.throttles import AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle
+from sigml.copies import COPY_FLAG
 from sigml.decision import DECISIONS
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
@@ -80,6 +81,11 @@ class VerificationOutputSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=["genuine", "forged"], help_text="two-way answer at `threshold`")
     decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
     decision_rates = DecisionRatesSerializer(help_text="the decision's cuts and the rates measured at this score")
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=[COPY_FLAG]),
+        help_text="`identical_to_reference`: the questioned image is the reference itself or a near-identical copy "
+        "(a photocopy, a scan of the same sheet, a replayed image); a genuine hand never repeats exactly, so the "
+        "answer is never genuine: decision inconclusive, verdict forged")
     similarity = serializers.FloatField(help_text="calibrated probability-like score in [0, 1]")
     model_version = serializers.CharField()
     elapsed_ms = serializers.FloatField()
@@ -532,6 +538,9 @@ class ProfileVerifyApi(APIView):
             fields={"id": serializers.IntegerField(), "distance": serializers.FloatField()},
         )
         reference_count = serializers.IntegerField()
+        copy_of_reference = serializers.IntegerField(
+            allow_null=True, help_text="id of the reference the questioned image is a copy of (flags has "
+            "`identical_to_reference`), else null")
         score = serializers.ChoiceField(
             choices=[*REFERENCE_SCORES, "pairwise"],
             help_text="what `distance` is: `normalized` = mean distance to the references divided by their spread "

@@ -150,6 +150,7 @@ def verify_result(a: bytes, b: bytes, *, previews: bool = False, explain: bool =
         "match": match,
         "verdict": "genuine" if match else "forged",
         **fake_decision(d, THRESHOLD),
+        "flags": ["identical_to_reference"] if a == b else [],
         "similarity": round(1 / (1 + math.exp(8 * (d - THRESHOLD))), 4),
         "model_version": MODEL_VERSION,
         "elapsed_ms": 12.5,
@@ -547,6 +548,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {
                 "distance": round(score, 4), "threshold": threshold, "match": match,
                 "verdict": "genuine" if match else "forged", **fake_decision(score, threshold),
+                "flags": [], "copy_of_reference": None,
                 "similarity": round(1 / (1 + math.exp(8 * (score - threshold) / threshold)), 4),
                 "model_version": MODEL_VERSION, "elapsed_ms": 20.0,
                 "references": per, "reference_count": len(per),

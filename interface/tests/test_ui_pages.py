@@ -341,6 +341,13 @@ def test_decision_wording_claims_only_the_measured_rates(decision, rates, says, 
     assert ui.DECISION_STYLE[decision][0] in ui.decision_html(decision, rates)
 
 
+def test_a_copy_is_said_to_be_a_copy():
+    import ui
+
+    html = ui.decision_html("inconclusive", {"forgeries_scoring_this_low": 0.0}, flags=["identical_to_reference"])
+    assert "COPY OF THE REFERENCE" in html and "not a new signature" in html and "GENUINE" not in html
+
+
 def test_an_older_backend_without_decision_falls_back_to_the_verdict():
     import ui
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version"}
-VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version", "elapsed_ms",
+VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
                  "references", "reference_count", "score", "mean_distance", "reference_spread"}
 
 
@@ -369,10 +369,20 @@ def test_profile_verify(api, verifier, embed_calls):
     assert body["reference_spread"] == pytest.approx(float(np.mean(pair)), rel=1e-3)
     assert body["distance"] == pytest.approx(body["mean_distance"] / body["reference_spread"], rel=1e-4)
     assert body["threshold"] == verifier.card.reference_threshold() != verifier.card.threshold
+    assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
+    # the questioned image IS reference 2: a copy, never genuine
+    assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[1]["id"]
+    assert body["decision"] == "inconclusive" and body["match"] is False and body["verdict"] == "forged"
+
+
+def test_profile_verify_of_a_new_signature(api, verifier):
+    profile = create_profile(api)
+    add_references(api, profile["id"], [1, 2, 3])
+    body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
+    assert body["flags"] == [] and body["copy_of_reference"] is None
     assert body["match"] == (body["distance"] <= body["threshold"])
     assert body["verdict"] == ("genuine" if body["match"] else "forged")
     assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"], "reference_based"), abs=1e-6)
-    assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
     # the test card has no decision bands: the three-way decision falls back to the reference threshold
     assert body["decision"] == body["verdict"]
     assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}
@@ -401,12 +411,13 @@ def test_profile_verify_with_one_reference_is_a_pairwise_comparison(api, verifie
     assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"]), abs=1e-6)
 
 
-def test_profile_verify_of_a_reference_itself_is_genuine(api):
+def test_profile_verify_of_a_reference_itself_is_a_flagged_copy(api):
     profile = create_profile(api)
-    add_references(api, profile["id"], [6])
+    created = add_references(api, profile["id"], [6])
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(6))}, format="multipart").json()
     assert body["distance"] == pytest.approx(0.0, abs=1e-3)
-    assert body["verdict"] == "genuine" and body["match"] is True
+    assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[0]["id"]
+    assert body["decision"] != "genuine" and body["verdict"] == "forged" and body["match"] is False
 
 
 def test_profile_verify_without_references(api):

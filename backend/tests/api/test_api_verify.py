@@ -13,8 +13,8 @@ from api_helpers import blank_png, bomb_png, error_of, png, upload
 from sigml.testing import image_bytes, signature_image
 
 URL = reverse("api:verify")
-FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version",
-          "elapsed_ms"}
+FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "similarity",
+          "model_version", "elapsed_ms"}
 
 
 def decode_data_uri(uri: str) -> Image.Image:
@@ -37,11 +37,25 @@ def test_verify_two_signatures(client, verifier):
     assert body["elapsed_ms"] >= 0
 
 
-def test_same_image_is_a_match(client):
+def test_the_same_image_twice_is_a_flagged_copy_never_genuine(client):
     response = client.post(URL, {"reference": upload(png(3)), "questioned": upload(png(3))}, format="multipart")
     body = response.json()
     assert body["distance"] == pytest.approx(0.0, abs=1e-3)
-    assert body["match"] is True and body["verdict"] == "genuine"
+    assert body["flags"] == ["identical_to_reference"]
+    assert body["decision"] == "inconclusive" and body["verdict"] == "forged" and body["match"] is False
+
+
+def test_a_re_encoded_copy_is_flagged_below_the_cards_copy_threshold(client, verifier, monkeypatch):
+    original = signature_image(5)
+    jpeg = image_bytes(original, "JPEG", quality=60)  # other bytes, nearly the same pixels
+    data = {"reference": upload(image_bytes(original)), "questioned": upload(jpeg, "q.jpg", "image/jpeg")}
+    distance = verifier.verify(image_bytes(original), jpeg).distance
+    assert distance > 1e-4  # not byte-identical: only the copy threshold can catch it
+    monkeypatch.setattr(verifier.card, "copy_threshold", distance * 2)
+    assert client.post(URL, data, format="multipart").json()["flags"] == ["identical_to_reference"]
+    monkeypatch.setattr(verifier.card, "copy_threshold", distance / 2)
+    data = {"reference": upload(image_bytes(original)), "questioned": upload(jpeg, "q.jpg", "image/jpeg")}
+    assert client.post(URL, data, format="multipart").json()["flags"] == []
 
 
 def test_aliases_image_1_and_image_2(client):

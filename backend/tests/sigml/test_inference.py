@@ -17,7 +17,8 @@ from sigml.inference import ProfileVerificationResult, VerificationResult, Verif
 from sigml.modelcard import ModelCard, card_path_for
 from sigml.testing import image_bytes
 
-FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "similarity", "model_version"}
+FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "similarity",
+          "model_version"}
 
 
 def check_result(r: VerificationResult, verifier: Verifier, threshold: float) -> None:
@@ -58,11 +59,32 @@ def test_verdicts_follow_the_threshold(verifier, png_signatures):
     assert r_strict.similarity < 0.5 < r_lenient.similarity
 
 
-def test_same_image_is_genuine(verifier, png_signatures):
+def test_same_image_is_a_copy_never_genuine(verifier, png_signatures):
+    """A genuine hand never repeats exactly: the same image twice is flagged, whatever the threshold says."""
     r = verifier.verify(png_signatures[3], png_signatures[3])
     assert r.distance == pytest.approx(0.0, abs=1e-4)
-    assert r.match and r.verdict == "genuine"
-    check_result(r, verifier, verifier.threshold)
+    assert r.flags == ("identical_to_reference",)
+    assert (r.match, r.verdict, r.decision, r.similarity) == (False, "forged", "inconclusive", 0.0)
+
+
+def test_copy_rule():
+    from sigml import copies
+
+    assert copies.is_copy(0.5, same_bytes=True)
+    assert copies.is_copy(0.0) and not copies.is_copy(0.01)  # no card threshold: only a zero distance
+    assert copies.is_copy(0.01, threshold=0.02) and not copies.is_copy(0.03, threshold=0.02)
+    assert copies.fit_copy_threshold([0.3, 0.12, 0.5]) == pytest.approx(0.06)
+    with pytest.raises(ValueError):
+        copies.fit_copy_threshold([])
+
+
+def test_near_copies_are_images_of_the_same_signature():
+    from sigml import copies
+    from sigml.testing import signature_image
+
+    made = copies.near_copies(signature_image(1))
+    assert set(made) == set(copies.NEAR_COPIES)
+    assert all(im.mode == "L" and im.width > 10 for im in made.values())
 
 
 def test_embed(verifier, png_signatures):

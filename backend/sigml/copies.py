@@ -1,0 +1,69 @@
+"""Copy detection: a questioned signature that is the reference itself (or a near-identical copy of it).
+
+A genuine hand never repeats exactly: two genuine signatures of one writer always differ by more than re-encoding,
+rescaling or re-scanning one image does. A questioned image that is byte-identical (sha256) to a reference, or
+whose embedding lies closer to it than `copy_threshold`, is flagged `identical_to_reference` (a photocopy, a scan
+of the same sheet, or a replayed image) and is never answered genuine.
+
+`copy_threshold` belongs to the model (distances are the embedding's): `fit_copy_threshold` sets it from real
+genuine pairs of writers never seen in training (half the closest such pair, so no measured genuine pair is ever
+flagged), and `bench/copy_threshold.py` measures it and how many made-up copies (`near_copies`) it catches. A card
+without one flags byte-identical images and distances of (numerically) zero only.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+COPY_FLAG = "identical_to_reference"
+ZERO_DISTANCE = 1e-4  # the same pixels embed to the same point up to bf16 rounding
+GENUINE_MARGIN = 0.5  # the threshold is this fraction of the closest genuine pair measured
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    image.convert("L").save(buf, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("L")
+
+
+def _rescale(image: Image.Image, factor: float) -> Image.Image:
+    return image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.BILINEAR)
+
+
+def _rescan(image: Image.Image) -> Image.Image:
+    """A second scan of the same sheet: a little rotation, blur, contrast and brightness change, sensor noise."""
+    grey = image.convert("L").rotate(1.5, resample=Image.BILINEAR, expand=True, fillcolor=255)
+    grey = ImageEnhance.Contrast(grey.filter(ImageFilter.GaussianBlur(0.6))).enhance(0.85)
+    grey = ImageEnhance.Brightness(grey).enhance(1.05)
+    noise = np.random.default_rng(0).normal(0, 6, (grey.height, grey.width))
+    return Image.fromarray(np.clip(np.asarray(grey, dtype=np.float64) + noise, 0, 255).astype(np.uint8))
+
+
+NEAR_COPIES: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "jpeg_q60": lambda im: _jpeg(im, 60),
+    "rescaled_0.7": lambda im: _rescale(im, 0.7),
+    "rescaled_1.5_jpeg_q85": lambda im: _jpeg(_rescale(im, 1.5), 85),
+    "rescanned": _rescan,
+}
+
+
+def near_copies(image: Image.Image) -> dict[str, Image.Image]:
+    """Made-up copies of one signature image, as a photocopy, a re-encoding or a second scan would make them."""
+    return {name: make(image) for name, make in NEAR_COPIES.items()}
+
+
+def fit_copy_threshold(genuine_distances: np.ndarray) -> float:
+    """`GENUINE_MARGIN` times the smallest distance between two genuine signatures of one writer."""
+    genuine = np.asarray(genuine_distances, dtype=np.float64)
+    if genuine.size == 0:
+        raise ValueError("no genuine pair to measure")
+    return float(GENUINE_MARGIN * genuine.min())
+
+
+def is_copy(distance: float, *, same_bytes: bool = False, threshold: float | None = None) -> bool:
+    """The one rule: byte-identical, or closer than the card's copy threshold (zero distance without one)."""
+    return same_bytes or distance <= max(ZERO_DISTANCE, threshold or 0.0)
