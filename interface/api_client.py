@@ -247,6 +247,10 @@ class SigverClient:
 
     # ---------------------------------------------------------------- health and model
 
+    def index(self) -> dict[str, Any]:
+        """GET /api/ -> {name, version, links, limits: {max_upload_bytes, max_request_bytes, ...}}."""
+        return self._request("GET", "/api/")
+
     def health(self) -> dict[str, Any]:
         """GET /api/health/ -> {status, model_loaded, model_version, database}.
 

@@ -73,6 +73,25 @@ def cached_writer(base_url: str, dataset: str, writer: str, _token: str | None =
     return api.SigverClient(base_url, token=_token).writer(dataset, writer)
 
 
+DEFAULT_UPLOAD_LIMIT_MB = 10  # the API's default SIGVER_MAX_UPLOAD_BYTES, 10 MiB
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def cached_upload_limit_mb(base_url: str) -> int:
+    """The API's per-file upload limit (`limits.max_upload_bytes` of GET /api/) in MiB, rounded down so that
+    the widget never accepts what the server refuses; the default when the server does not say."""
+    try:
+        limit = int(api.SigverClient(base_url).index()["limits"]["max_upload_bytes"])
+    except (api.ApiError, KeyError, TypeError, ValueError):
+        return DEFAULT_UPLOAD_LIMIT_MB
+    return max(1, limit // (1024 * 1024))
+
+
+def upload_limit_mb() -> int:
+    """For every upload widget's `max_upload_size`: it then shows the server's limit, not Streamlit's 200 MB."""
+    return cached_upload_limit_mb(api.api_url())
+
+
 @st.cache_data(ttl=600, max_entries=400, show_spinner=False)
 def cached_dataset_image(base_url: str, url: str, _token: str | None = None) -> bytes:
     """Dataset images are public and immutable: keep their PNG thumbnails for a while."""
@@ -223,7 +242,7 @@ def pair_uploader(role: str, label: str, key_prefix: str, help: str | None = Non
     widget_key = f"{key_prefix}_{role}"
     st.file_uploader(
         label, type=api.IMAGE_TYPES, key=widget_key, help=help,
-        on_change=_store_upload, args=(role, widget_key),
+        on_change=_store_upload, args=(role, widget_key), max_upload_size=upload_limit_mb(),
     )
     return pair().get(role)
 

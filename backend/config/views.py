@@ -29,7 +29,7 @@ INDEX_LINKS: list[tuple[str, str, str]] = [
 
 
 class ApiIndexApi(APIView):
-    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="name, version and links")},
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="name, version, links and upload limits")},
                    summary="Index of the API's links")
     def get(self, request: Request) -> Response:
         links = {}
@@ -42,6 +42,12 @@ class ApiIndexApi(APIView):
             "name": settings.SPECTACULAR_SETTINGS["TITLE"],
             "version": settings.SPECTACULAR_SETTINGS["VERSION"],
             "links": links,
+            # what clients (the interface's upload widgets) should tell their users before they upload
+            "limits": {
+                "max_upload_bytes": settings.SIGVER_MAX_UPLOAD_BYTES,
+                "max_request_bytes": settings.SIGVER_MAX_REQUEST_BYTES,
+                "max_references_per_profile": settings.SIGVER_MAX_REFERENCES_PER_PROFILE,
+            },
         })
 
 

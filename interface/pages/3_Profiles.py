@@ -113,7 +113,7 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
     round_ = st.session_state.setdefault(UPLOAD_ROUND_KEY, 0)
     files = st.file_uploader(
         "Add genuine signatures of this person", type=api.IMAGE_TYPES, accept_multiple_files=True,
-        key=f"reference_upload_{round_}",
+        key=f"reference_upload_{round_}", max_upload_size=ui.upload_limit_mb(),
     )
     if st.button(f"Add {len(files)} reference{'s' if len(files) != 1 else ''}" if files else "Add references",
                  disabled=not files, key="add_references_button", icon=":material/upload:"):
@@ -129,7 +129,8 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
 def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any], refs: list[dict[str, Any]]) -> None:
     pid = profile["id"]
     st.markdown(f"Check a questioned signature against all references of **{profile.get('name')}**.")
-    questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned")
+    questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned",
+                                  max_upload_size=ui.upload_limit_mb())
     if questioned is not None:
         ui.show_image(questioned.getvalue(), f"Questioned · {questioned.name}", width=360)
     if not refs:

@@ -12,6 +12,49 @@ import ui
 # Plot names the evaluation writes (`python -m sigml evaluate --plots DIR`): ROC, DET and histogram per protocol.
 DEFAULT_PLOTS = ["pairwise", "reference_k10", "reference_k5", "random_forgeries", "roc", "det"]
 RATE_KEYS = ("eer", "far", "frr", "accuracy")
+COLUMN_LABELS = {
+    "evaluation": "evaluation", "eer": "EER (equal error rate)", "far": "FAR (forgeries accepted)",
+    "frr": "FRR (genuine rejected)", "accuracy": "accuracy", "auc": "AUC", "threshold": "threshold",
+    "n_genuine": "genuine comparisons", "n_forged": "forged comparisons", "k": "references per writer",
+}
+PROTOCOL_LABELS = {
+    "pairwise": "two images", "reference_based": "against a writer's references",
+    "reference_based_by_k": "against K references", "random_forgeries": "random forgeries (another writer's genuine)",
+    "headline": "against 10 references (5 for CNSig)", "k": "references per writer",
+}
+
+
+def evaluation_label(path: str) -> str:
+    """'test_CEDAR / reference_based_by_k / 10' -> 'CEDAR · test writers · against 10 references'."""
+    dataset = writers = protocol = ""
+    extra = []
+    for part in path.split(" / "):
+        kind, _, rest = part.partition("_")
+        if part in ("test", "validation", "train"):
+            writers = f"{part} writers"
+        elif kind in ("test", "validation", "train") and rest:
+            writers = f"{kind} writers"
+            dataset = "mean of the datasets" if rest == "macro" else rest
+        elif part.isdigit():
+            protocol = f"against {part} references"
+        elif part in PROTOCOL_LABELS:
+            protocol = PROTOCOL_LABELS[part]
+        elif part.startswith("pairwise_"):
+            protocol, dataset = "two images", part.removeprefix("pairwise_")
+        elif part == "overall":
+            continue
+        else:
+            extra.append(part.replace("_", " "))
+    return " · ".join(x for x in [dataset, writers, protocol, *extra] if x) or path
+
+
+def plot_caption(name: str) -> str:
+    """'CEDAR-pairwise' -> 'CEDAR · two images'."""
+    dataset, _, plot = name.rpartition("-")
+    label = PROTOCOL_LABELS.get(plot, {"roc": "ROC curve", "det": "DET curve"}.get(plot, plot.replace("_", " ")))
+    if plot.startswith("reference_k") and plot.removeprefix("reference_k").isdigit():
+        label = f"against {plot.removeprefix('reference_k')} references"
+    return f"{dataset} · {label}" if dataset else label
 
 
 def summary_ui(card: dict[str, Any]) -> None:
@@ -70,14 +113,15 @@ def metrics_ui(card: dict[str, Any]) -> None:
     for row in rows:
         out: dict[str, Any] = {}
         for k, v in row.items():
-            if k in RATE_KEYS and isinstance(v, (int, float)):
-                out[k.upper() if k != "accuracy" else "accuracy"] = f"{100 * v:.1f} %"
-            elif k == "auc" and isinstance(v, (int, float)):
-                out["AUC"] = f"{v:.3f}"
+            label = COLUMN_LABELS.get(k, k.replace("_", " "))
+            if k == "evaluation":
+                out[label] = evaluation_label(str(v))
+            elif k in RATE_KEYS and isinstance(v, (int, float)):
+                out[label] = f"{100 * v:.1f} %"
             elif isinstance(v, float):
-                out[k] = f"{v:.3f}"
+                out[label] = f"{v:.3f}"
             else:  # text throughout: a column mixing numbers and blanks does not serialise
-                out[k] = str(v)
+                out[label] = str(v)
         shown.append(out)
         columns.extend(k for k in out if k not in columns)
     shown = [{k: r.get(k, "") for k in columns} for r in shown]  # blanks, not "None", where a figure is absent
@@ -111,9 +155,9 @@ def plots_ui(card: dict[str, Any]) -> None:
     if not found:
         return
     st.subheader("ROC / DET curves")
-    for start in range(0, len(found), 2):  # two per row: plots are small, stretched they blur
+    for start in range(0, len(found), 2):  # two per row, each at most its own size: stretched, plots blur
         for col, (name, png) in zip(st.columns(2), found[start:start + 2]):
-            col.image(png, caption=str(name).replace("_", " "), width="stretch")
+            col.image(png, caption=plot_caption(str(name)), width="content")
 
 
 def main() -> None:

@@ -299,7 +299,7 @@ def test_model_card_page(app_test):
     labels = {m.label for m in at.metric}
     assert "Decision threshold (two images)" in labels
     table = at.dataframe[0].value
-    assert "EER" in table.columns and len(table) >= 1
+    assert "EER (equal error rate)" in table.columns and len(table) >= 1
     assert "Measured performance" in [s.value for s in at.subheader]
     assert "ROC / DET curves" in [s.value for s in at.subheader]
     assert len(at.get("image")) >= 2  # the backend's roc.png and det.png

@@ -22,6 +22,7 @@ def test_api_root_is_an_index_of_links(client):
     links = body["links"]
     assert {"verify", "health", "model", "datasets", "profiles", "records", "schema", "docs", "redoc"} <= set(links)
     assert links["health"]["href"] == "http://testserver/api/health/"
+    assert body["limits"]["max_upload_bytes"] == 10 * 1024 * 1024  # the interface shows it on its upload widgets
     for key in ("health", "model", "datasets", "schema", "docs", "redoc"):  # GET endpoints open to anyone
         href = links[key]["href"].removeprefix("http://testserver")
         assert client.get(href).status_code in (200, 503), key  # 503: model not loaded is still an answer
