@@ -38,6 +38,11 @@ browser-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium could not be installed: the browser test will be skipped"; \
 	fi
+	@# Debian's nginx for the production-setup tests (nginx in front of gunicorn, deploy/nginx/sigver.conf)
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) \
+		|| echo "nginx could not be installed: the tests through nginx will be skipped"; \
+	fi
 
 run: install
 	@PY=$(PY) API_HOST=$(API_HOST) API_PORT=$(API_PORT) UI_PORT=$(UI_PORT) MODEL=$(MODEL) DATA=$(DATA) scripts/run.sh
