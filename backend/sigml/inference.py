@@ -183,6 +183,23 @@ class Verifier:
             reference_spread=spread, copy_of=copy_of,
         )
 
+    def reference_consistency(self, reference_embeddings: np.ndarray) -> list[dict]:
+        """Each enrolled reference scored against the profile's other references as a questioned signature would be
+        (`reference_score`, needs at least 3 references so the others have a spread): `outlier` when that score
+        would be decided forged, i.e. the others do not recognise it: a wrong or damaged reference to remove.
+        Returns one {"score", "outlier"} per reference (score None and outlier False with fewer than 3)."""
+        refs = np.asarray(reference_embeddings, dtype=np.float32)
+        if len(refs) < 3:
+            return [{"score": None, "outlier": False} for _ in refs]
+        floor = self.card.reference_calibration.get("spread_floor", 0.0)
+        band = self.card.band("reference_based")
+        out = []
+        for i in range(len(refs)):
+            others = np.delete(refs, i, axis=0)
+            score = float(protocols.reference_scores(refs[i], others, self.card.reference_score, spread_floor=floor)[0])
+            out.append({"score": score, "outlier": decision.decide(score, band) == "forged"})
+        return out
+
     def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:
         """Occlusion sensitivity: how much hiding each patch of ink moves the distance.
 

@@ -19,6 +19,10 @@ class Profile(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["owner", "id"])]
+        constraints = [  # an external id names one person of an owner (blank = none given)
+            models.UniqueConstraint(fields=["owner", "external_id"], condition=~models.Q(external_id=""),
+                                    name="profile_external_id_unique_per_owner"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"

@@ -13,10 +13,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -43,8 +44,14 @@ def natural_key(text: str) -> tuple:
 
 # --- profiles and references ------------------------------------------------------------------------
 
-def profile_list(*, owner: AbstractBaseUser) -> QuerySet[Profile]:
-    return Profile.objects.filter(owner=owner).annotate(reference_count=Count("references")).order_by("id")
+def profile_list(*, owner: AbstractBaseUser, external_id: str | None = None, search: str | None = None) -> QuerySet[Profile]:
+    """The owner's profiles; `external_id`: exactly that id; `search`: name or external id containing it (any case)."""
+    profiles = Profile.objects.filter(owner=owner)
+    if external_id is not None:
+        profiles = profiles.filter(external_id=external_id)
+    if search:
+        profiles = profiles.filter(Q(name__icontains=search) | Q(external_id__icontains=search))
+    return profiles.annotate(reference_count=Count("references")).order_by("id")
 
 
 def profile_get(*, owner: AbstractBaseUser, profile_id: int) -> Profile:
@@ -54,6 +61,43 @@ def profile_get(*, owner: AbstractBaseUser, profile_id: int) -> Profile:
 
 def reference_list(*, profile: Profile) -> QuerySet[Reference]:
     return profile.references.order_by("id")
+
+
+PUBLISHED_KS = (5, 10)  # the numbers of references the published reference-based figures are measured with
+
+
+def reference_list_checked(*, profile: Profile) -> list[Reference]:
+    """The profile's references, each with `consistency_score` and `outlier` (`Verifier.reference_consistency`,
+    over the references embedded by the served model; others get None / False until they are re-embedded)."""
+    from .verifier import verifier_get
+
+    references = list(reference_list(profile=profile))
+    for reference in references:
+        reference.consistency_score, reference.outlier = None, False
+    verifier = verifier_get()
+    current = [r for r in references if r.model_version == verifier.model_version]
+    if current:
+        checks = verifier.reference_consistency(np.stack([r.embedding_array() for r in current]))
+        for reference, check in zip(current, checks):
+            reference.consistency_score, reference.outlier = check["score"], check["outlier"]
+    return references
+
+
+def reference_guidance(*, count: int) -> dict[str, Any]:
+    """How far a profile's number of references is from the ones the published figures were measured with."""
+    low, high = PUBLISHED_KS
+    if count >= high:
+        message = f"{count} references: as many as the published figures with {high} references, or more."
+    elif count >= low:
+        message = (f"{count} references: enough for the published figures with {low} references; {high} give the "
+                   "firmer figures.")
+    elif count >= 2:
+        message = (f"only {count} references: the published figures need {low} (better {high}); with fewer, "
+                   "more answers are inconclusive or wrong.")
+    else:
+        message = (f"{count} reference{'s' if count != 1 else ''}: one reference is compared pair by pair, the weakest "
+                   f"evidence; enrol {low} to {high} genuine signatures of the person.")
+    return {"reference_count": count, "published_k": list(PUBLISHED_KS), "enough": count >= low, "message": message}
 
 
 def reference_get(*, profile: Profile, reference_id: int) -> Reference:

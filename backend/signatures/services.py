@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -123,8 +123,30 @@ def files_delete_on_commit(names: list[str]) -> None:
         transaction.on_commit(delete)
 
 
+def _external_id_taken(*, owner: AbstractBaseUser, external_id: str, taken_by: int | None = None) -> ApplicationError:
+    return ApplicationError(
+        f"you already have a profile with the external id {external_id!r}; open it, or choose another id.",
+        code="external_id_taken", status_code=409, details={"external_id": external_id, "profile": taken_by})
+
+
+def _profile_save(*, profile: Profile, update_fields: list[str] | None = None) -> Profile:
+    """Save, turning a clash on the owner's external id into a 409 (also when two requests race: the database's
+    unique constraint decides)."""
+    if profile.external_id:
+        other = (Profile.objects.filter(owner=profile.owner_id, external_id=profile.external_id)
+                 .exclude(pk=profile.pk).values_list("pk", flat=True).first())
+        if other is not None:
+            raise _external_id_taken(owner=profile.owner, external_id=profile.external_id, taken_by=other)
+    try:
+        with transaction.atomic():
+            profile.save(update_fields=update_fields)
+    except IntegrityError as exc:
+        raise _external_id_taken(owner=profile.owner, external_id=profile.external_id) from exc
+    return profile
+
+
 def profile_create(*, owner: AbstractBaseUser, name: str, external_id: str = "") -> Profile:
-    return Profile.objects.create(owner=owner, name=name, external_id=external_id)
+    return _profile_save(profile=Profile(owner=owner, name=name, external_id=external_id))
 
 
 def profile_update(*, profile: Profile, name: str | None = None, external_id: str | None = None) -> Profile:
@@ -136,7 +158,7 @@ def profile_update(*, profile: Profile, name: str | None = None, external_id: st
         profile.external_id = external_id
         fields.append("external_id")
     if fields:
-        profile.save(update_fields=[*fields, "updated"])
+        _profile_save(profile=profile, update_fields=[*fields, "updated"])
     return profile
 
 
@@ -164,6 +186,24 @@ def _references_limit_check(*, profile: Profile, adding: int) -> None:
         )
 
 
+def _references_duplicates_check(*, verifier: Verifier, profile: Profile, uploads: list[tuple[str, UploadedFile]],
+                                  images: list, embeddings: np.ndarray) -> None:
+    """Refuse (409 `duplicate_reference`) an upload that is the same image as an enrolled reference or as another
+    upload of the batch, byte for byte or as a near-identical copy (`Verifier.is_copy`): a repeated image adds no
+    evidence and shrinks the references' spread, which makes every later score look worse than it is."""
+    enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]
+    for i, ((field, _), image) in enumerate(zip(uploads, images)):
+        earlier = [(f"reference {r.pk}", r.sha256, r.embedding_array(), r.pk) for r in enrolled]
+        earlier += [(f"`{uploads[j][0]}`", images[j].sha256, embeddings[j], None) for j in range(i)]
+        for label, sha256, embedding, reference_id in earlier:
+            distance = float(np.linalg.norm(np.asarray(embedding) - embeddings[i]))
+            if verifier.is_copy(distance, same_bytes=sha256 == image.sha256):
+                raise ApplicationError(
+                    f"`{field}` is the same image as {label} (a repeated or copied image adds no evidence); "
+                    "enrol a different signature of the person.", code="duplicate_reference", status_code=409,
+                    details={"field": field, "duplicate_of": reference_id, "distance": round(distance, 6)})
+
+
 def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
     """Store genuine references with their embeddings (all images embedded in one batch); all or nothing.
 
@@ -174,6 +214,7 @@ def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile
     verifier = verifier_get()
     images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
     embeddings = verifier.embed_tensors(torch.stack(tensors))
+    _references_duplicates_check(verifier=verifier, profile=profile, uploads=uploads, images=images, embeddings=embeddings)
     saved: list[str] = []
     try:
         with transaction.atomic():

@@ -397,11 +397,21 @@ class ProfileListApi(APIView):
         name = serializers.CharField(max_length=200)
         external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
-    @extend_schema(operation_id="profiles_list", parameters=[PageQuerySerializer],
-                   responses={200: PaginatedProfileListSerializer, **error_responses(401)}, summary="Your profiles, paginated")
+    class FilterSerializer(serializers.Serializer):
+        external_id = serializers.CharField(required=False, allow_blank=True, max_length=200,
+                                            help_text="only the profile with exactly this external id")
+        search = serializers.CharField(required=False, max_length=200,
+                                       help_text="profiles whose name or external id contains this text (any case)")
+
+    @extend_schema(operation_id="profiles_list", parameters=[PageQuerySerializer, FilterSerializer],
+                   responses={200: PaginatedProfileListSerializer, **error_responses(400, 401)},
+                   summary="Your profiles, paginated; look one up by `external_id` or `search`")
     def get(self, request: Request) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
         return paginated_response(serializer_class=ProfileOutputSerializer,
-                                  queryset=selectors.profile_list(owner=request.user), request=request, view=self)
+                                  queryset=selectors.profile_list(owner=request.user, **filters.validated_data),
+                                  request=request, view=self)
 
     @extend_schema(request=InputSerializer, responses={201: ProfileOutputSerializer, **error_responses(400, 401)},
                    summary="Create a profile")
@@ -452,8 +462,37 @@ class ReferenceOutputSerializer(serializers.ModelSerializer):
         return reverse("api:reference-image", kwargs={"profile_id": reference.profile_id, "reference_id": reference.pk})
 
 
+class CheckedReferenceOutputSerializer(ReferenceOutputSerializer):
+    consistency_score = serializers.FloatField(
+        allow_null=True, help_text="this reference scored against the profile's other references as a questioned "
+        "signature would be (null with fewer than 3 references)")
+    outlier = serializers.BooleanField(
+        help_text="the other references would decide this one forged: probably not the person's signature, or "
+        "damaged; check it and delete it if so")
+
+    class Meta(ReferenceOutputSerializer.Meta):
+        fields = [*ReferenceOutputSerializer.Meta.fields, "consistency_score", "outlier"]
+
+
 class ReferenceListOutputSerializer(serializers.Serializer):
-    results = ReferenceOutputSerializer(many=True)
+    results = CheckedReferenceOutputSerializer(many=True)
+    guidance = inline_serializer(name="ReferenceGuidance", fields={
+        "reference_count": serializers.IntegerField(),
+        "published_k": serializers.ListField(child=serializers.IntegerField(),
+                                             help_text="numbers of references the published figures are measured with"),
+        "enough": serializers.BooleanField(help_text="at least the smallest of them"),
+        "message": serializers.CharField(),
+    })
+
+
+def reference_list_response(profile: Profile, status_code: int = status.HTTP_200_OK,
+                            only: list[Reference] | None = None) -> Response:
+    """The profile's references (or `only` those), each checked against all of the profile's references."""
+    references = selectors.reference_list_checked(profile=profile)
+    wanted = {r.pk for r in only} if only is not None else None
+    data = {"results": [r for r in references if wanted is None or r.pk in wanted],
+            "guidance": selectors.reference_guidance(count=len(references))}
+    return Response(ReferenceListOutputSerializer(data).data, status=status_code)
 
 
 class ReferenceListApi(APIView):
@@ -477,27 +516,29 @@ class ReferenceListApi(APIView):
     @extend_schema(operation_id="profiles_references_list", responses={200: ReferenceListOutputSerializer, **error_responses(401, 404)},
                    summary="The references of a profile")
     def get(self, request: Request, profile_id: int) -> Response:
-        profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
-        return Response(ReferenceListOutputSerializer({"results": selectors.reference_list(profile=profile)}).data)
+        return reference_list_response(selectors.profile_get(owner=request.user, profile_id=profile_id))
 
     @extend_schema(request=InputSerializer,
-                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 413, 415, 503)},
-                   summary="Upload genuine references (embeddings are computed once and stored)")
+                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 503)},
+                   summary="Upload genuine references (embeddings are computed once and stored); answers with the "
+                   "new ones, each checked against all of the profile's references")
     def post(self, request: Request, profile_id: int) -> Response:
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        references = services.references_create(profile=profile, uploads=serializer.validated_data["uploads"])
-        return Response(ReferenceListOutputSerializer({"results": references}).data, status=status.HTTP_201_CREATED)
+        created = services.references_create(profile=profile, uploads=serializer.validated_data["uploads"])
+        return reference_list_response(profile, status.HTTP_201_CREATED, only=created)
 
 
 class ReferenceDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: ReferenceOutputSerializer, **error_responses(401, 404)}, summary="One reference")
+    @extend_schema(responses={200: CheckedReferenceOutputSerializer, **error_responses(401, 404)}, summary="One reference")
     def get(self, request: Request, profile_id: int, reference_id: int) -> Response:
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
-        return Response(ReferenceOutputSerializer(selectors.reference_get(profile=profile, reference_id=reference_id)).data)
+        reference = selectors.reference_get(profile=profile, reference_id=reference_id)
+        checked = next(r for r in selectors.reference_list_checked(profile=profile) if r.pk == reference.pk)
+        return Response(CheckedReferenceOutputSerializer(checked).data)
 
     @extend_schema(responses={204: None, **error_responses(401, 404)}, summary="Delete a reference and its image")
     def delete(self, request: Request, profile_id: int, reference_id: int) -> Response:

@@ -16,7 +16,8 @@ from signatures.models import Profile, Reference
 pytestmark = pytest.mark.django_db
 
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
-REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version"}
+REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version", "consistency_score",
+                    "outlier"}
 VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
                  "references", "reference_count", "score", "mean_distance", "reference_spread"}
 
@@ -207,7 +208,8 @@ def test_list_and_get_references(api):
     created = add_references(api, profile["id"], [1, 2])
     listing = api.get(references_url(profile["id"]))
     assert listing.status_code == 200
-    assert listing.json() == {"results": created}
+    assert listing.json()["results"] == created
+    assert listing.json()["guidance"]["reference_count"] == 2 and listing.json()["guidance"]["enough"] is False
     one = api.get(reference_url(profile["id"], created[1]["id"]))
     assert one.status_code == 200 and one.json() == created[1]
     assert api.get(reference_url(profile["id"], 999)).status_code == 404

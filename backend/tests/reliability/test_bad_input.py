@@ -68,6 +68,8 @@ def test_hostile_upload_corpus(endpoint, enrolled, settings):
 
     problems = []
     for case in cases:
+        if endpoint == "references":  # most cases are one signature in other encodings: each would be a duplicate
+            Reference.objects.filter(profile_id=profile_id).delete()
         before = Reference.objects.count()
         upload = SimpleUploadedFile(case.filename, case.data, case.content_type)
         response = _send(endpoint, api, profile_id, upload)
@@ -226,7 +228,7 @@ def test_unicode_and_very_long_profile_names(enrolled):
     api, _ = enrolled
     for name, status in (("Zoë 山田 \u202eevil", 201), ("\x00nul", 400), ("n" * 200, 201), ("n" * 201, 400),
                          ("", 400), ("<script>alert(1)</script>", 201)):
-        response = api.post("/api/profiles/", {"name": name, "external_id": "\u00e9" * 10}, format="json")
+        response = api.post("/api/profiles/", {"name": name, "external_id": "\u00e9" * 10 + name[:3]}, format="json")
         assert response.status_code == status, (name[:20], response.content[:200])
         if status == 201:
             assert response.json()["name"] == name
