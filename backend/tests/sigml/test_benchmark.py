@@ -262,6 +262,9 @@ def test_readme_results_table_is_the_committed_benchmark(repo_root):
     table = module.render(repo_root / "docs" / "results" / "benchmark.json")
     assert module.replace_block(readme, table) == readme
     assert "| **macro" in table and table.count("\n|") >= 8  # header, rule, six datasets and the macro row
+    results = (repo_root / "docs" / "results.md").read_text()
+    decisions = module.render_decisions(repo_root / "docs" / "results" / "benchmark.json")
+    assert decisions and module.replace_block(results, decisions, module.DECISION_BEGIN, module.DECISION_END) == results
 
 
 def test_update_card_stores_each_dataset_and_the_macro(result, test_model_path, tmp_path):
