@@ -373,7 +373,11 @@ class SigverClient:
 
     def references(self, profile_id: int | str) -> list[dict[str, Any]]:
         """GET /api/profiles/<id>/references/ -> the list under `results`."""
-        return list(self._request("GET", f"/api/profiles/{profile_id}/references/", auth=True).get("results", []))
+        return list(self.reference_listing(profile_id).get("results", []))
+
+    def reference_listing(self, profile_id: int | str) -> dict[str, Any]:
+        """GET /api/profiles/<id>/references/ -> {results: [... consistency_score, outlier], guidance: {...}}."""
+        return self._request("GET", f"/api/profiles/{profile_id}/references/", auth=True)
 
     def add_references(self, profile_id: int | str, images: Iterable[FileLike]) -> list[dict[str, Any]]:
         """POST /api/profiles/<id>/references/ multipart `images` (several) -> the created references."""

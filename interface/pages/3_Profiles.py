@@ -89,26 +89,36 @@ def reference_thumbnail(client: api.SigverClient, pid: Any, ref: dict[str, Any])
 
 def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dict[str, Any]]:
     pid = profile["id"]
-    refs = client.references(pid)
-    st.markdown(f"**{len(refs)} genuine reference signature{'s' if len(refs) != 1 else ''} on file.** "
-                "Five or more give the most reliable verdicts.")
+    listing = client.reference_listing(pid)
+    refs = list(listing.get("results", []))
+    guidance = listing.get("guidance") or {}
+    st.markdown(f"**{len(refs)} genuine reference signature{'s' if len(refs) != 1 else ''} on file.**")
+    if guidance.get("message"):
+        (st.caption if guidance.get("enough") else st.info)(str(guidance["message"]).capitalize())
+    outliers = [r for r in refs if r.get("outlier")]
+    if outliers:
+        names = ", ".join(f"reference {r['id']}" for r in outliers)
+        st.warning(f"{names.capitalize()} does not match the other references: the model would call it a forgery "
+                   "against them. Check that it is this person's signature and that the scan is clean; delete it "
+                   "if not.", icon=":material/report:")
     per_row = 4
     for start in range(0, len(refs), per_row):
         cols = st.columns(per_row)
-        for col, (i, ref) in zip(cols, enumerate(refs[start:start + per_row], start=start + 1)):
+        for col, ref in zip(cols, refs[start:start + per_row]):
             with col:
                 png = None
                 with ui.api_errors("Thumbnail unavailable", on_auth_error):
                     png = reference_thumbnail(client, pid, ref)
+                label = f"Reference {ref['id']}" + (" ⚠ does not match the others" if ref.get("outlier") else "")
                 if png:
-                    st.image(png, caption=f"Reference #{i}", width="stretch")
+                    st.image(png, caption=label, width="stretch")
                 else:
-                    st.caption(f"Reference #{i}: no preview")
+                    st.caption(f"{label}: no preview")
                 if st.button("Delete", key=f"delete_reference_{ref['id']}", icon=":material/delete:"):
                     with ui.api_errors("The reference could not be deleted", on_auth_error):
                         client.delete_reference(pid, ref["id"])
                         st.session_state.pop(PROFILE_RESULT_KEY, None)
-                        ui.flash(f"Reference #{i} deleted.")
+                        ui.flash(f"Reference {ref['id']} deleted.")
                         st.rerun()
     round_ = st.session_state.setdefault(UPLOAD_ROUND_KEY, 0)
     files = st.file_uploader(
@@ -128,7 +138,7 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
 
 def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any], refs: list[dict[str, Any]]) -> None:
     pid = profile["id"]
-    st.markdown(f"Check a questioned signature against all references of **{profile.get('name')}**.")
+    st.markdown(f"Score a questioned signature against all references of **{profile.get('name')}**.")
     questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned",
                                   max_upload_size=ui.upload_limit_mb())
     if questioned is not None:
@@ -146,36 +156,59 @@ def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any],
     if ready and stored and stored["key"] == (pid, ui.digest(questioned.getvalue())):
         result = stored["result"]
         ui.result_ui(result, subject="this person's references")
-        number = {r["id"]: i for i, r in enumerate(refs, start=1)}
-        score = result.get("score", "mean")
-        threshold = float(result.get("threshold", 0.0))
-        rows = []
-        for r in result.get("references", []):
-            row = {"reference": f"#{number.get(r.get('id'), '?')}", "distance": round(float(r.get("distance", 0.0)), 4)}
-            if score != "normalized":  # raw distances are on the threshold's scale only without normalisation
-                row["within threshold"] = "yes" if float(r.get("distance", 0.0)) <= threshold else "no"
-            rows.append(row)
-        if rows:
-            st.markdown(f"**Distance to each reference** ({score_explanation(result, len(rows))})")
-            st.dataframe(rows, hide_index=True, width="stretch")
+        evidence_ui(client, pid, questioned.getvalue(), result, refs)
+
+
+def evidence_ui(client: api.SigverClient, pid: Any, questioned: bytes, result: dict[str, Any],
+                refs: list[dict[str, Any]]) -> None:
+    """The questioned signature beside the references it was scored against, closest first, each with its distance."""
+    by_id = {r["id"]: r for r in refs}
+    compared = sorted(result.get("references", []), key=lambda r: float(r.get("distance", 0.0)))
+    if not compared:
+        return
+    st.markdown(f"##### Score against this person's references\n{score_explanation(result, len(compared))}.")
+    copy_of = result.get("copy_of_reference")
+    left, right = st.columns([1, 3])
+    with left:
+        ui.show_image(questioned, "Questioned", width=220)
+    with right:
+        per_row = 4
+        for start in range(0, len(compared), per_row):
+            cols = st.columns(per_row)
+            for col, r in zip(cols, compared[start:start + per_row]):
+                with col:
+                    ref = by_id.get(r.get("id"))
+                    caption = f"Reference {r.get('id')} · distance {float(r.get('distance', 0.0)):.3f}"
+                    if r.get("id") == copy_of:
+                        caption += " · the same image"
+                    png = None
+                    if ref is not None:
+                        with ui.api_errors("Thumbnail unavailable", on_auth_error):
+                            png = reference_thumbnail(client, pid, ref)
+                    if png:
+                        st.image(png, caption=caption, width="stretch")
+                    else:
+                        st.caption(caption)
+    st.caption("Closest first. The score is not any single distance: " + (
+        "it is their mean divided by how far the references lie from each other." if result.get("score") == "normalized"
+        else "with one reference it is that distance; with several, their mean."))
 
 
 def score_explanation(result: dict[str, Any], n_rows: int) -> str:
-    """One sentence on how the verdict's score was computed from the per-reference distances."""
+    """One sentence on how the score was computed from the per-reference distances."""
     count = result.get("reference_count", n_rows)
     score = float(result.get("distance", 0.0))
-    threshold = float(result.get("threshold", 0.0))
     kind = result.get("score", "mean")
     if kind == "normalized":
         mean = float(result.get("mean_distance", 0.0))
         spread = result.get("reference_spread")
         spread_text = f"{float(spread):.3f}" if spread is not None else "n/a"
-        return (f"the verdict divides their mean, {mean:.3f}, by how far the {count} references lie from each other, "
-                f"{spread_text}: score {score:.3f} against the threshold {threshold:.3f}; "
-                "a variable signer is allowed more distance than a consistent one")
+        return (f"the mean distance to the {count} references, {mean:.3f}, divided by how far they lie from each "
+                f"other, {spread_text}, gives the score {score:.3f}: a variable signer is allowed more distance than "
+                "a consistent one")
     if kind == "pairwise":
-        return f"a single reference: its distance, {score:.3f}, against the pairwise threshold {threshold:.3f}"
-    return f"the verdict uses their mean, {score:.3f}, over {count} references"
+        return f"a single reference: the score is its distance, {score:.3f}"
+    return f"the score is the mean distance to the {count} references, {score:.3f}"
 
 
 def danger_zone_ui(client: api.SigverClient, profile: dict[str, Any]) -> None:

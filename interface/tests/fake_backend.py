@@ -461,9 +461,21 @@ class Handler(BaseHTTPRequestHandler):
         return {"id": pid, "name": p["name"], "external_id": p["external_id"], "created": p["created"], "reference_count": n}
 
     def _reference_out(self, rid: int) -> dict[str, Any]:
+        """Like the real API: each reference scored against the profile's others (3 or more); an outlier is one
+        whose mean distance to the others is beyond the pairwise threshold (another writer's signature)."""
         r = self.state.references[rid]
+        others = [v["data"] for o, v in self.state.references.items() if v["profile"] == r["profile"] and o != rid]
+        score = (sum(fake_distance(r["data"], o)[0] for o in others) / len(others)) if len(others) >= 2 else None
         return {"id": rid, "created": r["created"], "width": r["width"], "height": r["height"],
-                "image_url": f"/api/profiles/{r['profile']}/references/{rid}/image/"}
+                "image_url": f"/api/profiles/{r['profile']}/references/{rid}/image/",
+                "consistency_score": None if score is None else round(score, 4),
+                "outlier": score is not None and score > THRESHOLD}
+
+    @staticmethod
+    def _guidance(n: int) -> dict[str, Any]:
+        return {"reference_count": n, "published_k": [5, 10], "enough": n >= 5,
+                "message": f"{n} references: " + ("enough for the published figures." if n >= 5 else
+                                                   "the published figures need 5 (better 10).")}
 
     def _delete_profile(self, pid: int) -> None:
         for rid in [r for r, v in self.state.references.items() if v["profile"] == pid]:
@@ -506,20 +518,27 @@ class Handler(BaseHTTPRequestHandler):
         if sub == "references/":
             if method == "GET":
                 refs = [self._reference_out(r) for r, v in sorted(s.references.items()) if v["profile"] == pid]
-                return self._json(200, {"results": refs})
+                return self._json(200, {"results": refs, "guidance": self._guidance(len(refs))})
             if method == "POST":
                 _, files = self._multipart()
                 images = files.get("images", []) + files.get("image", [])
                 if not images:
                     raise ApiFailure(400, "missing_field", "Send one `image` or several `images`.")
                 created = []
+                enrolled = {v["data"]: r for r, v in s.references.items() if v["profile"] == pid}
+                for i, data in enumerate(images):
+                    if data in enrolled or data in images[:i]:  # like the real API: a repeated image is refused
+                        raise ApiFailure(409, "duplicate_reference", "`images` repeats an enrolled reference "
+                                         "(a repeated or copied image adds no evidence).")
                 for data in images:
                     ink = _ink_map(data)  # validates: 415 / 400 blank
                     rid = s.new_id()
                     s.references[rid] = {"profile": pid, "data": data, "created": "2026-01-01T00:00:00Z",
                                          "width": ink.width, "height": ink.height}
-                    created.append(self._reference_out(rid))
-                return self._json(201, {"results": created})
+                    created.append(rid)
+                n = sum(1 for v in s.references.values() if v["profile"] == pid)
+                return self._json(201, {"results": [self._reference_out(r) for r in created],
+                                        "guidance": self._guidance(n)})
         if m2 := re.fullmatch(r"references/(\d+)/(image/)?", sub):
             rid = int(m2.group(1))
             if rid not in s.references or s.references[rid]["profile"] != pid:

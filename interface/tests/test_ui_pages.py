@@ -188,18 +188,22 @@ def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
     run(at.button(key="add_references_button").click())
     assert "3 references added" in alerts(at, "success")
     assert "3 genuine reference signatures on file" in markdown_text(at)
+    # the selector's count follows the upload, and the page says how far 3 references are from the published figures
+    assert at.selectbox(key="profile_id").options == ["Alice Martin (ACC-42) · 3 references"]
+    assert "the published figures need 5" in alerts(at, "info")
     delete_buttons = [b for b in at.button if b.key and b.key.startswith("delete_reference_")]
     assert len(delete_buttons) == 3
+    ref_ids = [int(b.key.rsplit("_", 1)[1]) for b in delete_buttons]
 
     at.file_uploader(key="profile_questioned").set_value(("q.png", signature(31, variant=8), PNG))
     run(at)
     run(at.button(key="profile_verify_button").click())
-    assert "GENUINE" in markdown_text(at)
-    table = at.dataframe[0].value
-    assert list(table["reference"]) == ["#1", "#2", "#3"]
-    # three references: the score is normalised by their spread, so raw distances get no threshold column
-    assert "within threshold" not in table.columns
-    assert "divides their mean" in markdown_text(at) and "a variable signer is allowed more distance" in markdown_text(at)
+    text = markdown_text(at)
+    assert "GENUINE" in text and "Score against this person's references" in text
+    assert "a variable signer is allowed more distance" in text
+    result = at.session_state["profile_verify_result"]["result"]
+    closest_first = [r["id"] for r in sorted(result["references"], key=lambda r: r["distance"])]
+    assert sorted(closest_first) == sorted(ref_ids)  # stable ids, not positions
 
     at.file_uploader(key="profile_questioned").set_value(("other.png", signature(55), PNG))
     run(at)
@@ -207,8 +211,10 @@ def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
     assert "FORGED" in markdown_text(at)
 
     run(delete_buttons[0].click())
-    assert "Reference #1 deleted" in alerts(at, "success")
+    assert f"Reference {ref_ids[0]} deleted" in alerts(at, "success")
     assert "2 genuine reference signatures on file" in markdown_text(at)
+    # ids stay: the remaining references keep theirs
+    assert [int(b.key.rsplit("_", 1)[1]) for b in at.button if b.key and b.key.startswith("delete_reference_")] == ref_ids[1:]
 
     pid = at.session_state["profile_id"]
     at.checkbox(key=f"confirm_delete_profile_{pid}").check()
@@ -364,7 +370,7 @@ def test_the_interface_never_imports_torch_or_sigml(down_url):
     # Not `from conftest import ...`: with several conftest.py files in one run that name is ambiguous.
     INTERFACE_DIR = Path(__file__).resolve().parents[1]
     pages = ["app.py"] + sorted(f"pages/{p.name}" for p in (INTERFACE_DIR / "pages").glob("*.py"))
-    assert len(pages) == 6, pages
+    assert len(pages) == 7, pages  # app + Verify, Explain, Profiles, Datasets, Model, History
 
     script = (
         "import sys\n"
@@ -377,3 +383,30 @@ def test_the_interface_never_imports_torch_or_sigml(down_url):
     done = subprocess.run([sys.executable, "-c", script], cwd=INTERFACE_DIR, capture_output=True, text=True,
                           env={**__import__("os").environ, "SIGVER_API_URL": down_url}, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_profiles_duplicates_refused_and_outliers_flagged(app_test, unique_username, signature):
+    at = register(run(app_test("profiles")), unique_username)
+    at.text_input(key="new_profile_name").input("Bea")
+    run(at.button(key="FormSubmitter:new_profile_form-Create profile").click())
+    # three of Bea's signatures and one of someone else's: that one does not match the others
+    at.file_uploader(key="reference_upload_0").set_value(
+        [(f"ref{i}.png", signature(41, variant=i), PNG) for i in range(3)] + [("wrong.png", signature(88), PNG)])
+    run(at)
+    run(at.button(key="add_references_button").click())
+    warning = alerts(at, "warning")
+    assert "does not match the other references" in warning
+    outliers = [r["id"] for r in ui_client_references(at) if r["outlier"]]
+    assert outliers and all(f"Reference {i}" in warning for i in outliers)
+    # the same image again is refused with the server's reason
+    at.file_uploader(key="reference_upload_1").set_value([("again.png", signature(41, variant=0), PNG)])
+    run(at)
+    run(at.button(key="add_references_button").click())
+    assert "could not be added" in alerts(at, "error") and "same image as reference" in alerts(at, "error")
+
+
+def ui_client_references(at) -> list[dict]:
+    import api_client
+
+    client = api_client.SigverClient(api_client.api_url(), token=at.session_state["token"])
+    return client.references(at.session_state["profile_id"])
