@@ -4,12 +4,13 @@ whitespace is refused. The simultaneous requests against a real server are in te
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from rest_framework.test import APIClient
 
 from accounts.models import UsernameKey, username_key
@@ -69,6 +70,38 @@ def test_the_lock_is_taken_on_the_profile_row(user_client, settings, monkeypatch
                         {"image": SimpleUploadedFile("a.png", png(3), "image/png")}, format="multipart")
     assert response.status_code == 201
     assert calls == [True]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="threads racing in one process need a real server: "
+                    "run it with scripts/with_postgres.sh (SQLite: test_live_bounded.py races through gunicorn)")
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_uploads_on_postgresql_stay_within_the_limit(settings, verifier):
+    """8 threads, each its own database connection, upload 3 references at the same moment to a profile
+    with a limit of 10: the row lock lets exactly 3 of them in."""
+    settings.SIGVER_MAX_REFERENCES_PER_PROFILE = 10
+    user = User.objects.create_user(username="pg-racer", password="a-long-passphrase-1")
+    profile = Profile.objects.create(owner=user, name="P")
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def upload(i: int) -> None:
+        files = [("images", SimpleUploadedFile(f"{i}-{k}.png", png(100 * i + k), "image/png")) for k in range(3)]
+        try:
+            barrier.wait(30)
+            services.references_create(profile=profile, uploads=files)
+            outcomes.append("created")
+        except Exception as exc:  # noqa: BLE001 (the code is asserted below)
+            outcomes.append(getattr(exc, "code", repr(exc)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(outcomes) == ["created"] * 3 + ["too_many_references"] * 5, outcomes
+    assert Reference.objects.filter(profile=profile).count() == 9
 
 
 # --- usernames ---------------------------------------------------------------------------------------
