@@ -51,9 +51,11 @@ test: install-dev browser-deps
 	$(PY) -m pytest backend/tests interface/tests -q
 	$(MAKE) --no-print-directory test-postgres
 
-# The API suite again, on a real PostgreSQL server (Debian's packages, private cluster on loopback).
+# The API suite again, on a real PostgreSQL server (Debian's packages, private cluster on loopback), with the
+# races and identity rules (row locks and the unique normalised usernames on PostgreSQL).
 test-postgres: install-dev
-	@scripts/with_postgres.sh $(PY) -m pytest backend/tests/api -q -p no:cacheprovider; rc=$$?; \
+	@scripts/with_postgres.sh $(PY) -m pytest backend/tests/api backend/tests/reliability/test_races_and_identity.py \
+		-q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc = 3 ]; then echo "PostgreSQL server not available: API suite on PostgreSQL skipped"; else exit $$rc; fi
 
 clean:
