@@ -25,12 +25,14 @@ NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "ra
 
 def is_refused_charset(name: str) -> bool:
     """True for a codec that `codecs.lookup` knows but that is not a character set: bytes-to-bytes codecs
-    (zlib, base64, hex, bz2, uu, quopri), str-to-str ones (rot13) and NOT_CHARSETS. Unknown names are
-    False: Django already ignores them and keeps the default encoding."""
+    (zlib, base64, hex, bz2, uu, quopri), str-to-str ones (rot13), NOT_CHARSETS and names codecs cannot
+    even look up (a NUL in them). Unknown names are False: Django already ignores them."""
     try:
         info = codecs.lookup(name)
     except LookupError:
         return False
+    except (ValueError, TypeError):  # e.g. a NUL in the name: Django's own lookup would raise it too
+        return True
     return not getattr(info, "_is_text_encoding", True) or info.name.replace("_", "-") in NOT_CHARSETS
 
 

@@ -131,7 +131,7 @@ def wsgi_call(method: str, path: str, query: str = "", content_type: str = "", b
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("charset", ["zlib", "base64", "hex", "rot13", "bz2", "idna", "punycode", "undefined"])
+@pytest.mark.parametrize("charset", ["zlib", "base64", "hex", "rot13", "bz2", "idna", "punycode", "undefined", "utf-8\x00"])
 @pytest.mark.parametrize("method, path, query", [
     ("GET", "/api/health/", "a=1"), ("POST", "/api/auth/token/", "x=%FF"), ("GET", "/admin/login/", "next=/"),
     ("POST", "/api/verify/", ""),
