@@ -124,6 +124,14 @@ class LoadClient(threading.Thread):
         self.rng = random.Random(seed * 1000 + index)
         self.token = ""
         self.profiles: dict[int, list[int]] = {}  # profile id -> its live reference ids, as this client knows them
+        self.drawn = 0
+
+    def new_signature(self) -> bytes:
+        """A signature never sent before: enrolment refuses a repeated image (409 duplicate_reference)."""
+        from sigml.testing import image_bytes, signature_image
+
+        self.drawn += 1
+        return image_bytes(signature_image(1_000_000 * (self.index + 1) + self.drawn, size=(300, 120)), "PNG")
 
     def http(self, op: str, method: str, path: str, body: bytes | None = None, content_type: str | None = None,
              expected: tuple[int, ...] = (200,)) -> tuple[int, dict] | None:
@@ -173,7 +181,7 @@ class LoadClient(threading.Thread):
             return self.new_profile()
         if len(self.profiles[profile]) >= 40:
             return self.op_delete_reference()
-        files = [("images", f"r{i}.png", self.rng.choice(self.images)) for i in range(self.rng.randint(1, 3))]
+        files = [("images", f"r{i}.png", self.new_signature()) for i in range(self.rng.randint(1, 3))]
         body, ctype = multipart(files)
         result = self.http("enroll", "POST", f"/api/profiles/{profile}/references/", body, ctype, expected=(201,))
         if result is None:

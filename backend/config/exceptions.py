@@ -21,7 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from sigml.errors import BlankImageError, DatasetError, ImageError, ImageTooLargeError, ModelLoadError
+from sigml.errors import (BlankImageError, CropError, DatasetError, ImageError, ImageTooLargeError, ModelLoadError,
+                          NotASignatureError)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ class ApplicationError(Exception):
 def image_error_status(exc: ImageError) -> int:
     if isinstance(exc, ImageTooLargeError):
         return 413
-    if isinstance(exc, BlankImageError):
+    if isinstance(exc, NotASignatureError):
+        return 422
+    if isinstance(exc, (BlankImageError, CropError)):
         return 400
     return 415
 

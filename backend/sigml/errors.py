@@ -33,6 +33,22 @@ class BlankImageError(ImageError):
     code = "blank_image"
 
 
+class CropError(ImageError):
+    """A crop box that does not select any part of the image."""
+
+    code = "invalid_crop"
+
+
+class NotASignatureError(ImageError):
+    """The image is not a signature crop the model can judge (`sigml.quality`): a page, a photo, a frame."""
+
+    code = "not_a_signature"
+
+    def __init__(self, message: str, problems: list | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
 class DatasetError(SigmlError, ValueError):
     """A dataset folder is missing, empty or of an unknown layout."""
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .errors import BlankImageError, ImageTooLargeError, UnreadableImageError
+from .errors import BlankImageError, CropError, ImageTooLargeError, NotASignatureError, UnreadableImageError
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
 
@@ -311,18 +311,55 @@ def fit_to_canvas(ink: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np
     return canvas
 
 
-def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
-                     formats: Sequence[str] | None = None) -> np.ndarray:
-    """`preprocess` as a H x W float32 numpy array."""
+CropBox = tuple[int, int, int, int]  # left, top, right, bottom, in pixels of the (EXIF-rotated) image
+
+
+def crop_image(image: Image.Image, box: CropBox) -> Image.Image:
+    """The part of `image` inside `box`, clipped to the image; an empty selection is a `CropError`."""
+    left, top, right, bottom = (int(v) for v in box)
+    left, top = max(0, left), max(0, top)
+    right, bottom = min(image.width, right), min(image.height, bottom)
+    if right - left < 2 or bottom - top < 2:
+        raise CropError(f"the crop box {tuple(box)} selects nothing of the {image.width}x{image.height} image")
+    return image.crop((left, top, right, bottom))
+
+
+def ink_map(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *, formats: Sequence[str] | None = None,
+            crop: CropBox | None = None) -> np.ndarray:
+    """The image's ink map at full resolution (`remove_background`), after an optional `crop`."""
+    image = load_image(source, cfg.max_pixels, formats=formats)
+    if crop is not None:
+        image = crop_image(image, crop)
     # the decoded image, then the 8-bit one, are dropped as soon as the next stage exists (peak memory)
-    gray8 = _grayscale_8bit(load_image(source, cfg.max_pixels, formats=formats))
+    gray8 = _grayscale_8bit(image)
+    del image
     if isinstance(gray8, np.ndarray):
         gray, levels = gray8, None
     else:  # the same array as to_grayscale's, and the 8-bit histogram for Otsu at no cost
         gray, levels = np.asarray(gray8, dtype=np.float32) / 255.0, gray8.histogram()
     del gray8
-    ink = remove_background(gray, cfg, levels)
-    return fit_to_canvas(crop_to_ink(ink), cfg)
+    return remove_background(gray, cfg, levels)
+
+
+def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
+                     formats: Sequence[str] | None = None) -> np.ndarray:
+    """`preprocess` as a H x W float32 numpy array."""
+    return fit_to_canvas(crop_to_ink(ink_map(source, cfg, formats=formats)), cfg)
+
+
+def preprocess_checked(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
+                       formats: Sequence[str] | None = None, crop: CropBox | None = None) -> tuple[torch.Tensor, list]:
+    """Serving's `preprocess`: the same tensor, after an optional `crop`, with the quality gate's warnings
+    (`sigml.quality`); an image the gate refuses raises `NotASignatureError` carrying the problems."""
+    from . import quality
+
+    ink = ink_map(source, cfg, formats=formats, crop=crop)
+    _, problems = quality.assess(ink)
+    refused = [p for p in problems if p.refuse]
+    if refused:
+        raise NotASignatureError("this does not look like a signature crop: " + " ".join(p.message for p in refused)
+                                 + " " + quality.ADVICE, [p.to_dict() for p in problems])
+    return torch.from_numpy(fit_to_canvas(crop_to_ink(ink), cfg)).unsqueeze(0), [p.to_dict() for p in problems]
 
 
 def preprocess(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,

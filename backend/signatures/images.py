@@ -34,9 +34,9 @@ from PIL import Image, UnidentifiedImageError
 
 from config.exceptions import ApplicationError, image_error_status
 from config.middleware import request_deadline
-from sigml.errors import ImageError
+from sigml.errors import ImageError, NotASignatureError
 from sigml.inference import Verifier
-from sigml.preprocessing import preprocess
+from sigml.preprocessing import CropBox, preprocess_checked
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class UploadedImage:
     format: str
     width: int
     height: int
+    warnings: list = dataclasses.field(default_factory=list, compare=False)  # the quality gate's, once preprocessed
 
     @property
     def extension(self) -> str:
@@ -166,10 +167,12 @@ def memory_release() -> None:
         _MALLOC_TRIM(0)
 
 
-def image_preprocess(*, verifier: Verifier, image: UploadedImage) -> torch.Tensor:
+def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None) -> torch.Tensor:
     """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
 
-    Decoded with exactly the accepted format and the serving pixel limit, within the decode budget."""
+    Decoded with exactly the accepted format and the serving pixel limit, within the decode budget, cropped to
+    `crop` when given, and past the quality gate (`sigml.quality`: 422 `not_a_signature`; its warnings are
+    appended to `image.warnings`)."""
     cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
     pixels = image.width * image.height
     wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
@@ -186,22 +189,35 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage) -> torch.Tenso
     try:
         with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
             try:
-                return preprocess(image.data, cfg, formats=(image.format,))
+                tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop)
+                image.warnings.extend({"field": image.field, **p} for p in problems)
+                return tensor
             finally:
                 if pixels >= LARGE_DECODE_PIXELS:
                     memory_release()
     except ImageError as exc:
+        details: dict = {"field": image.field}
+        if isinstance(exc, NotASignatureError):
+            details["problems"] = exc.problems
         raise ApplicationError(f"{image.field}: {exc}", code=exc.code, status_code=image_error_status(exc),
-                               details={"field": image.field}) from exc
+                               details=details) from exc
 
 
 LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is handed back (malloc_trim)
 
 
-def uploads_preprocess(*, verifier: Verifier, uploads: list[tuple[str, UploadedFile]]) -> tuple[list[UploadedImage], list[torch.Tensor]]:
+def uploads_preprocess(*, verifier: Verifier, uploads: list[tuple[str, UploadedFile]],
+                       crops: dict[str, CropBox] | None = None) -> tuple[list[UploadedImage], list[torch.Tensor]]:
+    """Every upload read and preprocessed; `crops` maps a field name to the box to crop it to."""
     max_pixels = max_pixels_for(verifier)
     images = [upload_read(upload=upload, field=field, max_pixels=max_pixels) for field, upload in uploads]
-    return images, [image_preprocess(verifier=verifier, image=image) for image in images]
+    return images, [image_preprocess(verifier=verifier, image=image, crop=(crops or {}).get(image.field))
+                    for image in images]
+
+
+def upload_warnings(images: list[UploadedImage]) -> list[dict]:
+    """The quality gate's warnings of every upload, for the answer (`warnings`)."""
+    return [w for image in images for w in image.warnings]
 
 
 def png_data_uri(png: bytes) -> str:

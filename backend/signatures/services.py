@@ -21,9 +21,9 @@ from config.exceptions import ApplicationError
 from sigml.errors import ImageError
 from sigml.inference import Verifier, overlay_png
 from sigml.pairs import Pair
-from sigml.preprocessing import to_png
+from sigml.preprocessing import CropBox, to_png
 
-from .images import png_data_uri, uploads_preprocess
+from .images import png_data_uri, upload_warnings, uploads_preprocess
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
 from .verifier import verifier_get
@@ -40,17 +40,23 @@ def _elapsed_ms(started: float) -> float:
 # --- verify two images ------------------------------------------------------------------------------
 
 def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: bool = False, explain: bool = False,
-                field_names: dict[str, str] | None = None) -> dict[str, Any]:
+                field_names: dict[str, str] | None = None, reference_crop: CropBox | None = None,
+                questioned_crop: CropBox | None = None) -> dict[str, Any]:
     """Distance and verdict of two uploaded signatures (one batched forward pass), optionally with
     previews of what the network saw and an occlusion-sensitivity explanation. `field_names` maps
     "reference"/"questioned" to the form fields they came in (e.g. the aliases image_1/image_2), for errors."""
     started = time.perf_counter()
     verifier = verifier_get()
     names = {"reference": "reference", "questioned": "questioned", **(field_names or {})}
+    crops = {names["reference"]: reference_crop, names["questioned"]: questioned_crop}
     (ref_image, q_image), (ref_tensor, q_tensor) = uploads_preprocess(
-        verifier=verifier, uploads=[(names["reference"], reference), (names["questioned"], questioned)]
+        verifier=verifier, uploads=[(names["reference"], reference), (names["questioned"], questioned)],
+        crops={field: box for field, box in crops.items() if box is not None},
     )
-    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=ref_image.sha256 == q_image.sha256).to_dict()
+    # a copy only when the same bytes were sent uncropped (or cropped alike)
+    same_bytes = ref_image.sha256 == q_image.sha256 and reference_crop == questioned_crop
+    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=same_bytes).to_dict()
+    out["warnings"] = upload_warnings([ref_image, q_image])
     if previews:
         out["previews"] = {"reference": png_data_uri(to_png(ref_tensor)), "questioned": png_data_uri(to_png(q_tensor))}
     if explain:
@@ -305,14 +311,15 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
     return usable
 
 
-def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, Any]:
+def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox | None = None) -> dict[str, Any]:
     """A questioned signature against the profile's stored reference embeddings: one forward pass."""
     started = time.perf_counter()
     references = list(profile.references.order_by("id"))
     if not references:
         raise ApplicationError("the profile has no references; upload genuine references first.", code="no_references")
     verifier = verifier_get()
-    (image,), (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)])
+    (image,), (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)],
+                                             crops={"questioned": crop} if crop else None)
     current = [r for r in references if r.model_version == verifier.model_version]
     stale = [r for r in references if r.model_version != verifier.model_version]
     if stale:
@@ -321,7 +328,7 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, A
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
     matrix = np.stack([r.embedding_array() for r in current])
-    same_bytes_as = next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
+    same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
     result = verifier.verify_against(matrix, tensor, same_bytes_as=same_bytes_as)
     out = result.to_dict()
     distances = out.pop("distances")
@@ -329,5 +336,6 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile) -> dict[str, A
     out["copy_of_reference"] = current[copy_of].pk if copy_of is not None else None
     out["references"] = [{"id": r.pk, "distance": d} for r, d in zip(current, distances)]
     out["reference_count"] = len(current)
+    out["warnings"] = upload_warnings([image])
     out["elapsed_ms"] = _elapsed_ms(started)
     return out

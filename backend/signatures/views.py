@@ -74,6 +74,35 @@ class DecisionRatesSerializer(serializers.Serializer):
     measured_on = serializers.CharField(required=False)
 
 
+class CropField(serializers.CharField):
+    """`left,top,right,bottom` in pixels of the uploaded image: only that part is judged (the crop step)."""
+
+    default_error_messages = {"crop": "Give the crop box as four whole numbers: left,top,right,bottom (pixels)."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 100)
+        kwargs.setdefault("help_text", "optional crop box `left,top,right,bottom` in pixels of the image: "
+                          "only the signature inside it is judged")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> tuple[int, int, int, int]:
+        parts = str(super().to_internal_value(data)).replace(" ", "").split(",")
+        try:
+            box = tuple(int(p) for p in parts)
+        except ValueError:
+            self.fail("crop")
+        if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1] or min(box) < 0:
+            self.fail("crop")
+        return box  # type: ignore[return-value]
+
+
+class WarningSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="the upload it concerns")
+    code = serializers.CharField(help_text="e.g. `ruled_line`")
+    message = serializers.CharField()
+
+
 class VerificationOutputSerializer(serializers.Serializer):
     distance = serializers.FloatField(help_text="embedding distance; smaller = more alike")
     threshold = serializers.FloatField(help_text="the EER threshold: distances at or below it have verdict genuine")
@@ -81,6 +110,7 @@ class VerificationOutputSerializer(serializers.Serializer):
     verdict = serializers.ChoiceField(choices=["genuine", "forged"], help_text="two-way answer at `threshold`")
     decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
     decision_rates = DecisionRatesSerializer(help_text="the decision's cuts and the rates measured at this score")
+    warnings = WarningSerializer(many=True, help_text="what the quality gate doubted in an upload (not refused)")
     flags = serializers.ListField(
         child=serializers.ChoiceField(choices=[COPY_FLAG]),
         help_text="`identical_to_reference`: the questioned image is the reference itself or a near-identical copy "
@@ -128,6 +158,8 @@ class VerifyApi(APIView):
         image_2 = serializers.FileField(required=False, allow_empty_file=True, help_text="alias of questioned")
         previews = serializers.BooleanField(default=False, help_text="add the preprocessed images as PNG data URIs")
         explain = serializers.BooleanField(default=False, help_text="add occlusion-sensitivity heatmaps (slower)")
+        reference_crop = CropField()
+        questioned_crop = CropField()
 
         ALIASES = {"reference": "image_1", "questioned": "image_2"}
 
@@ -159,7 +191,7 @@ class VerifyApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400, 413, 415, 429, 503)},
+        responses={200: OutputSerializer, **error_responses(400, 413, 415, 422, 429, 503)},
         summary="Verify a questioned signature against one reference",
     )
     def post(self, request: Request) -> Response:
@@ -519,7 +551,7 @@ class ReferenceListApi(APIView):
         return reference_list_response(selectors.profile_get(owner=request.user, profile_id=profile_id))
 
     @extend_schema(request=InputSerializer,
-                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 503)},
+                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 503)},
                    summary="Upload genuine references (embeddings are computed once and stored); answers with the "
                    "new ones, each checked against all of the profile's references")
     def post(self, request: Request, profile_id: int) -> Response:
@@ -572,6 +604,7 @@ class ProfileVerifyApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         questioned = serializers.FileField(allow_empty_file=True, help_text="the signature to check")
+        crop = CropField()
 
     class OutputSerializer(VerificationOutputSerializer):
         references = inline_serializer(
@@ -593,7 +626,7 @@ class ProfileVerifyApi(APIView):
             allow_null=True, help_text="mean distance between the references themselves (null with one reference)")
 
     @extend_schema(request=InputSerializer,
-                   responses={200: OutputSerializer, **error_responses(400, 401, 404, 413, 415, 429, 503)},
+                   responses={200: OutputSerializer, **error_responses(400, 401, 404, 413, 415, 422, 429, 503)},
                    summary="Verify a questioned signature against all references of a profile")
     def post(self, request: Request, profile_id: int) -> Response:
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)

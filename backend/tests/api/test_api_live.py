@@ -87,7 +87,9 @@ def test_verify_over_http(gunicorn_server, verifier):
     assert body["verdict"] in {"genuine", "forged"} and 0 <= body["similarity"] <= 1
     aliases = {"image_1": ("a.png", png(1), "image/png"), "image_2": ("b.png", png(1), "image/png")}
     same = requests.post(f"{gunicorn_server['url']}/api/verify/", files=aliases, timeout=60).json()
-    assert same["distance"] == pytest.approx(0.0, abs=1e-3) and same["verdict"] == "genuine"
+    # the same image twice is a copy, never genuine (a hand never repeats exactly)
+    assert same["distance"] == pytest.approx(0.0, abs=1e-3) and same["flags"] == ["identical_to_reference"]
+    assert same["decision"] == "inconclusive" and same["verdict"] == "forged"
 
 
 def test_bad_input_over_http_is_json_never_500(gunicorn_server):

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version", "consistency_score",
                     "outlier"}
-VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
+VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "warnings", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
                  "references", "reference_count", "score", "mean_distance", "reference_spread"}
 
 

@@ -13,7 +13,7 @@ from api_helpers import blank_png, bomb_png, error_of, png, upload
 from sigml.testing import image_bytes, signature_image
 
 URL = reverse("api:verify")
-FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "similarity",
+FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "warnings", "similarity",
           "model_version", "elapsed_ms"}
 
 
@@ -258,3 +258,51 @@ def test_a_card_without_bands_decides_at_the_eer_threshold_and_claims_no_rates(c
     body = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart").json()
     assert body["decision"] == body["verdict"]
     assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}
+
+
+def letter_page() -> bytes:
+    """A handwritten letter: many lines of joined-up writing, a signature at the bottom."""
+    from PIL import ImageDraw
+    import numpy as np
+
+    page = Image.new("L", (850, 1100), 245)
+    draw = ImageDraw.Draw(page)
+    for i in range(12):
+        xs = np.arange(60, 790, 4)
+        draw.line(list(zip(xs.tolist(), (60 + 70 * i + 8 * np.sin(xs / 9.0)).tolist())), fill=20, width=3)
+    page.paste(signature_image(9, size=(300, 120), paper=245), (450, 950))
+    return image_bytes(page)
+
+
+def test_a_page_is_refused_as_not_a_signature_and_a_crop_rescues_it(client):
+    data = {"reference": upload(png(1)), "questioned": upload(letter_page())}
+    response = client.post(URL, data, format="multipart")
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "not_a_signature" and error["details"]["field"] == "questioned"
+    assert "several_text_lines" in {p["code"] for p in error["details"]["problems"]}
+    assert "Crop the image" in error["message"]
+    data = {"reference": upload(png(1)), "questioned": upload(letter_page()), "questioned_crop": "440,940,760,1080"}
+    response = client.post(URL, data, format="multipart")
+    assert response.status_code == 200, response.content
+    assert response.json()["warnings"] == []
+
+
+@pytest.mark.parametrize("box, code", [("1,2,3", "invalid"), ("a,b,c,d", "invalid"), ("50,50,10,10", "invalid"),
+                                       ("5000,5000,6000,6000", "invalid_crop")])
+def test_a_bad_crop_box_is_a_400(client, box, code):
+    data = {"reference": upload(png(1)), "questioned": upload(png(2)), "questioned_crop": box}
+    response = client.post(URL, data, format="multipart")
+    assert response.status_code == 400, response.content
+    assert error_of(response)["code"] == code
+
+
+def test_a_ruled_line_is_answered_with_a_warning(client):
+    from PIL import ImageDraw
+
+    lined = signature_image(4, size=(400, 200))
+    ImageDraw.Draw(lined).line([(0, 185), (399, 185)], fill=20, width=2)
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(image_bytes(lined))},
+                           format="multipart")
+    assert response.status_code == 200
+    assert [(w["field"], w["code"]) for w in response.json()["warnings"]] == [("questioned", "ruled_line")]

@@ -344,7 +344,9 @@ def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifie
         try:
             images.image_preprocess(verifier=verifier, image=image)
         except Exception as exc:  # noqa: BLE001 (reported below)
-            errors.append(exc)
+            # the quality gate judges the decoded ink map: refusing this made-up image comes after the decode
+            if getattr(exc, "code", None) != "not_a_signature":
+                errors.append(exc)
 
     workers = [threading.Thread(target=decode) for _ in range(4)]
     for worker in workers:
@@ -377,14 +379,14 @@ def test_no_image_is_decoded_after_the_request_deadline(enrolled, settings, monk
     nothing is stored."""
     settings.SIGVER_REQUEST_DEADLINE_SECONDS = 1
     decoded = []
-    original = images.preprocess
+    original = images.preprocess_checked
 
     def slow_preprocess(*args, **kwargs):
         time.sleep(0.4)
         decoded.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(images, "preprocess", slow_preprocess)
+    monkeypatch.setattr(images, "preprocess_checked", slow_preprocess)
     api, profile_id = enrolled
     before = Reference.objects.count()
     started = time.perf_counter()

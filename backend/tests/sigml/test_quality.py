@@ -1,0 +1,114 @@
+"""The input quality gate on made-up images: pages, photos, frames, dark backgrounds refused; signatures on plain
+or cheque-like paper pass; a ruled line is a warning only. Serving's preprocessing applies it, with a crop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from sigml import quality
+from sigml.errors import CropError, NotASignatureError
+from sigml.preprocessing import crop_image, ink_map, preprocess, preprocess_checked
+from sigml.testing import image_bytes, signature_image
+
+
+def codes(image: Image.Image) -> set[str]:
+    return {p.code for p in quality.assess(ink_map(image))[1]}
+
+
+def page_of_text(lines: int = 14, size=(850, 1100)) -> Image.Image:
+    """A handwritten letter: lines of joined-up writing (printed text's small letters are dropped as specks by
+    preprocessing, so they never reach the model; handwriting's long strokes do)."""
+    page = Image.new("L", size, 245)
+    draw = ImageDraw.Draw(page)
+    rng = np.random.default_rng(0)
+    for i in range(lines):
+        y = 60 + 70 * i
+        xs = np.arange(60, size[0] - 60, 4)
+        ys = y + 8 * np.sin(xs / 9.0) + rng.normal(0, 1.5, xs.size)
+        draw.line(list(zip(xs.tolist(), ys.tolist())), fill=20, width=3)
+    return page
+
+
+def with_signature(background: Image.Image, seed: int = 3) -> Image.Image:
+    sig = signature_image(seed, size=(300, 120), paper=255, ink=25)
+    out = background.copy()
+    out.paste(Image.fromarray(np.minimum(np.asarray(out.crop((150, 140, 450, 260))), np.asarray(sig))), (150, 140))
+    return out
+
+
+def test_a_signature_crop_passes():
+    assert codes(signature_image(1)) == set()
+
+
+def test_a_signature_on_a_cheque_like_background_passes():
+    cheque = Image.new("L", (600, 400), 238)
+    draw = ImageDraw.Draw(cheque)
+    for x in range(0, 600, 12):  # a light guilloche-like pattern of the security paper
+        draw.line([(x, 0), (x + 200, 400)], fill=205, width=1)
+    assert not any(p in quality.REFUSE for p in codes(with_signature(cheque)))
+
+
+def test_a_page_of_text_is_refused():
+    found = codes(page_of_text())
+    assert "several_text_lines" in found
+
+
+def test_a_photo_with_a_shadow_is_refused():
+    photo = Image.new("L", (600, 400), 235)
+    photo.paste(70, (0, 0, 380, 400))  # the phone's shadow over most of the sheet
+    assert "too_much_ink" in codes(with_signature(photo))
+
+
+def test_a_dark_background_is_refused():
+    dark = Image.new("L", (600, 400), 15)
+    draw = ImageDraw.Draw(dark)
+    draw.rectangle((100, 100, 500, 300), fill=240)  # a sheet photographed on a dark desk
+    draw.line([(150, 200), (450, 180)], fill=30, width=4)
+    found = codes(dark)
+    assert "ink_on_every_border" in found or "too_much_ink" in found
+
+
+def test_a_frame_is_refused():
+    framed = signature_image(2, size=(400, 200))
+    ImageDraw.Draw(framed).rectangle((0, 0, 399, 199), outline=10, width=8)
+    assert "ink_on_every_border" in codes(framed)
+
+
+def test_a_ruled_line_is_a_warning_only():
+    lined = signature_image(4, size=(400, 200))
+    ImageDraw.Draw(lined).line([(0, 185), (399, 185)], fill=20, width=2)
+    found = codes(lined)
+    assert "ruled_line" in found and not found & set(quality.REFUSE)
+
+
+def test_serving_preprocessing_refuses_and_a_crop_rescues():
+    page = with_signature(page_of_text(), seed=5)
+    with pytest.raises(NotASignatureError) as info:
+        preprocess_checked(image_bytes(page))
+    assert {p["code"] for p in info.value.problems} >= {"several_text_lines"}
+    assert "Crop the image" in str(info.value)
+    tensor, warnings = preprocess_checked(image_bytes(signature_image(5, size=(300, 120))))
+    cropped, _ = preprocess_checked(image_bytes(page), crop=(150, 140, 450, 260))
+    assert cropped.shape == tensor.shape == preprocess(image_bytes(signature_image(5))).shape
+    assert warnings == []
+
+
+def test_the_gate_does_not_change_the_tensor():
+    data = image_bytes(signature_image(6))
+    checked, _ = preprocess_checked(data)
+    assert np.array_equal(checked.numpy(), preprocess(data).numpy())
+
+
+@pytest.mark.parametrize("box", [(500, 500, 600, 600), (10, 10, 11, 11)])
+def test_a_crop_that_selects_nothing_is_an_error(box):
+    with pytest.raises(CropError):
+        crop_image(signature_image(1, size=(300, 120)), box)
+
+
+def test_measures_are_cheap_on_a_big_image():
+    big = np.zeros((4000, 6000), np.float32)
+    big[1000:1010, :] = 1.0  # one ruled line across
+    m = quality.measure(big)
+    assert m.ruled_lines >= 1 and m.text_lines == 1 and m.ink_fraction < 0.01
