@@ -43,6 +43,7 @@ _MIME_BY_EXT = {
 }
 
 # What one uploaded file is: raw bytes, or (filename, bytes), or (filename, bytes, content type).
+Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels of the uploaded image
 FileLike = bytes | tuple[str, bytes] | tuple[str, bytes, str]
 
 
@@ -269,14 +270,19 @@ class SigverClient:
     # ---------------------------------------------------------------- verification
 
     def verify(
-        self, reference: FileLike, questioned: FileLike, *, previews: bool = False, explain: bool = False
+        self, reference: FileLike, questioned: FileLike, *, previews: bool = False, explain: bool = False,
+        reference_crop: Box | None = None, questioned_crop: Box | None = None,
     ) -> dict[str, Any]:
-        """POST /api/verify/ -> {distance, threshold, match, verdict, similarity, model_version, elapsed_ms, ...}."""
+        """POST /api/verify/ -> {distance, threshold, match, verdict, decision, decision_rates, flags, warnings,
+        similarity, model_version, elapsed_ms, ...}; a crop box (left, top, right, bottom) is judged alone."""
         files = {
             "reference": _file_tuple(reference, "reference.png"),
             "questioned": _file_tuple(questioned, "questioned.png"),
         }
         data = {"previews": _flag(previews), "explain": _flag(explain)}
+        for name, box in (("reference_crop", reference_crop), ("questioned_crop", questioned_crop)):
+            if box is not None:
+                data[name] = ",".join(str(int(v)) for v in box)
         timeout = SLOW_READ_TIMEOUT_S if explain else None
         return self._request("POST", "/api/verify/", data=data, files=files, timeout=timeout)
 

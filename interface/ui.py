@@ -247,6 +247,31 @@ def pair_uploader(role: str, label: str, key_prefix: str, help: str | None = Non
     return pair().get(role)
 
 
+CROP_HELP = ("A photo or a scan of a whole page? Draw the box around the signature alone: only what is inside it is "
+             "compared. The server refuses images that do not look like one signature (a page, a photo, a frame).")
+
+
+def crop_ui(upload: dict[str, Any], key: str) -> tuple[int, int, int, int] | None:
+    """The crop step: when switched on, a box drawn on the image (streamlit-cropper) -> (left, top, right, bottom) in
+    pixels of the uploaded image, sent to the API, which crops before judging; None when off or unreadable."""
+    if not st.toggle("Crop to the signature", key=f"{key}_crop_on", help=CROP_HELP):
+        return None
+    try:
+        image = Image.open(io.BytesIO(upload["data"]))
+        image.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        st.info("No preview of this file to crop on: it is sent whole.")
+        return None
+    from streamlit_cropper import st_cropper  # a well-kept component (fabric.js box on the image)
+
+    box = st_cropper(image.convert("RGB"), realtime_update=True, box_color="#1b7f3b", return_type="box",
+                     key=f"{key}_cropper")
+    left, top = int(box["left"]), int(box["top"])
+    crop = (left, top, left + int(box["width"]), top + int(box["height"]))
+    st.caption(f"Only the box is compared: {crop[2] - crop[0]} x {crop[3] - crop[1]} pixels.")
+    return crop
+
+
 def pair_uploaders(
     key_prefix: str, labels: tuple[str, str], *, width: int, subheaders: tuple[str, str] | None = None,
     helps: tuple[str | None, str | None] = (None, None),
@@ -261,7 +286,9 @@ def pair_uploaders(
                 st.subheader(subheader)
             upload = pair_uploader(role, label, key_prefix, help=help_text)
             if upload:
-                show_image(upload["data"], f"{title} · {upload['name']}", width=width)
+                upload["crop"] = crop_ui(upload, f"{key_prefix}_{role}")
+                if upload["crop"] is None:
+                    show_image(upload["data"], f"{title} · {upload['name']}", width=width)
             uploads.append(upload)
     return uploads[0], uploads[1]
 
@@ -400,6 +427,8 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     forged_above = float(rates.get("forged_above", threshold))
     st.markdown(decision_html(decision, rates, subject, list(result.get("flags") or [])), unsafe_allow_html=True)
     st.markdown(distance_scale_html(distance, genuine_below, forged_above), unsafe_allow_html=True)
+    for warning in result.get("warnings") or []:
+        st.warning(f"{str(warning.get('field', '')).capitalize()}: {warning.get('message', '')}", icon=":material/crop:")
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{distance:.3f}", help="How different the questioned signature looks to the model "
               "(0 = identical).")

@@ -28,11 +28,13 @@ def verify_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | Non
     clicked = st.button("Verify", type="primary", disabled=not ready, key="verify_button", icon=":material/search:")
     if not ready:
         return
-    key = ui.digest(reference["data"], questioned["data"])
+    key = ui.digest(reference["data"], questioned["data"], str(reference.get("crop")).encode(),
+                    str(questioned.get("crop")).encode())
     if clicked:
         with st.spinner("Comparing the two signatures…"), ui.api_errors("Verification failed"):
             result = ui.client().verify(
-                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True
+                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True,
+                reference_crop=reference.get("crop"), questioned_crop=questioned.get("crop"),
             )
             st.session_state[RESULT_KEY] = {"key": key, "result": result}
     stored = st.session_state.get(RESULT_KEY)

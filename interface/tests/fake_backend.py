@@ -150,7 +150,7 @@ def verify_result(a: bytes, b: bytes, *, previews: bool = False, explain: bool =
         "match": match,
         "verdict": "genuine" if match else "forged",
         **fake_decision(d, THRESHOLD),
-        "flags": ["identical_to_reference"] if a == b else [],
+        "flags": ["identical_to_reference"] if a == b else [], "warnings": [],
         "similarity": round(1 / (1 + math.exp(8 * (d - THRESHOLD))), 4),
         "model_version": MODEL_VERSION,
         "elapsed_ms": 12.5,

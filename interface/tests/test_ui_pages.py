@@ -83,6 +83,25 @@ def test_verify_same_writer_shows_genuine(app_test, signature):
     assert at.session_state["verify_result"]["result"]["verdict"] == "genuine"
 
 
+def test_verify_with_the_crop_step(app_test, signature):
+    at = upload_pair(run(app_test("verify")), "verify", signature(11), signature(11, variant=4))
+    run(at.toggle(key="verify_questioned_crop_on").set_value(True))
+    assert any("Only the box is compared" in c.value for c in at.caption)
+    run(at.button(key="verify_button").click())
+    result = at.session_state["verify_result"]["result"]
+    assert result["decision"] in {"genuine", "inconclusive", "forged"}
+    assert "Score:" in markdown_text(at)
+
+
+def test_a_page_is_refused_with_what_to_do(app_test, signature):
+    from made_up_pages import letter_page_png
+
+    at = upload_pair(run(app_test("verify")), "verify", signature(11), letter_page_png())
+    run(at.button(key="verify_button").click())
+    error = alerts(at, "error")
+    assert "does not look like a signature crop" in error and "Crop the image to the signature" in error
+
+
 def test_verify_different_writer_shows_forged(app_test, signature):
     at = upload_pair(run(app_test("verify")), "verify", signature(12), signature(99))
     run(at.button(key="verify_button").click())
