@@ -63,8 +63,9 @@ def summary_ui(card: dict[str, Any]) -> None:
                + (f" · commit `{card['git_commit']}`" if card.get("git_commit") else ""))
     c1, c2, c3 = st.columns(3)
     threshold = card.get("threshold")
-    c1.metric("Decision threshold (two images)", f"{float(threshold):.3f}" if threshold is not None else "?",
-              help="Pairs with a distance above this value are reported as forged.")
+    c1.metric("Equal-error threshold (two images)", f"{float(threshold):.3f}" if threshold is not None else "?",
+              help="The two-way `verdict` of the API: pairs with a distance above it are called forged. The answer "
+              "shown to clerks is the three-way decision below.")
     ref_threshold = (card.get("thresholds") or {}).get("reference_based")
     if ref_threshold is not None:
         normalized = card.get("reference_score") == "normalized"
@@ -75,6 +76,49 @@ def summary_ui(card: dict[str, Any]) -> None:
     arch = card.get("architecture") or {}
     if arch:
         c3.metric("Embedding size", arch.get("embedding_dim", "?"))
+
+
+BAND_PROTOCOLS = {"pairwise": "Two images (one reference)", "reference_based": "Against a profile's references"}
+
+
+def bands_ui(card: dict[str, Any]) -> None:
+    """The three answers, their cuts and what they were measured to get right and wrong."""
+    bands = card.get("decision_bands") or {}
+    if not bands:
+        return
+    st.subheader("How the answer is decided")
+    st.markdown(
+        "Every score gets one of three answers. **Genuine** (green) only where at most 2 in 100 skilled forgeries of "
+        "writers the model never saw score that low; **forged** (red) only where at most 2 in 100 of their genuine "
+        "signatures score that high; **inconclusive** (amber) in between, where genuine signatures and skilled "
+        "forgeries overlap: refer those to a specialist. The cuts were set on validation writers; the table shows "
+        "how they sorted the signatures of test writers, whom nothing was tuned on.")
+    rows = []
+    for protocol, band in bands.items():
+        test = ((card.get("metrics") or {}).get("test_macro") or {}).get("decisions", {})
+        split = test.get("pairwise" if protocol == "pairwise" else "headline")
+        source = "test writers (mean of the datasets)" if split else "validation writers"
+        split = split or band.get("validation", {})
+        if not split:
+            continue
+        genuine, forged = split.get("genuine", {}), split.get("forged", {})
+        rows.append({
+            "comparison": BAND_PROTOCOLS.get(protocol, protocol),
+            "genuine at or below": round(float(band["genuine_below"]), 3),
+            "forged above": round(float(band["forged_above"]), 3),
+            "genuine signatures decided genuine": f"{genuine.get('genuine', 0):.0%}",
+            "genuine signatures left inconclusive": f"{genuine.get('inconclusive', 0):.0%}",
+            "genuine signatures decided forged": f"{genuine.get('forged', 0):.1%}",
+            "skilled forgeries decided genuine": f"{forged.get('genuine', 0):.1%}",
+            "skilled forgeries left inconclusive": f"{forged.get('inconclusive', 0):.0%}",
+            "measured on": source,
+        })
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    copy = card.get("copy_threshold")
+    st.caption("A questioned image that is the reference itself, or a copy closer than any two genuine signatures "
+               "ever are" + (f" (distance at most {float(copy):.3f})" if copy is not None else "")
+               + ", is flagged as a copy and never answered genuine.")
 
 
 def data_ui(card: dict[str, Any]) -> None:
@@ -166,6 +210,7 @@ def main() -> None:
     with ui.api_errors("Could not load the model card"):
         card = ui.cached_model_card(api.api_url(), st.session_state.get(ui.TOKEN_KEY))
         summary_ui(card)
+        bands_ui(card)
         metrics_ui(card)
         data_ui(card)
         plots_ui(card)

@@ -322,7 +322,7 @@ def test_model_card_page(app_test):
     at = run(app_test("model"))
     assert at.title[0].value.endswith("The model")
     labels = {m.label for m in at.metric}
-    assert "Decision threshold (two images)" in labels
+    assert "Equal-error threshold (two images)" in labels
     table = at.dataframe[0].value
     assert "EER (equal error rate)" in table.columns and len(table) >= 1
     assert "Measured performance" in [s.value for s in at.subheader]
@@ -429,3 +429,34 @@ def ui_client_references(at) -> list[dict]:
 
     client = api_client.SigverClient(api_client.api_url(), token=at.session_state["token"])
     return client.references(at.session_state["profile_id"])
+
+
+def test_model_page_explains_the_three_answers_with_the_shipped_card():
+    """The shipped model card (decision bands, test-writer rates) rendered by the Model page's section."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    card = json.loads((Path(__file__).resolve().parents[2] / "trained_model_parameters" / "siamese_resnet18.json").read_text())
+
+    def page(card: dict) -> None:
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        interface = Path.cwd() / "interface"
+        sys.path.insert(0, str(interface))
+        spec = importlib.util.spec_from_file_location("model_page", interface / "pages" / "5_Model.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.bands_ui(card)
+
+    at = AppTest.from_function(page, args=(card,), default_timeout=60).run()
+    assert not at.exception
+    assert "How the answer is decided" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert list(table["comparison"]) == ["Two images (one reference)", "Against a profile's references"]
+    macro = card["metrics"]["test_macro"]["decisions"]["headline"]
+    assert table["skilled forgeries decided genuine"][1] == f"{macro['forged']['genuine']:.1%}"
+    assert set(table["measured on"]) == {"test writers (mean of the datasets)"}
