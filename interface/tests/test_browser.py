@@ -72,6 +72,25 @@ def save_small_png(src: Path, dst: Path) -> None:
         img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
 
 
+def page_with_signature() -> bytes:
+    """Three lines of writing above and three below a signature in the middle: the crop step's default box
+    (the middle 60% of the image) holds the signature alone."""
+    import io
+    import math
+
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (900, 900), 245)
+    draw = ImageDraw.Draw(page)
+    for y in (30, 80, 130, 770, 820, 870):
+        draw.line([(x, y + 6 * math.sin(x / 9.0)) for x in range(40, 860, 4)], fill=20, width=3)
+    draw.line([(300 + x, 450 + 40 * math.sin(x / 25.0)) for x in range(0, 300, 3)], fill=25, width=4)
+    draw.line([(320, 500), (560, 470)], fill=25, width=3)
+    buf = io.BytesIO()
+    page.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (Debian) to run the browser test")
@@ -95,14 +114,27 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             button = page.locator("button", has_text=re.compile(r"^\W*(search)?\W*Verify$"))
             sync_api.expect(button).to_be_enabled(timeout=90_000)  # after both uploads reran the script
             button.click()
-            verdict = page.get_by_text(re.compile(r"^[✔✘] (GENUINE|FORGED)$")).first
+            verdict = page.get_by_text(re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")).first
             verdict.wait_for()
             text = verdict.inner_text()
             page.get_by_text("As the model sees them").wait_for()
-            scale = page.get_by_text(re.compile(r"^Distance between the signatures: ")).first.inner_text()
+            scale = page.get_by_text(re.compile(r"^Score: ")).first.inner_text()
             model = page.get_by_text(re.compile(r"siamese_resnet18@")).first.inner_text()
             page.wait_for_timeout(800)  # let the images finish painting
             page.screenshot(path=str(shot), full_page=True)
+
+            # a page with lines of writing above and below the signature: refused, then cropped and verified
+            inputs.nth(1).set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": page_with_signature()})
+            sync_api.expect(button).to_be_enabled(timeout=90_000)
+            button.click()
+            page.get_by_text(re.compile("does not look like a signature crop")).first.wait_for()
+            page.get_by_text("Crop to the signature").nth(1).click()  # the questioned image's crop step
+            page.get_by_text(re.compile("Only the box is compared")).first.wait_for()
+            sync_api.expect(button).to_be_enabled(timeout=90_000)
+            button.click()
+            cropped = page.get_by_text(re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")).first
+            cropped.wait_for()
+            cropped_text = cropped.inner_text()
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
@@ -111,7 +143,8 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
 
     # the live backend's test model puts two samples of one drawn "writer" well below its threshold
     assert "GENUINE" in text
-    assert "below the threshold" in scale
+    assert "in the GENUINE zone" in scale
+    assert cropped_text.split()[-1] in {"GENUINE", "INCONCLUSIVE", "FORGED"}
     assert "siamese_resnet18@" in model
     assert shot.stat().st_size > 10_000
     out_dir = os.environ.get("SIGVER_SCREENSHOT_DIR")
