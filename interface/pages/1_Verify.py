@@ -14,7 +14,7 @@ RESULT_KEY = "verify_result"  # session_state: {"key": digest of the two files, 
 
 def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     return ui.pair_uploaders(
-        "verify", ("A signature known to be genuine", "The signature to check"), width=400,
+        "verify", ("A signature known to be genuine", "The signature to check"), width=260,
         subheaders=("1. Reference signature", "2. Questioned signature"),
         helps=("PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.",
                "PNG, JPEG, TIFF or BMP scan or photo of the signature to check."),

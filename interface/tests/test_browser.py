@@ -117,6 +117,9 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             verdict = page.get_by_text(re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")).first
             verdict.wait_for()
             text = verdict.inner_text()
+            # the answer is in view without scrolling on a laptop screen (800 px high)
+            box = verdict.bounding_box()
+            decision_bottom = box["y"] + box["height"] + page.evaluate("window.scrollY")
             page.get_by_text("As the model sees them").wait_for()
             scale = page.get_by_text(re.compile(r"^Score: ")).first.inner_text()
             model = page.get_by_text(re.compile(r"siamese_resnet18@")).first.inner_text()
@@ -144,6 +147,7 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     # the live backend's test model puts two samples of one drawn "writer" well below its threshold
     assert "GENUINE" in text
     assert "in the GENUINE zone" in scale
+    assert decision_bottom < 800, decision_bottom
     assert cropped_text.split()[-1] in {"GENUINE", "INCONCLUSIVE", "FORGED"}
     assert "siamese_resnet18@" in model
     assert shot.stat().st_size > 10_000
