@@ -5,10 +5,13 @@ rescaling or re-scanning one image does. A questioned image that is byte-identic
 whose embedding lies closer to it than `copy_threshold`, is flagged `identical_to_reference` (a photocopy, a scan
 of the same sheet, or a replayed image) and is never answered genuine.
 
-`copy_threshold` belongs to the model (distances are the embedding's): `fit_copy_threshold` sets it from real
-genuine pairs of writers never seen in training (half the closest such pair, so no measured genuine pair is ever
-flagged), and `bench/copy_threshold.py` measures it and how many made-up copies (`near_copies`) it catches. A card
-without one flags byte-identical images and distances of (numerically) zero only.
+The embedding is made to forget how an image was taken, so near copies are also compared as pictures: the
+`fingerprint` of what the model sees (its input averaged over 4x4 cells), whose `pixel_difference` is small for a
+re-encoded or rescaled copy and large for two signatures written twice. Both thresholds belong to the model card
+(`copy_threshold`, `copy_pixel_threshold`): `fit_copy_threshold` sets each from real genuine pairs of writers never
+seen in training (half the closest such pair, so no measured genuine pair is ever flagged), and
+`bench/copy_threshold.py` measures them and how many made-up copies (`near_copies`) they catch. A card without them
+flags byte-identical images and embedding distances of (numerically) zero only.
 """
 
 from __future__ import annotations
@@ -56,6 +59,24 @@ def near_copies(image: Image.Image) -> dict[str, Image.Image]:
     return {name: make(image) for name, make in NEAR_COPIES.items()}
 
 
+FINGERPRINT_POOL = 4  # the model's input averaged over 4x4 cells: re-encoding and rescaling wash out, strokes stay
+
+
+def fingerprint(preprocessed: np.ndarray) -> np.ndarray:
+    """A small picture of what the model sees (the preprocessed 1 x H x W or H x W image, ink bright, paper 0)."""
+    a = np.asarray(preprocessed, dtype=np.float32)
+    a = a.reshape(a.shape[-2], a.shape[-1])
+    h, w = (a.shape[0] // FINGERPRINT_POOL) * FINGERPRINT_POOL, (a.shape[1] // FINGERPRINT_POOL) * FINGERPRINT_POOL
+    return a[:h, :w].reshape(h // FINGERPRINT_POOL, FINGERPRINT_POOL, w // FINGERPRINT_POOL, FINGERPRINT_POOL).mean(axis=(1, 3))
+
+
+def pixel_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two fingerprints relative to their mean ink: 0 for the same picture, about 1 or
+    more for two signatures written twice (different strokes land on different cells)."""
+    ink = float((a.mean() + b.mean()) / 2)
+    return float(np.abs(a - b).mean() / max(ink, 1e-6))
+
+
 def fit_copy_threshold(genuine_distances: np.ndarray) -> float:
     """`GENUINE_MARGIN` times the smallest distance between two genuine signatures of one writer."""
     genuine = np.asarray(genuine_distances, dtype=np.float64)
@@ -64,6 +85,10 @@ def fit_copy_threshold(genuine_distances: np.ndarray) -> float:
     return float(GENUINE_MARGIN * genuine.min())
 
 
-def is_copy(distance: float, *, same_bytes: bool = False, threshold: float | None = None) -> bool:
-    """The one rule: byte-identical, or closer than the card's copy threshold (zero distance without one)."""
-    return same_bytes or distance <= max(ZERO_DISTANCE, threshold or 0.0)
+def is_copy(distance: float, *, same_bytes: bool = False, threshold: float | None = None,
+            pixels: float | None = None, pixel_threshold: float | None = None) -> bool:
+    """The one rule: byte-identical, closer in the embedding than the card's `copy_threshold` (zero distance without
+    one), or a fingerprint `pixel_difference` at most the card's `copy_pixel_threshold`."""
+    if same_bytes or distance <= max(ZERO_DISTANCE, threshold or 0.0):
+        return True
+    return pixels is not None and pixel_threshold is not None and pixels <= pixel_threshold

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -136,15 +136,21 @@ class Verifier:
                 "similarity": self.card.similarity(distance, protocol), "decision": decision.decide(distance, band),
                 "decision_rates": rates}
 
-    def is_copy(self, distance: float, *, same_bytes: bool = False) -> bool:
-        return copies.is_copy(distance, same_bytes=same_bytes, threshold=self.card.copy_threshold)
+    def is_copy(self, distance: float, *, same_bytes: bool = False, pixels: float | None = None) -> bool:
+        """The card's copy rule (`sigml.copies.is_copy`); `pixels`: the fingerprints' `pixel_difference`."""
+        return copies.is_copy(distance, same_bytes=same_bytes, threshold=self.card.copy_threshold, pixels=pixels,
+                              pixel_threshold=self.card.copy_pixel_threshold)
+
+    @staticmethod
+    def pixel_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+        return copies.pixel_difference(copies.fingerprint(a.numpy()), copies.fingerprint(b.numpy()))
 
     def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor, *,
                        same_bytes: bool = False) -> VerificationResult:
         """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256)."""
         emb = self.embed_tensors(torch.stack([reference, questioned]))
         distance = float(np.linalg.norm(emb[0] - emb[1]))
-        copy = self.is_copy(distance, same_bytes=same_bytes)
+        copy = self.is_copy(distance, same_bytes=same_bytes, pixels=self.pixel_difference(reference, questioned))
         return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance, copy=copy))
 
     def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
@@ -152,12 +158,14 @@ class Verifier:
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
     def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor, *,
-                       same_bytes_as: int | None = None) -> ProfileVerificationResult:
+                       same_bytes_as: int | None = None,
+                       closest_reference: Callable[[int], torch.Tensor | None] | None = None) -> ProfileVerificationResult:
         """Questioned signature vs stored reference embeddings, scored as the model card says
         (`reference_score`, calibrated on validation writers) against the reference threshold.
         With a single reference there is no spread to normalise by: that is a pairwise comparison.
         `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
-        it, or a reference closer than the card's copy threshold, makes the answer a flagged copy."""
+        it, or a copy of the reference closest in the embedding (`closest_reference(i)` gives its preprocessed image
+        for the pixel comparison: stored references keep only embeddings), makes the answer a flagged copy."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
@@ -174,8 +182,10 @@ class Verifier:
             floor = self.card.reference_calibration.get("spread_floor", 0.0)
             distance = float(protocols.normalize(mean_distance, spread, floor)) if method == "normalized" else mean_distance
         closest = int(np.argmin(distances))
+        closest_image = closest_reference(closest) if closest_reference is not None and same_bytes_as is None else None
+        pixels = self.pixel_difference(closest_image, tensor) if closest_image is not None else None
         copy_of = same_bytes_as if same_bytes_as is not None else (
-            closest if self.is_copy(float(distances[closest])) else None)
+            closest if self.is_copy(float(distances[closest]), pixels=pixels) else None)
         return ProfileVerificationResult(
             distance=distance, model_version=self.model_version,
             **self.decide(distance, protocol, copy=copy_of is not None),

@@ -39,6 +39,7 @@ class ModelCard:
     rate_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     # embedding distance at or below which a questioned image is a copy of a reference (sigml.copies)
     copy_threshold: float | None = None
+    copy_pixel_threshold: float | None = None  # fingerprint difference at or below which it is a copy (sigml.copies)
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class ModelCard:
             "decision_bands": self.decision_bands,
             "rate_curves": self.rate_curves,
             "copy_threshold": self.copy_threshold,
+            "copy_pixel_threshold": self.copy_pixel_threshold,
             "metrics": self.metrics,
             "data": self.data,
             "training": self.training,
@@ -117,6 +119,8 @@ class ModelCard:
                             for protocol, band in data.get("decision_bands", {}).items()},
             rate_curves=dict(data.get("rate_curves", {})),
             copy_threshold=None if data.get("copy_threshold") is None else float(data["copy_threshold"]),
+            copy_pixel_threshold=(None if data.get("copy_pixel_threshold") is None
+                                  else float(data["copy_pixel_threshold"])),
             metrics=data.get("metrics", {}),
             data=data.get("data", {}),
             training=data.get("training", {}),

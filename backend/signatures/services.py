@@ -193,17 +193,24 @@ def _references_limit_check(*, profile: Profile, adding: int) -> None:
 
 
 def _references_duplicates_check(*, verifier: Verifier, profile: Profile, uploads: list[tuple[str, UploadedFile]],
-                                  images: list, embeddings: np.ndarray) -> None:
+                                  images: list, tensors: list[torch.Tensor], embeddings: np.ndarray) -> None:
     """Refuse (409 `duplicate_reference`) an upload that is the same image as an enrolled reference or as another
-    upload of the batch, byte for byte or as a near-identical copy (`Verifier.is_copy`): a repeated image adds no
-    evidence and shrinks the references' spread, which makes every later score look worse than it is."""
+    upload of the batch, byte for byte or as a near-identical copy (`Verifier.is_copy`: the pixel comparison against
+    the other uploads and the closest enrolled reference): a repeated image adds no evidence and shrinks the
+    references' spread, which makes every later score look worse than it is."""
     enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]
     for i, ((field, _), image) in enumerate(zip(uploads, images)):
-        earlier = [(f"reference {r.pk}", r.sha256, r.embedding_array(), r.pk) for r in enrolled]
-        earlier += [(f"`{uploads[j][0]}`", images[j].sha256, embeddings[j], None) for j in range(i)]
-        for label, sha256, embedding, reference_id in earlier:
+        earlier = [(f"reference {r.pk}", r.sha256, r.embedding_array(), r.pk, None) for r in enrolled]
+        if earlier:  # the pixel comparison with the closest enrolled reference only: reading every image costs
+            closest = min(range(len(enrolled)), key=lambda k: float(np.linalg.norm(earlier[k][2] - embeddings[i])))
+            label, sha256, embedding, reference_id, _ = earlier[closest]
+            earlier[closest] = (label, sha256, embedding, reference_id,
+                                _reference_tensor(verifier=verifier, reference=enrolled[closest]))
+        earlier += [(f"`{uploads[j][0]}`", images[j].sha256, embeddings[j], None, tensors[j]) for j in range(i)]
+        for label, sha256, embedding, reference_id, other in earlier:
             distance = float(np.linalg.norm(np.asarray(embedding) - embeddings[i]))
-            if verifier.is_copy(distance, same_bytes=sha256 == image.sha256):
+            pixels = verifier.pixel_difference(other, tensors[i]) if other is not None else None
+            if verifier.is_copy(distance, same_bytes=sha256 == image.sha256, pixels=pixels):
                 raise ApplicationError(
                     f"`{field}` is the same image as {label} (a repeated or copied image adds no evidence); "
                     "enrol a different signature of the person.", code="duplicate_reference", status_code=409,
@@ -220,7 +227,8 @@ def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile
     verifier = verifier_get()
     images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
     embeddings = verifier.embed_tensors(torch.stack(tensors))
-    _references_duplicates_check(verifier=verifier, profile=profile, uploads=uploads, images=images, embeddings=embeddings)
+    _references_duplicates_check(verifier=verifier, profile=profile, uploads=uploads, images=images, tensors=tensors,
+                                 embeddings=embeddings)
     saved: list[str] = []
     try:
         with transaction.atomic():
@@ -291,6 +299,16 @@ def reference_files_sweep(*, older_than_s: float = 3600.0, dry_run: bool = False
     return orphans
 
 
+def _reference_tensor(*, verifier: Verifier, reference: Reference) -> torch.Tensor | None:
+    """A stored reference's preprocessed image (for the copy rule's pixel comparison); None if it cannot be read."""
+    try:
+        with reference.image.open("rb") as fh:
+            return verifier.preprocess(fh.read())
+    except (OSError, ImageError) as exc:
+        log.warning("reference %s cannot be read: %s", reference.pk, exc)
+        return None
+
+
 def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> list[Reference]:
     """Embeddings stored under another model version are recomputed (once) from the stored images."""
     usable, tensors = [], []
@@ -329,7 +347,9 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox 
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
     matrix = np.stack([r.embedding_array() for r in current])
     same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
-    result = verifier.verify_against(matrix, tensor, same_bytes_as=same_bytes_as)
+    result = verifier.verify_against(
+        matrix, tensor, same_bytes_as=same_bytes_as,
+        closest_reference=lambda i: _reference_tensor(verifier=verifier, reference=current[i]))
     out = result.to_dict()
     distances = out.pop("distances")
     copy_of = out.pop("copy_of")

@@ -121,3 +121,27 @@ def test_look_up_profiles_by_external_id_and_search(api, user_client):
     assert ids({"search": "hopp"}) == [grace["id"]]
     assert ids({"search": "c-"}) == [ada["id"], grace["id"]]
     assert ids({}) == [ada["id"], grace["id"]]
+
+
+def test_a_re_encoded_copy_of_a_reference_is_caught_by_the_pixel_rule(api, verifier, monkeypatch):
+    """The embedding forgets how an image was taken; the picture comparison does not: a JPEG of an enrolled reference
+    is refused at enrolment and flagged at profile verify (as the closest reference), whatever the embedding says."""
+    monkeypatch.setattr(verifier.card, "copy_threshold", None)
+    monkeypatch.setattr(verifier.card, "copy_pixel_threshold", 0.3)
+    profile = create_profile(api)
+    originals = [signature_image(s) for s in (11, 12, 13)]
+    response = api.post(references_url(profile["id"]),
+                        {"images": [upload(image_bytes(o), f"r{i}.png") for i, o in enumerate(originals)]},
+                        format="multipart")
+    assert response.status_code == 201
+    created = response.json()["results"]
+    jpeg = image_bytes(originals[1], "JPEG", quality=60)
+    response = api.post(references_url(profile["id"]), {"image": upload(jpeg, "scan.jpg", "image/jpeg")},
+                        format="multipart")
+    assert response.status_code == 409 and error_of(response)["details"]["duplicate_of"] == created[1]["id"]
+    body = api.post(reverse("api:profile-verify", kwargs={"profile_id": profile["id"]}),
+                    {"questioned": upload(jpeg, "q.jpg", "image/jpeg")}, format="multipart").json()
+    assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[1]["id"]
+    fresh = api.post(reverse("api:profile-verify", kwargs={"profile_id": profile["id"]}),
+                     {"questioned": upload(png(14))}, format="multipart").json()
+    assert fresh["flags"] == []

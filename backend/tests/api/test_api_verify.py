@@ -306,3 +306,14 @@ def test_a_ruled_line_is_answered_with_a_warning(client):
                            format="multipart")
     assert response.status_code == 200
     assert [(w["field"], w["code"]) for w in response.json()["warnings"]] == [("questioned", "ruled_line")]
+
+
+def test_a_re_encoded_copy_is_flagged_by_the_pixel_rule(client, verifier, monkeypatch):
+    monkeypatch.setattr(verifier.card, "copy_threshold", None)
+    monkeypatch.setattr(verifier.card, "copy_pixel_threshold", 0.3)
+    original = signature_image(8)
+    data = {"reference": upload(image_bytes(original)),
+            "questioned": upload(image_bytes(original, "JPEG", quality=60), "q.jpg", "image/jpeg")}
+    assert client.post(URL, data, format="multipart").json()["flags"] == ["identical_to_reference"]
+    data = {"reference": upload(image_bytes(original)), "questioned": upload(png(9))}
+    assert client.post(URL, data, format="multipart").json()["flags"] == []

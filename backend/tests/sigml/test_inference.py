@@ -237,3 +237,19 @@ def test_env_flag(monkeypatch):
     for value, expected in (("0", False), ("false", False), ("1", True), (" Yes ", True), ("off", False)):
         monkeypatch.setenv("SIGML_TEST_FLAG", value)
         assert env_flag("SIGML_TEST_FLAG", True) is expected
+
+
+def test_pixel_difference_separates_a_copy_from_a_second_signature():
+    from sigml import copies
+    from sigml.preprocessing import preprocess
+    from sigml.testing import image_bytes, signature_image
+
+    original = signature_image(3)
+    same = copies.fingerprint(preprocess(image_bytes(original)).numpy())
+    jpeg = copies.fingerprint(preprocess(image_bytes(original, "JPEG", quality=60)).numpy())
+    other = copies.fingerprint(preprocess(image_bytes(signature_image(4))).numpy())
+    assert same.shape == (150 // copies.FINGERPRINT_POOL, 220 // copies.FINGERPRINT_POOL)
+    assert copies.pixel_difference(same, same) == 0.0
+    assert copies.pixel_difference(same, jpeg) < 0.3 < copies.pixel_difference(same, other)
+    assert copies.is_copy(0.5, pixels=0.1, pixel_threshold=0.2) and not copies.is_copy(0.5, pixels=0.3, pixel_threshold=0.2)
+    assert not copies.is_copy(0.5, pixels=0.1)  # no threshold in the card: no pixel rule
