@@ -73,7 +73,7 @@ def test_copy_rule():
     assert copies.is_copy(0.5, same_bytes=True)
     assert copies.is_copy(0.0) and not copies.is_copy(0.01)  # no card threshold: only a zero distance
     assert copies.is_copy(0.01, threshold=0.02) and not copies.is_copy(0.03, threshold=0.02)
-    assert copies.fit_copy_threshold([0.3, 0.12, 0.5]) == pytest.approx(0.06)
+    assert copies.fit_copy_threshold([0.3, 0.12, 0.5], quantile=0.0) == pytest.approx(0.06)
     with pytest.raises(ValueError):
         copies.fit_copy_threshold([])
 
