@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from signatures.models import Reference
+from signatures.services import files_delete_on_commit
 
 from .models import ANONYMOUS, VerificationRecord
 
@@ -112,16 +113,7 @@ def records_purge(*, older_than_days: int | None = None, dry_run: bool = False) 
         return count
     names = [n for files in old.values_list("image_files", flat=True) for n in (files or [])]
     old.delete()
-
-    def delete_files() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                log.exception("could not delete %s", name)
-
-    if names:
-        transaction.on_commit(delete_files)
+    files_delete_on_commit(names)
     log.info("purged %d case record(s) older than %d days", count, days)
     return count
 
