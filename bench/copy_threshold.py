@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         g, gp = m["genuine"], m["genuine_pixels"]
         row = {"genuine_pairs": int(g.size), "closest_genuine": float(g.min()),
                "closest_genuine_pixels": float(gp.min()),
-               "genuine_flagged": int(sum(caught(d, p) for d, p in zip(g, gp))) if len(g) == len(gp) else None,
+               "genuine_flagged": int(sum(caught(d, p) for d, p in zip(g, gp))),
                "copies": {v: {"max_distance": float(m["copies"][v].max()), "max_pixels": float(m["copy_pixels"][v].max()),
                               "caught": float(np.mean([caught(d, p) for d, p in zip(m["copies"][v], m["copy_pixels"][v])]))}
                           for v in variants}}
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     report["caught_by_variant"] = {v: float(np.mean([caught(d, p) for m in measured.values()
                                                      for d, p in zip(m["copies"][v], m["copy_pixels"][v])]))
                                    for v in variants}
-    report["genuine_flagged"] = sum(r["genuine_flagged"] or 0 for r in report["datasets"].values())
+    report["genuine_flagged"] = sum(r["genuine_flagged"] for r in report["datasets"].values())
     n_genuine = sum(r["genuine_pairs"] for r in report["datasets"].values())
     print(f"near copies caught overall: {report['caught_overall']:.1%} of {len(pairs)} ("
           + ", ".join(f"{v} {c:.0%}" for v, c in report["caught_by_variant"].items())

@@ -121,14 +121,12 @@ class Verifier:
         the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`.
         `copy`: the questioned image is a copy of a reference (`sigml.copies`): flagged, never genuine, inconclusive."""
         threshold = self.card.reference_threshold() if protocol == "reference_based" else self.threshold
-        if copy:
-            return {"threshold": threshold, "match": False, "verdict": "forged", "similarity": 0.0,
-                    "decision": "inconclusive", "flags": (copies.COPY_FLAG,),
-                    "decision_rates": {"genuine_below": self.card.band(protocol)["genuine_below"],
-                                       "forged_above": self.card.band(protocol)["forged_above"]}}
-        match = bool(distance <= threshold)
         band = self.card.band(protocol)
         rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
+        if copy:
+            return {"threshold": threshold, "match": False, "verdict": "forged", "similarity": 0.0,
+                    "decision": "inconclusive", "flags": (copies.COPY_FLAG,), "decision_rates": rates}
+        match = bool(distance <= threshold)
         curve = self.card.rate_curves.get(protocol)
         if curve:
             rates.update(decision.rates_at(curve, distance), measured_on="validation writers, never seen in training")

@@ -13,6 +13,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 HERE = Path(__file__).resolve().parent
 API_TESTS = HERE.parent / "api"
 REPO = HERE.parents[2]
@@ -34,3 +36,18 @@ client = api_fixtures.client
 make_user = api_fixtures.make_user
 user_client = api_fixtures.user_client
 GENEROUS_RATES = api_fixtures.GENEROUS_RATES
+
+
+@pytest.fixture
+def enrolled(user_client):
+    """An authenticated client, one of its profiles, with one reference stored."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from api_helpers import png
+
+    api, _ = user_client("mallory")
+    profile = api.post("/api/profiles/", {"name": "Target"}, format="json").json()
+    stored = api.post(f"/api/profiles/{profile['id']}/references/",
+                      {"image": SimpleUploadedFile("r.png", png(1), "image/png")}, format="multipart")
+    assert stored.status_code == 201, stored.content
+    return api, profile["id"]

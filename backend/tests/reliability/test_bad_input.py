@@ -33,17 +33,6 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-@pytest.fixture
-def enrolled(user_client):
-    """An authenticated client, one of its profiles, with one reference stored."""
-    api, user = user_client("mallory")
-    profile = api.post("/api/profiles/", {"name": "Target"}, format="json").json()
-    stored = api.post(f"/api/profiles/{profile['id']}/references/",
-                      {"image": SimpleUploadedFile("r.png", png(1), "image/png")}, format="multipart")
-    assert stored.status_code == 201, stored.content
-    return api, profile["id"]
-
-
 def _send(endpoint: str, api: APIClient, profile_id: int, upload: SimpleUploadedFile):
     if endpoint == "verify":
         reference = SimpleUploadedFile("ref.png", png(1), "image/png")

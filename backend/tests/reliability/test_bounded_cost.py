@@ -33,16 +33,6 @@ ENDPOINTS = ["verify", "references", "profile-verify"]
 FIELD = {"verify": "questioned", "references": "image", "profile-verify": "questioned"}
 
 
-@pytest.fixture
-def enrolled(user_client):
-    api, user = user_client("mallory")
-    profile = api.post("/api/profiles/", {"name": "Target"}, format="json").json()
-    stored = api.post(f"/api/profiles/{profile['id']}/references/",
-                      {"image": SimpleUploadedFile("r.png", png(1), "image/png")}, format="multipart")
-    assert stored.status_code == 201, stored.content
-    return api, profile["id"]
-
-
 def send(endpoint: str, api, profile_id: int, data: bytes, name: str = "upload.png", content_type: str = "image/png"):
     upload = SimpleUploadedFile(name, data, content_type)
     if endpoint == "verify":
