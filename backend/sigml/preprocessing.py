@@ -9,7 +9,8 @@ ink bright (up to 1.0) on an exact-zero background:
 3. remove the paper background with Otsu's threshold: everything that is not ink becomes 0;
 4. normalise the ink intensity (so scanner/paper darkness differences, e.g. CEDAR's darker
    genuine scans, carry no signal), drop isolated specks;
-5. crop to the ink's bounding box, fit it to the canvas keeping the aspect ratio, centre it.
+5. crop to the ink's bounding box, fit it to the canvas (keeping the aspect ratio, or stretched to fill
+   it with `fit="stretch"`), centre it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .errors import BlankImageError, CropError, ImageTooLargeError, NotASignatur
 ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
 
 InkMode = Literal["binary", "normalized", "gray"]
+FitMode = Literal["aspect", "stretch"]
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,15 @@ class PreprocessConfig:
     min_ink_fraction: float = 5e-4  # less ink than this share of the image: blank
     min_contrast: float = 0.12  # ink must be this much darker than the paper (gray levels in [0,1])
     max_pixels: int = 40_000_000  # larger images are refused before decoding
+    # "aspect": the ink box keeps its shape; "stretch": it fills the canvas, so a wide Latin signature and
+    # a squashed 256x256 scan of one give the network the same shape.
+    fit: FitMode = "aspect"
 
     def __post_init__(self) -> None:
         if self.ink not in get_args(InkMode):
             raise ValueError(f"unknown ink mode {self.ink!r}: expected one of {', '.join(get_args(InkMode))}")
+        if self.fit not in get_args(FitMode):
+            raise ValueError(f"unknown fit mode {self.fit!r}: expected one of {', '.join(get_args(FitMode))}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -297,13 +304,15 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 
 def fit_to_canvas(ink: np.ndarray, cfg: PreprocessConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """Scale (keeping the aspect ratio) and centre the cropped ink on the fixed canvas."""
+    """Scale (keeping the aspect ratio unless `cfg.fit` is "stretch") and centre the cropped ink on the canvas."""
     height, width = cfg.canvas_height, cfg.canvas_width
     inner_h, inner_w = height - 2 * cfg.margin, width - 2 * cfg.margin
     h, w = ink.shape
-    scale = min(inner_h / h, inner_w / w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    scale_h, scale_w = inner_h / h, inner_w / w
+    if cfg.fit == "aspect":
+        scale_h = scale_w = min(scale_h, scale_w)
+    new_h, new_w = max(1, round(h * scale_h)), max(1, round(w * scale_w))
+    resample = Image.Resampling.BOX if min(scale_h, scale_w) < 1 else Image.Resampling.BILINEAR
     resized = Image.fromarray(ink, mode="F").resize((new_w, new_h), resample=resample)
     canvas = np.zeros((height, width), dtype=np.float32)
     top, left = (height - new_h) // 2, (width - new_w) // 2

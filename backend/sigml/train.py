@@ -438,13 +438,15 @@ def macro_entry(val: dict[str, Any]) -> dict[str, float]:
 
 
 def config_for_init(cfg: TrainConfig, init: str | Path) -> TrainConfig:
-    """`cfg` with the architecture and preprocessing of the model card next to the `init` weights."""
+    """`cfg` with the architecture of the model card next to the `init` weights, and its preprocessing
+    unless the config sets its own (a config that changes the canvas fine-tunes the network to it)."""
     import dataclasses
 
     card = ModelCard.load(card_path_for(init))
-    if card.architecture != cfg.model or card.preprocessing != cfg.preprocessing:
-        log.info("fine-tuning keeps the architecture and preprocessing of %s", init)
-    return dataclasses.replace(cfg, model=card.architecture, preprocessing=card.preprocessing)
+    preprocessing = card.preprocessing if cfg.preprocessing == PreprocessConfig() else cfg.preprocessing
+    if card.architecture != cfg.model or preprocessing != cfg.preprocessing:
+        log.info("fine-tuning keeps the architecture%s of %s", "" if preprocessing is cfg.preprocessing else " and preprocessing", init)
+    return dataclasses.replace(cfg, model=card.architecture, preprocessing=preprocessing)
 
 
 def _init_description(init: str | Path | None) -> dict[str, Any] | None:

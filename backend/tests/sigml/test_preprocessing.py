@@ -262,6 +262,18 @@ def test_wide_signature_stays_wide():
     assert (r - l) / (b - t) > 10  # not stretched to the 220:150 canvas
 
 
+@pytest.mark.parametrize("size,box", [((1000, 120), (50, 30, 950, 90)), ((300, 600), (120, 50, 180, 550))])
+def test_stretch_fills_the_canvas(size, box):
+    out = preprocess_array(_bar_signature(size, box), PreprocessConfig(fit="stretch"))
+    t, b, l, r = ink_bbox(out > 0)
+    assert (r - l) >= W - 2 * MARGIN - 2 and (b - t) >= H - 2 * MARGIN - 2  # both sides fill it, whatever the shape
+
+
+def test_unknown_fit_mode_is_refused():
+    with pytest.raises(ValueError, match="fit mode"):
+        PreprocessConfig(fit="crop")
+
+
 def test_off_centre_signature_is_centred(sig):
     page = Image.new("L", (1200, 900), 235)
     page.paste(sig, (20, 15))  # top-left corner of a big page

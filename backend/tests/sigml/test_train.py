@@ -380,3 +380,23 @@ def test_fine_tuning_starts_from_the_init_weights_and_keeps_their_architecture(m
     assert end.keys() == marked.keys()
     assert (end["backbone.conv1.weight"].float() - 0.125).abs().max() < 1e-4
     assert "thresholds" in card and card["metrics"]["validation"]["pairwise"]["eer"] >= 0
+
+
+def test_fine_tuning_config_with_its_own_preprocessing_keeps_it(monkeypatch, tmp_path):
+    """The init model's preprocessing is kept unless the config sets one (e.g. `{"fit": "stretch"}` to fine-tune the
+    network to a new canvas); its architecture always wins."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from sigml import train as train_module
+    from sigml.model import ModelConfig
+    from sigml.preprocessing import PreprocessConfig
+
+    card = SimpleNamespace(architecture=ModelConfig(embedding_dim=4, hidden_dim=8), preprocessing=PreprocessConfig(ink="gray"))
+    monkeypatch.setattr(train_module.ModelCard, "load", classmethod(lambda cls, path: card))
+    default = train_module.TrainConfig()
+    kept = train_module.config_for_init(default, tmp_path / "m.safetensors")
+    assert kept.model == card.architecture and kept.preprocessing == card.preprocessing
+    stretched = dataclasses.replace(default, preprocessing=PreprocessConfig(fit="stretch"))
+    own = train_module.config_for_init(stretched, tmp_path / "m.safetensors")
+    assert own.model == card.architecture and own.preprocessing.fit == "stretch"
