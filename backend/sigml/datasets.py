@@ -34,7 +34,8 @@ class SignatureRecord:
         return self.label == "genuine"
 
 
-def _natural_key(text: str) -> tuple:
+def natural_key(text: str) -> tuple:
+    """Sort key that orders digit runs by value: "w2" before "w10"."""
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
@@ -43,7 +44,7 @@ def _images(folder: Path) -> list[Path]:
         return []
     return sorted(
         (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: _natural_key(p.name),
+        key=lambda p: natural_key(p.name),
     )
 
 
@@ -76,7 +77,7 @@ class CedarLayout(Layout):
     @classmethod
     def read(cls, root: Path, dataset: str) -> list[SignatureRecord]:
         records = []
-        for person in sorted(root.iterdir(), key=lambda p: _natural_key(p.name)):
+        for person in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
             if not (person.is_dir() and person.name.startswith("person_")):
                 continue
             writer = person.name.removeprefix("person_")
@@ -107,13 +108,13 @@ class GpdsLayout(Layout):
             folder = root / half
             if not folder.is_dir():
                 continue
-            for wdir in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+            for wdir in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
                 if not wdir.is_dir():
                     continue
                 for sub, label in (("genuine", "genuine"), ("forge", "forged")):
                     for img in _images(wdir / sub):
                         records.append(SignatureRecord(dataset, wdir.name, label, img.relative_to(root).as_posix()))
-        return sorted(records, key=lambda r: (_natural_key(r.writer), r.label, _natural_key(r.path)))
+        return sorted(records, key=lambda r: (natural_key(r.writer), r.label, natural_key(r.path)))
 
 
 class GenericLayout(Layout):
@@ -129,7 +130,7 @@ class GenericLayout(Layout):
     @classmethod
     def read(cls, root: Path, dataset: str) -> list[SignatureRecord]:
         records = []
-        for wdir in sorted(root.iterdir(), key=lambda p: _natural_key(p.name)):
+        for wdir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
             if not wdir.is_dir():
                 continue
             for label in ("genuine", "forged"):

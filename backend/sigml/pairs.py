@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Literal
 
-from .datasets import SignatureRecord, _natural_key
+from .datasets import SignatureRecord, natural_key
 from .errors import DatasetError
 
 PairKind = Literal["genuine", "skilled", "random"]
@@ -51,7 +51,7 @@ def make_pairs(
     """
     rng = random.Random(seed)
     genuine, forged = _by_writer(records)
-    writers = sorted(genuine, key=_natural_key)
+    writers = sorted(genuine, key=natural_key)
     pairs: list[Pair] = []
     for w in writers:
         gens = genuine[w]

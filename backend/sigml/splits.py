@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Literal
 
-from .datasets import SignatureRecord, _natural_key
+from .datasets import SignatureRecord, natural_key
 from .errors import DatasetError
 
 Split = Literal["train", "validation", "test"]
@@ -23,7 +23,7 @@ def split_writers(
     writers: Iterable[str], *, validation: float = 0.15, test: float = 0.2, seed: int = 0
 ) -> dict[str, Split]:
     """Assign every writer to exactly one split. `validation`/`test` are counts (>= 1) or fractions."""
-    ordered = sorted(set(writers), key=_natural_key)
+    ordered = sorted(set(writers), key=natural_key)
     n = len(ordered)
     n_val, n_test = _count(n, validation), _count(n, test)
     if n_val < 0 or n_test < 0 or n_val + n_test >= n:
@@ -35,7 +35,7 @@ def split_writers(
     assignment: dict[str, Split] = {}
     for i, writer in enumerate(shuffled):
         assignment[writer] = "test" if i < n_test else "validation" if i < n_test + n_val else "train"
-    return dict(sorted(assignment.items(), key=lambda kv: _natural_key(kv[0])))
+    return dict(sorted(assignment.items(), key=lambda kv: natural_key(kv[0])))
 
 
 def write_splits_csv(path: str | Path, assignment: dict[str, Split], dataset: str) -> None:
