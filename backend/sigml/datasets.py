@@ -12,7 +12,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Iterable, Literal
+from typing import ClassVar, Literal
 
 from .errors import DatasetError
 
@@ -171,43 +171,6 @@ def read_dataset(root: str | Path, layout: str = "auto", name: str | None = None
     if not any(r.genuine for r in records):
         raise DatasetError(f"no genuine signatures found in {root} (layout {layout})")
     return records
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    root: Path
-    layout: str
-    writers: int
-    genuine: int
-    forged: int
-
-
-def summarize(records: Iterable[SignatureRecord], name: str, root: Path, layout: str) -> DatasetInfo:
-    records = list(records)
-    return DatasetInfo(
-        name=name,
-        root=root,
-        layout=layout,
-        writers=len({r.writer for r in records}),
-        genuine=sum(r.genuine for r in records),
-        forged=sum(not r.genuine for r in records),
-    )
-
-
-def discover(data_dir: str | Path) -> list[DatasetInfo]:
-    """Datasets found directly under `data_dir` (one sub-folder each); unreadable ones are skipped."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        return []
-    found = []
-    for sub in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        try:
-            layout = detect_layout(sub)
-            found.append(summarize(read_dataset(sub, layout, sub.name), sub.name, sub, layout))
-        except DatasetError as exc:
-            log.debug("skipping %s: %s", sub, exc)
-    return found
 
 
 # --- importers from raw downloads into the generic layout -------------------------------------

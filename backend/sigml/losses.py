@@ -1,15 +1,10 @@
-"""Contrastive loss on pairs, and its batch-wise version with online mining of hard pairs."""
+"""Training losses: the batch-wise contrastive loss (Hadsell et al. 2006) with online mining of hard pairs, a
+within-writer triplet term, and the auxiliary cosine-softmax writer classifier."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-
-def contrastive_loss(distance: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
-    """Hadsell et al. (2006): same-writer pairs pulled together, forgery pairs pushed beyond `margin`."""
-    same = same.float()
-    return (same * distance.pow(2) + (1 - same) * F.relu(margin - distance).pow(2)).mean()
 
 
 def batch_contrastive_loss(

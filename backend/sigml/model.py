@@ -50,7 +50,3 @@ class SiameseResNet18(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embed(a), self.embed(b)
 
-
-def pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distance between matching rows of `a` and `b`."""
-    return torch.linalg.vector_norm(a.float() - b.float(), dim=-1)

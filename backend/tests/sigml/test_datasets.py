@@ -12,7 +12,6 @@ from sigml.datasets import (
     LAYOUT_CHOICES,
     SignatureRecord,
     detect_layout,
-    discover,
     import_raw,
     read_dataset,
 )
@@ -157,20 +156,6 @@ def test_layout_choices():
     assert LAYOUT_CHOICES == ("auto", "cedar", "gpds", "generic")
 
 
-# --- discover ---------------------------------------------------------------------------------------------------
-
-
-def test_discover(tmp_path, cedar_dir, gpds_dir, generic_dir):
-    (tmp_path / "not_a_dataset").mkdir()
-    (tmp_path / ".hidden").mkdir()
-    infos = {i.name: i for i in discover(tmp_path)}
-    assert set(infos) == {"CEDAR", "GPDS", "GEN"}
-    assert (infos["CEDAR"].layout, infos["CEDAR"].writers, infos["CEDAR"].genuine, infos["CEDAR"].forged) == ("cedar", 3, 9, 6)
-    assert (infos["GPDS"].layout, infos["GPDS"].writers, infos["GPDS"].genuine, infos["GPDS"].forged) == ("gpds", 3, 9, 12)
-    assert infos["GEN"].layout == "generic"
-    assert discover(tmp_path / "missing") == []
-
-
 # --- importers ----------------------------------------------------------------------------------------------------
 
 
@@ -250,10 +235,3 @@ def test_real_gpds_merged_by_writer(gpds_root):
     for r in records:
         halves.setdefault(r.writer, set()).add(r.path.split("/")[0])
     assert all(h == {"train", "test"} for h in halves.values())  # every writer spans both folders
-
-
-def test_real_discover(shared_datasets):
-    infos = {i.name: i for i in discover(shared_datasets)}
-    assert {"CEDAR", "GPDS"} <= set(infos)
-    assert (infos["CEDAR"].layout, infos["CEDAR"].writers, infos["CEDAR"].genuine, infos["CEDAR"].forged) == ("cedar", 55, 1320, 1320)
-    assert (infos["GPDS"].layout, infos["GPDS"].writers, infos["GPDS"].genuine, infos["GPDS"].forged) == ("gpds", 150, 3600, 4500)
