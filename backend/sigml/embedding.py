@@ -76,15 +76,19 @@ def as_float(images: torch.Tensor) -> torch.Tensor:
 def embed_tensors(
     model: torch.nn.Module, images: torch.Tensor, *, bf16: bool = True, batch_size: int = 64, progress: bool = False
 ) -> np.ndarray:
-    """Embeddings of preprocessed images in eval mode, bfloat16 autocast + channels-last."""
+    """N x 1 x H x W preprocessed images (float, or uint8 from `to_uint8`) → N x D float32 embeddings, in eval mode,
+    bfloat16 autocast + channels-last: the one batch-embedding loop (training, evaluation and `Verifier`)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
-    with torch.no_grad():
+    try:
         for start in tqdm(range(0, len(images), batch_size), desc="embed", disable=not progress, leave=False):
             chunk = as_float(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 out.append(model.embed(chunk).float().cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0, int(getattr(getattr(model, "cfg", None), "embedding_dim", 0))), np.float32)
+    return torch.cat(out).numpy()

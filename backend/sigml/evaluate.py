@@ -16,7 +16,7 @@ import numpy as np
 
 from . import metrics, protocols
 from .datasets import SignatureRecord, read_dataset
-from .embedding import embed_tensors, preprocess_records
+from .embedding import preprocess_records
 from .errors import DatasetError
 from .inference import Verifier
 from .modelcard import ModelCard, card_path_for
@@ -70,18 +70,18 @@ def embed_dataset(
     images, records = preprocess_records(records, {dataset: data_root}, verifier.card.preprocessing, workers=workers, desc="preprocess", progress=progress)
     if not records:
         raise DatasetError(f"no readable signature images in {data_root}")
-    emb = embed_tensors(verifier.model, images, bf16=verifier.bf16, progress=progress)
+    emb = verifier.embed_tensors(images, progress=progress)
     return records, emb, split_path
 
 
 def served_reference_based(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int,
                            seed: int = 0) -> tuple[protocols.Scored, str, float]:
-    """The reference-based protocol scored as the API serves it, with the score name and threshold used:
-    K >= 2 references with the card's reference score (and spread floor); one reference is a plain pair distance."""
-    score, threshold = (card.reference_score, card.reference_threshold()) if k >= 2 else ("mean", card.threshold)
-    rb = protocols.reference_based(emb, records, k=k, seed=seed, score=score,
-                                   spread_floor=card.reference_calibration.get("spread_floor", 0.0))
-    return rb, score, threshold
+    """The reference-based protocol scored as the API serves it (`ModelCard.reference_policy(k)`), with the score's
+    name ("normalized", "mean", or "pairwise" for K=1) and the threshold it is judged against."""
+    policy = card.reference_policy(k)
+    rb = protocols.reference_based(emb, records, k=k, seed=seed, score=policy.reference_score,
+                                   spread_floor=policy.spread_floor)
+    return rb, policy.score_method, policy.threshold
 
 
 def evaluate(
@@ -129,7 +129,7 @@ def evaluate(
         except ValueError as exc:
             log.warning("reference-based protocol with K=%d skipped: %s", k, exc)
             continue
-        by_k[str(k)] = {**_block(rb, threshold), "k": k, "score": score if k >= 2 else "pairwise"}
+        by_k[str(k)] = {**_block(rb, threshold), "k": k, "score": score}
         if plots_dir:
             plot_protocol(rb, Path(plots_dir), f"reference_k{k}", threshold)
     if by_k:

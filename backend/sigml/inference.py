@@ -9,12 +9,11 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -22,6 +21,8 @@ from PIL import Image
 
 from . import copies, decision, protocols
 from .checkpoints import load_weights
+from .embedding import embed_tensors
+from .env import env_flag
 from .errors import ModelLoadError
 from .model import SiameseResNet18
 from .modelcard import ModelCard, card_path_for, file_sha256
@@ -30,9 +31,9 @@ from .preprocessing import ImageSource, preprocess
 log = logging.getLogger(__name__)
 
 
-def env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+def pair_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The embedding distance of a pair: what every pair answer, copy check and explanation compares."""
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)))
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,35 @@ class VerificationResult:
 
 @dataclass(frozen=True)
 class ProfileVerificationResult(VerificationResult):
+    """A questioned signature scored against K references (`ModelCard.reference_policy`): `score` is what the
+    threshold and the decision band judge; `distance` holds the same value (the base class's name for it)."""
+
     distances: tuple[float, ...] = ()  # one per reference, in the order given
     copy_of: int | None = None  # index of the reference the questioned image is a copy of (flags has COPY_FLAG)
-    # what `distance` is: "normalized" (mean distance / the references' spread), "mean" (mean distance),
+    # what `score` is: "normalized" (mean distance / the references' spread), "mean" (mean distance),
     # or "pairwise" (a single reference: the plain pair distance against the pairwise threshold)
-    score: str = "mean"
+    score_method: str = "mean"
     mean_distance: float = 0.0
     reference_spread: float | None = None  # mean pairwise distance among the references (>= 2 of them)
+
+    @property
+    def score(self) -> float:
+        return self.distance
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "score": self.score}
+
+
+# something a questioned upload may be a copy of: its preprocessed image, a function that reads it (called for the
+# closest such candidate only: reading a stored image costs), or None (no pixel comparison)
+CandidateImage = Union[torch.Tensor, Callable[[], Union[torch.Tensor, None]], None]
+
+
+@dataclass(frozen=True)
+class CopyCandidate:
+    embedding: np.ndarray
+    same_bytes: bool = False  # byte-identical to the questioned upload (the caller compared sha256)
+    image: CandidateImage = None
 
 
 class Verifier:
@@ -102,25 +125,23 @@ class Verifier:
     def preprocess(self, source: ImageSource) -> torch.Tensor:
         return preprocess(source, self.card.preprocessing)
 
-    @torch.inference_mode()
-    def embed_tensors(self, batch: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-        """N x 1 x H x W preprocessed tensors → N x D float32 embeddings."""
-        out = []
+    def embed_tensors(self, batch: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 64, *,
+                      progress: bool = False) -> np.ndarray:
+        """N x 1 x H x W preprocessed tensors (or a list of 1 x H x W ones) → N x D float32 embeddings
+        (`sigml.embedding.embed_tensors`, one forward pass at a time)."""
+        if not isinstance(batch, torch.Tensor):
+            batch = torch.stack(list(batch)) if len(batch) else torch.zeros(0, 1, 1, 1)
         with self._lock:
-            for start in range(0, len(batch), batch_size):
-                chunk = batch[start : start + batch_size].contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                    out.append(self.model.embed(chunk).float())
-        return torch.cat(out).numpy() if out else np.zeros((0, self.card.architecture.embedding_dim), np.float32)
+            return embed_tensors(self.model, batch, bf16=self.bf16, batch_size=batch_size, progress=progress)
 
     def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
-        return self.embed_tensors(torch.stack([self.preprocess(s) for s in sources]))
+        return self.embed_tensors([self.preprocess(s) for s in sources])
 
     def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False) -> dict:
         """Every answer a score gets, from the model card: the two-way `verdict` at the EER threshold (`match`),
         the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`.
         `copy`: the questioned image is a copy of a reference (`sigml.copies`): flagged, never genuine, inconclusive."""
-        threshold = self.card.reference_threshold() if protocol == "reference_based" else self.threshold
+        threshold = self.card.threshold_for(protocol)
         band = self.card.band(protocol)
         rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
         if copy:
@@ -143,25 +164,51 @@ class Verifier:
     def pixel_difference(a: torch.Tensor, b: torch.Tensor) -> float:
         return copies.pixel_difference(copies.fingerprint(a.numpy()), copies.fingerprint(b.numpy()))
 
+    def copy_among(self, embedding: np.ndarray, image: torch.Tensor,
+                   candidates: Sequence[CopyCandidate]) -> tuple[int, float] | None:
+        """The first candidate a questioned upload (`image`, embedded as `embedding`) is a copy of under the card's
+        copy rule, with its embedding distance; None if it is a copy of none. Candidates with a tensor are also
+        compared as pictures; of those whose image must be read (a callable), only the closest one is."""
+        distances = [pair_distance(c.embedding, embedding) for c in candidates]
+        lazy = [i for i, c in enumerate(candidates) if callable(c.image)]
+        closest_lazy = min(lazy, key=lambda i: distances[i]) if lazy else None
+        for i, candidate in enumerate(candidates):
+            other = candidate.image() if i == closest_lazy else None if callable(candidate.image) else candidate.image
+            pixels = self.pixel_difference(other, image) if other is not None else None
+            if self.is_copy(distances[i], same_bytes=candidate.same_bytes, pixels=pixels):
+                return i, distances[i]
+        return None
+
     def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor, *,
                        same_bytes: bool = False) -> VerificationResult:
         """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256)."""
-        emb = self.embed_tensors(torch.stack([reference, questioned]))
-        distance = float(np.linalg.norm(emb[0] - emb[1]))
+        emb = self.embed_tensors([reference, questioned])
+        distance = pair_distance(emb[0], emb[1])
         copy = self.is_copy(distance, same_bytes=same_bytes, pixels=self.pixel_difference(reference, questioned))
         return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance, copy=copy))
+
+    def verify_pairs(self, images: Sequence[torch.Tensor], pairs: Sequence[tuple[int, int]]) -> list[VerificationResult]:
+        """Many pairs among preprocessed `images` (each embedded once, in batches), each answered as `verify`
+        answers a pair; no copy rule (pairs of a dataset's own images)."""
+        if not pairs:
+            return []
+        emb = self.embed_tensors(images)
+        out = []
+        for a, b in pairs:
+            distance = pair_distance(emb[a], emb[b])
+            out.append(VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance)))
+        return out
 
     def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
         """Distance between two signatures (one batched forward pass) and the calibrated verdict."""
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
-    def verify_against(self, reference_embeddings: np.ndarray, questioned: ImageSource | torch.Tensor, *,
-                       same_bytes_as: int | None = None,
+    def verify_against(self, reference_embeddings: np.ndarray | Sequence[np.ndarray],
+                       questioned: ImageSource | torch.Tensor, *, same_bytes_as: int | None = None,
                        closest_reference: Callable[[int], torch.Tensor | None] | None = None) -> ProfileVerificationResult:
-        """Questioned signature vs stored reference embeddings, scored as the model card says
-        (`reference_score`, calibrated on validation writers) against the reference threshold.
-        With a single reference there is no spread to normalise by: that is a pairwise comparison.
-        `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
+        """Questioned signature vs stored reference embeddings, scored as the model card's `reference_policy` for
+        that many references says (with a single reference there is no spread to normalise by: that is a pairwise
+        comparison). `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
         it, or a copy of the reference closest in the embedding (`closest_reference(i)` gives its preprocessed image
         for the pixel comparison: stored references keep only embeddings), makes the answer a flagged copy."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
@@ -172,39 +219,33 @@ class Verifier:
         distances = np.linalg.norm(refs - q[None, :], axis=1)
         mean_distance = float(distances.mean())
         spread = protocols.reference_spread(refs)
-        method = self.card.reference_score
-        if len(refs) == 1:
-            method, protocol, distance = "pairwise", "pairwise", mean_distance
-        else:
-            protocol = "reference_based"
-            floor = self.card.reference_calibration.get("spread_floor", 0.0)
-            distance = float(protocols.normalize(mean_distance, spread, floor)) if method == "normalized" else mean_distance
+        policy = self.card.reference_policy(len(refs))
+        score = float(policy.scores(q, refs)[0])
         closest = int(np.argmin(distances))
         closest_image = closest_reference(closest) if closest_reference is not None and same_bytes_as is None else None
         pixels = self.pixel_difference(closest_image, tensor) if closest_image is not None else None
         copy_of = same_bytes_as if same_bytes_as is not None else (
             closest if self.is_copy(float(distances[closest]), pixels=pixels) else None)
         return ProfileVerificationResult(
-            distance=distance, model_version=self.model_version,
-            **self.decide(distance, protocol, copy=copy_of is not None),
-            distances=tuple(float(x) for x in distances), score=method, mean_distance=mean_distance,
-            reference_spread=spread, copy_of=copy_of,
+            distance=score, model_version=self.model_version,
+            **self.decide(score, policy.protocol, copy=copy_of is not None),
+            distances=tuple(float(x) for x in distances), score_method=policy.score_method,
+            mean_distance=mean_distance, reference_spread=spread, copy_of=copy_of,
         )
 
-    def reference_consistency(self, reference_embeddings: np.ndarray) -> list[dict]:
+    def reference_consistency(self, reference_embeddings: np.ndarray | Sequence[np.ndarray]) -> list[dict]:
         """Each enrolled reference scored against the profile's other references as a questioned signature would be
-        (`reference_score`, needs at least 3 references so the others have a spread): `outlier` when that score
-        would be decided forged, i.e. the others do not recognise it: a wrong or damaged reference to remove.
-        Returns one {"score", "outlier"} per reference (score None and outlier False with fewer than 3)."""
+        (`reference_policy` of the others, needs at least 3 references so the others have a spread): `outlier` when
+        that score would be decided forged, i.e. the others do not recognise it: a wrong or damaged reference to
+        remove. Returns one {"score", "outlier"} per reference (score None and outlier False with fewer than 3)."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if len(refs) < 3:
             return [{"score": None, "outlier": False} for _ in refs]
-        floor = self.card.reference_calibration.get("spread_floor", 0.0)
-        band = self.card.band("reference_based")
+        policy = self.card.reference_policy(len(refs) - 1)
+        band = self.card.band(policy.protocol)
         out = []
         for i in range(len(refs)):
-            others = np.delete(refs, i, axis=0)
-            score = float(protocols.reference_scores(refs[i], others, self.card.reference_score, spread_floor=floor)[0])
+            score = float(policy.scores(refs[i], np.delete(refs, i, axis=0))[0])
             out.append({"score": score, "outlier": decision.decide(score, band) == "forged"})
         return out
 
@@ -214,8 +255,8 @@ class Verifier:
         Returns H x W maps in [0, 1] for both preprocessed images (1 = the patch whose occlusion
         changes the distance most). Patches without ink are skipped (their occlusion changes nothing).
         """
-        emb = self.embed_tensors(torch.stack([reference, questioned]))
-        base = float(np.linalg.norm(emb[0] - emb[1]))
+        emb = self.embed_tensors([reference, questioned])
+        base = pair_distance(emb[0], emb[1])
         maps = {}
         for name, image, other in (("reference", reference, emb[1]), ("questioned", questioned, emb[0])):
             _, h, w = image.shape

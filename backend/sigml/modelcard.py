@@ -16,18 +16,50 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from . import protocols
 from .errors import ModelLoadError
 from .model import ModelConfig
 from .preprocessing import PreprocessConfig
 from .protocols import REFERENCE_SCORES
+
+PROTOCOLS = ("pairwise", "reference_based")
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """How a questioned signature is scored against K references: the one rule serving (`Verifier.verify_against`,
+    `Verifier.reference_consistency`) and evaluation (`sigml evaluate`, the benchmark) share.
+
+    With K >= 2 the card's `reference_score` ("normalized" or "mean", its spread floor and the reference-based
+    threshold, band and calibration); with a single reference there is no spread to normalise by: the plain pair
+    distance against the pairwise threshold, band and calibration (`score_method` "pairwise")."""
+
+    k: int
+    score_method: str  # what the score is: "normalized", "mean" or "pairwise"
+    protocol: str  # whose threshold, band and calibration apply: "reference_based" or "pairwise"
+    threshold: float
+    spread_floor: float = 0.0
+
+    @property
+    def reference_score(self) -> str:
+        """The `protocols.REFERENCE_SCORES` formula: a single reference's pair distance is its mean distance."""
+        return "mean" if self.score_method == "pairwise" else self.score_method
+
+    def scores(self, questioned: np.ndarray, references: np.ndarray) -> np.ndarray:
+        """The score of each questioned embedding against these references (lower = more genuine)."""
+        return protocols.reference_scores(questioned, references, self.reference_score, spread_floor=self.spread_floor)
 
 
 @dataclass
 class ModelCard:
     architecture: ModelConfig
     preprocessing: PreprocessConfig
-    threshold: float  # pairwise distance threshold, calibrated on validation writers at their EER
-    thresholds: dict[str, float] = field(default_factory=dict)  # per protocol ("pairwise", "reference_based")
+    threshold: float  # the pairwise distance threshold, calibrated on validation writers at their EER
+    # the other protocols' thresholds ("reference_based"); the pairwise one is `threshold`: `threshold_for` reads
+    # both (the JSON repeats it as thresholds["pairwise"] for older readers)
+    thresholds: dict[str, float] = field(default_factory=dict)
     calibration: dict[str, float] = field(default_factory=dict)  # similarity = sigmoid(slope * d + intercept)
     # how a questioned signature is scored against enrolled references (protocols.REFERENCE_SCORES);
     # cards written before "normalized" existed were calibrated on the plain mean distance
@@ -54,14 +86,38 @@ class ModelCard:
         sha = str(self.weights.get("sha256", ""))[:8] or "unversioned"
         return f"{self.name}@{sha}"
 
+    def __post_init__(self) -> None:
+        pairwise = self.thresholds.get("pairwise")
+        if pairwise is not None and not math.isclose(float(pairwise), float(self.threshold), rel_tol=1e-9):
+            raise ValueError(f"thresholds['pairwise'] ({pairwise}) is not the card's threshold ({self.threshold})")
+        self.thresholds = {p: float(v) for p, v in self.thresholds.items() if p != "pairwise"}
+
+    def threshold_for(self, protocol: str = "pairwise") -> float:
+        """The EER threshold of a protocol: `threshold` for pairs; a card without a reference-based one (older
+        cards, scored by the mean distance) uses the pairwise threshold for references too."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+        return float(self.threshold if protocol == "pairwise" else self.thresholds.get(protocol, self.threshold))
+
     def reference_threshold(self) -> float:
-        return float(self.thresholds.get("reference_based", self.threshold))
+        """`threshold_for("reference_based")`."""
+        return self.threshold_for("reference_based")
+
+    def reference_policy(self, k: int) -> ReferencePolicy:
+        """How a questioned signature is scored against `k` references (see `ReferencePolicy`)."""
+        if k < 1:
+            raise ValueError("at least one reference is needed")
+        if k == 1:
+            return ReferencePolicy(k=1, score_method="pairwise", protocol="pairwise", threshold=self.threshold_for())
+        return ReferencePolicy(k=k, score_method=self.reference_score, protocol="reference_based",
+                               threshold=self.threshold_for("reference_based"),
+                               spread_floor=float(self.reference_calibration.get("spread_floor", 0.0)))
 
     def band(self, protocol: str = "pairwise") -> dict[str, Any]:
         """The decision band of a protocol; without one (older cards), both cuts at the EER threshold."""
         if protocol in self.decision_bands:
             return self.decision_bands[protocol]
-        threshold = self.reference_threshold() if protocol == "reference_based" else self.threshold
+        threshold = self.threshold_for(protocol)
         return {"genuine_below": threshold, "forged_above": threshold}
 
     def similarity(self, distance: float, protocol: str = "pairwise") -> float:
@@ -69,7 +125,7 @@ class ModelCard:
         `protocol` "reference_based" maps a reference score (with its own calibration) instead of a pair distance."""
         reference = protocol == "reference_based"
         cal = self.reference_calibration if reference else self.calibration
-        threshold = self.reference_threshold() if reference else self.threshold
+        threshold = self.threshold_for(protocol)
         slope = cal.get("slope")
         intercept = cal.get("intercept")
         if slope is None or intercept is None:  # uncalibrated: 0.5 at the threshold
@@ -87,7 +143,7 @@ class ModelCard:
             "architecture": self.architecture.to_dict(),
             "preprocessing": self.preprocessing.to_dict(),
             "threshold": self.threshold,
-            "thresholds": self.thresholds,
+            "thresholds": {"pairwise": self.threshold, **{p: v for p, v in self.thresholds.items() if p != "pairwise"}},
             "calibration": self.calibration,
             "reference_score": self.reference_score,
             "reference_calibration": self.reference_calibration,
@@ -106,11 +162,14 @@ class ModelCard:
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
         if str(data.get("reference_score", "mean")) not in REFERENCE_SCORES:
             raise ValueError(f"reference_score must be one of {REFERENCE_SCORES}, not {data.get('reference_score')!r}")
+        thresholds = {k: float(v) for k, v in data.get("thresholds", {}).items()}
+        threshold = float(data["threshold"]) if "threshold" in data else thresholds["pairwise"]
+        thresholds.pop("pairwise", None)  # older cards repeat `threshold` there
         return cls(
             architecture=ModelConfig.from_dict(data.get("architecture", {})),
             preprocessing=PreprocessConfig.from_dict(data.get("preprocessing", {})),
-            threshold=float(data["threshold"]),
-            thresholds={k: float(v) for k, v in data.get("thresholds", {}).items()},
+            threshold=threshold,
+            thresholds=thresholds,
             calibration={k: float(v) for k, v in data.get("calibration", {}).items()},
             reference_score=str(data.get("reference_score", "mean")),
             reference_calibration={k: float(v) for k, v in data.get("reference_calibration", {}).items()},

@@ -22,7 +22,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from config.exceptions import ApplicationError
-from sigml.datasets import IMAGE_SUFFIXES, SignatureRecord, detect_layout, read_dataset
+from sigml.datasets import IMAGE_SUFFIXES, SignatureRecord, detect_layout, natural_key, read_dataset
 from sigml.errors import DatasetError, ModelLoadError
 from sigml.pairs import PAIR_KINDS, Pair, make_pairs
 from sigml.splits import SPLITS, read_splits_csv
@@ -35,11 +35,6 @@ log = logging.getLogger(__name__)
 ALL_WRITERS = "all"  # the split name when a dataset has no split file (or to ask for every writer)
 PAIR_KIND_CHOICES = (*PAIR_KINDS, "mixed")
 PLOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-
-
-def natural_key(text: str) -> tuple:
-    """'person_2' before 'person_10'."""
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t)
 
 
 # --- profiles and references ------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from sigml.errors import BlankImageError, ModelLoadError, UnreadableImageError
-from sigml.inference import ProfileVerificationResult, VerificationResult, Verifier, env_flag, load_verifier, overlay_png
+from sigml.env import env_flag
+from sigml.inference import ProfileVerificationResult, VerificationResult, Verifier, load_verifier, overlay_png
 from sigml.modelcard import ModelCard, card_path_for
 from sigml.testing import image_bytes
 
@@ -105,7 +106,7 @@ def test_verify_against_normalises_the_mean_distance_by_the_references_spread(ve
     assert r.mean_distance == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
     assert r.mean_distance == pytest.approx(float(np.mean(pairwise)), abs=1e-3)
     between = [verifier.verify(refs_src[i], refs_src[j]).distance for i, j in ((0, 1), (0, 2), (1, 2))]
-    assert r.score == "normalized" and r.reference_spread == pytest.approx(float(np.mean(between)), abs=1e-3)
+    assert r.score_method == "normalized" and r.score == r.distance and r.reference_spread == pytest.approx(float(np.mean(between)), abs=1e-3)
     assert r.distance == pytest.approx(r.mean_distance / r.reference_spread, rel=1e-5)
     assert r.similarity == pytest.approx(verifier.card.similarity(r.distance, "reference_based"))
     # a preprocessed tensor is accepted as the questioned signature
@@ -128,13 +129,13 @@ def test_verify_against_with_a_mean_card(verifier, png_signatures):
     card = dataclasses.replace(verifier.card, reference_score="mean", thresholds={"pairwise": 0.5, "reference_based": 0.6})
     v = Verifier(verifier.model, card, bf16=True)
     r = v.verify_against(v.embed(png_signatures[:3]), png_signatures[4])
-    assert r.score == "mean" and r.threshold == 0.6
+    assert r.score_method == "mean" and r.threshold == 0.6
     assert r.distance == pytest.approx(r.mean_distance) == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
 
 
 def test_verify_against_one_reference_is_pairwise(verifier, png_signatures):
     r = verifier.verify_against(verifier.embed(png_signatures[:1]), png_signatures[1])
-    assert r.score == "pairwise" and r.reference_spread is None
+    assert r.score_method == "pairwise" and r.reference_spread is None
     assert r.threshold == verifier.card.threshold
     assert r.distance == pytest.approx(verifier.verify(png_signatures[0], png_signatures[1]).distance, abs=1e-3)
 
@@ -237,6 +238,9 @@ def test_env_flag(monkeypatch):
     for value, expected in (("0", False), ("false", False), ("1", True), (" Yes ", True), ("off", False)):
         monkeypatch.setenv("SIGML_TEST_FLAG", value)
         assert env_flag("SIGML_TEST_FLAG", True) is expected
+    monkeypatch.setenv("SIGML_TEST_FLAG", "maybe")
+    with pytest.raises(ValueError, match="SIGML_TEST_FLAG"):  # a typo is said, never read as False
+        env_flag("SIGML_TEST_FLAG", True)
 
 
 def test_pixel_difference_separates_a_copy_from_a_second_signature():

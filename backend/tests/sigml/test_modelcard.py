@@ -125,3 +125,50 @@ def test_unknown_reference_score_is_refused(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(data))
     with pytest.raises(ModelLoadError, match="reference_score"):
         ModelCard.load(tmp_path / "bad.json")
+
+
+# --- one pairwise threshold; how K references are scored ----------------------------------------------
+
+def test_the_pairwise_threshold_is_one_value():
+    card = make_card()
+    assert card.threshold_for("pairwise") == card.threshold == 0.42
+    assert card.threshold_for("reference_based") == card.reference_threshold() == 0.37
+    assert "pairwise" not in card.thresholds  # held once, as `threshold`
+    assert card.to_dict()["thresholds"] == {"pairwise": 0.42, "reference_based": 0.37}  # older readers find it
+    with pytest.raises(ValueError, match="not the card's threshold"):
+        make_card(thresholds={"pairwise": 0.5})
+    with pytest.raises(ValueError, match="unknown protocol"):
+        card.threshold_for("random")
+
+
+def test_older_cards_are_read():
+    assert ModelCard.from_dict({"thresholds": {"pairwise": 0.3}}).threshold == 0.3  # no top-level threshold
+    old = ModelCard.from_dict({"threshold": 0.5, "thresholds": {"pairwise": 0.5, "reference_based": 0.7}})
+    assert (old.threshold_for("pairwise"), old.threshold_for("reference_based")) == (0.5, 0.7)
+    assert ModelCard.from_dict({"threshold": 0.5}).thresholds == {}
+
+
+def test_reference_policy_for_k():
+    card = make_card(reference_score="normalized", reference_calibration={"spread_floor": 0.2})
+    one = card.reference_policy(1)  # no spread to normalise by: a pair
+    assert (one.score_method, one.protocol, one.threshold, one.reference_score) == ("pairwise", "pairwise", 0.42, "mean")
+    many = card.reference_policy(5)
+    assert (many.score_method, many.protocol, many.threshold, many.spread_floor) == ("normalized", "reference_based", 0.37, 0.2)
+    mean = make_card(reference_score="mean").reference_policy(3)  # cards from before the normalized score
+    assert (mean.score_method, mean.reference_score, mean.spread_floor) == ("mean", "mean", 0.0)
+    with pytest.raises(ValueError):
+        card.reference_policy(0)
+
+
+def test_reference_policy_scores_as_the_protocols_do():
+    import numpy as np
+
+    from sigml import protocols
+
+    rng = np.random.default_rng(0)
+    refs, questioned = rng.normal(size=(4, 8)), rng.normal(size=(3, 8))
+    card = make_card(reference_score="normalized", reference_calibration={"spread_floor": 0.1})
+    expected = protocols.reference_scores(questioned, refs, "normalized", spread_floor=0.1)
+    assert np.allclose(card.reference_policy(4).scores(questioned, refs), expected)
+    one = card.reference_policy(1).scores(questioned, refs[:1])
+    assert np.allclose(one, np.linalg.norm(questioned - refs[0], axis=1))  # the plain pair distance
