@@ -1,33 +1,188 @@
-"""Write (or check) the README's results table and docs/results.md's decision table from the committed benchmark JSON.
+"""Write (or check) the generated tables of README.md and docs/results.md from the committed result JSONs.
 
-    .venv/bin/python bench/readme_results.py            # rewrite the blocks between the markers
-    .venv/bin/python bench/readme_results.py --check    # exit 1 if a table differs from the JSON
+    .venv/bin/python bench/readme_results.py            # rewrite every block between its markers
+    .venv/bin/python bench/readme_results.py --check    # exit 1 if a table differs from its JSON
 
-The JSON is what `python -m sigml benchmark --out docs/results/benchmark.json ...` wrote for the shipped model
-(the command is in docs/results.md); the tables are `sigml.benchmark.markdown_table` and `decision_table` of it,
-so neither page holds a figure the benchmark did not print.
+Each block sits between `<!-- NAME:begin (bench/readme_results.py) -->` and `<!-- NAME:end -->` and is rendered from
+one or more JSON files under `docs/results/` alone (`BLOCKS` below says which): the README's headline table and
+docs/results.md's full benchmark, decision, threshold-rate and leave-one-dataset-out tables. The JSONs are what
+`python -m sigml benchmark --out ...` wrote (the commands are in docs/results.md), so neither page holds a figure
+the benchmark did not print. `backend/tests/bench/test_readme_results.py` fails when a page and its JSON differ.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
-from sigml.benchmark import decision_table, markdown_table
+from sigml.benchmark import decision_table, markdown_table, percent, with_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-BEGIN, END = "<!-- results-table:begin (bench/readme_results.py) -->", "<!-- results-table:end -->"
-DECISION_BEGIN, DECISION_END = "<!-- decision-table:begin (bench/readme_results.py) -->", "<!-- decision-table:end -->"
+RESULTS = ROOT / "docs" / "results"
+TOOL = "bench/readme_results.py"
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin ({TOOL}) -->", f"<!-- {name}:end -->"
+
+
+BEGIN, END = markers("results-table")
+DECISION_BEGIN, DECISION_END = markers("decision-table")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def headline_table(result: dict[str, Any]) -> str:
+    """The README's headline table: per dataset and macro, the reference-based EER at the headline K, the pairwise
+    EER (both with their writer-bootstrap intervals) and the skilled forgeries the pairwise threshold accepts."""
+    level = result["protocol"]["level"]
+    header = ["dataset", "test writers", "K", f"reference EER [{level:.0%} CI]", f"pairwise EER [{level:.0%} CI]",
+              "skilled forgeries accepted"]
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for name, d in result["datasets"].items():
+        h = d["headline"]
+        lines.append("| " + " | ".join([
+            name, str(d["n_writers"]), str(d["headline_k"]), with_interval(h["eer"], h["eer_ci"]),
+            with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]), percent(d["skilled_accepted"])]) + " |")
+    m = result["macro"]
+    ks = m["headline"]["k"]
+    main_k = max(ks.values())
+    others = ", ".join(f"{name} {k}" for name, k in ks.items() if k != main_k)
+    n = len(m["datasets"])
+    lines.append("| " + " | ".join([
+        f"**macro ({n} dataset{'s' if n != 1 else ''})**", str(m["n_writers"]),
+        f"{main_k} ({others})" if others else str(main_k),
+        f"**{with_interval(m['headline']['eer'], m['headline']['eer_ci'])}**",
+        with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), percent(m["skilled_accepted"])]) + " |")
+    p = result["protocol"]
+    note = (f"Model {result['model_version']}, {p['writers']} writers of each dataset (never seen in training or "
+            f"calibration). Reference EER: each questioned signature scored against K of the writer's genuine "
+            f"signatures as the API's profile verify scores it; pairwise: single pairs. Skilled forgeries accepted: "
+            f"pairs, at the model card's pairwise threshold ({p['pairwise_threshold']:.4f}). Intervals: "
+            f"{level:.0%} percentile, {p['n_boot']} resamples of the writers; macro: unweighted mean over datasets.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def _bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rates_table(result: dict[str, Any]) -> str:
+    """bench/threshold_rates.py's FAR / FRR table (one set of thresholds on every dataset)."""
+    return _bench_module("threshold_rates").rates_table(result)
+
+
+class Row(NamedTuple):
+    label: str
+    json: str  # relative to docs/results/
+    dataset: str
+
+
+def comparison_table(rows: list[Row], *, source: bool = True) -> str:
+    """Several models on one dataset's writers, a row each, from the benchmark JSONs the rows name."""
+    header = ["model (its own thresholds)", "writers", "pairwise EER [95% CI]", "reference EER K=10 [95% CI]", "K=5",
+              "AUC (K=10)", "FAR / FRR at K=10", "skilled forgeries accepted (pairwise)"] + (["source"] if source else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        d = _load(RESULTS / row.json)["datasets"][row.dataset]
+        k10, k5 = d["reference_based_by_k"]["10"], d["reference_based_by_k"]["5"]
+        cells = [row.label, str(d["n_writers"]), with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]),
+                 with_interval(k10["eer"], k10["eer_ci"]) if "eer_ci" in k10 else percent(k10["eer"]),
+                 percent(k5["eer"]), f"{k10['auc']:.3f}", f"{percent(k10['far'])} / {percent(k10['frr'])}",
+                 percent(d["skilled_accepted"])]
+        if source:
+            cells.append(f"`{row.json}`")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+FINETUNE_ROWS = [
+    Row("left-out model, no fine-tuning", "lodo/without_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("left-out model fine-tuned on Dutch", "lodo/finetuned_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("Dutch alone (30 training writers)", "lodo/only_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("(shipped model, Dutch's training writers among its six datasets)", "benchmark.json", "SigComp2011-Dutch"),
+]
+CEDAR_ROWS = [
+    Row("trained without CEDAR, all 55 writers", "lodo/without_CEDAR_on_all_CEDAR.json", "CEDAR"),
+    Row("(shipped model, CEDAR's 35 training writers seen; its 10 test writers)", "benchmark.json", "CEDAR"),
+]
+
+
+COPY_KINDS = {"jpeg_q60": "JPEG at quality 60", "rescaled_0.7": "rescaled to 70%",
+              "rescaled_1.5_jpeg_q85": "rescaled to 150% and JPEG at 85",
+              "rescanned": "second scan (1.5° rotation, blur, contrast, noise)"}
+
+
+def copies_table(report: dict[str, Any]) -> str:
+    """bench/copy_threshold.py's report: the share of each kind of near copy the card's two thresholds catch."""
+    lines = ["| near copy | caught |", "| --- | ---: |"]
+    lines += [f"| {COPY_KINDS.get(kind, kind)} | {value:.0%} |" for kind, value in report["caught_by_variant"].items()]
+    n_pairs = sum(d["genuine_pairs"] for d in report["datasets"].values())
+    note = (f"Model {report['model_version']}; {report['copies_per_dataset']} images per dataset made into each kind of "
+            f"copy; thresholds embedding {report['copy_threshold']:.3f}, pixels {report['copy_pixel_threshold']:.3f}; "
+            f"{report['genuine_flagged']} of {n_pairs:,} genuine pairs flagged.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def quality_gate_table(report: dict[str, Any]) -> str:
+    """bench/quality_gate.py's report: what the input quality gate refused and warned about on real signatures."""
+    lines = ["| dataset | images | refused | warned | blank (no ink) | max ink fraction | max border coverage | "
+             "max text lines |", "| --- |" + " ---: |" * 7]
+    for name, d in report["datasets"].items():
+        n, worst = d["images"], d["max"]
+        lines.append(f"| {name} | {n:,} | {d.get('refused', 0)} ({d.get('refused', 0) / n:.2%}) | {d.get('warned', 0)} "
+                     f"({d.get('warned', 0) / n:.2%}) | {d.get('blank', 0)} | {worst['ink_fraction']:.3f} | "
+                     f"{worst['border_coverage']:.3f} | {worst['text_lines']} |")
+    t, limits = report["total"], report["limits"]
+    lines.append(f"| **all** | {t['images']:,} | {t.get('refused', 0)} ({t.get('refused', 0) / t['images']:.2%}) | "
+                 f"{t.get('warned', 0)} ({t.get('warned', 0) / t['images']:.2%}) | {t.get('blank', 0)} | "
+                 f"limit {limits['max_ink_fraction']} | limit {limits['max_border_coverage']} | "
+                 f"limit {limits['max_text_lines']} |")
+    return "\n".join(lines) + "\n"
+
+
+class Block(NamedTuple):
+    page: str  # relative to the repository root
+    name: str  # the markers' name
+    render: Callable[[], str]
+
+
+BLOCKS = [
+    Block("README.md", "results-table", lambda: headline_table(_load(RESULTS / "benchmark.json"))),
+    Block("docs/results.md", "benchmark-table", lambda: markdown_table(_load(RESULTS / "benchmark.json"))),
+    Block("docs/results.md", "decision-table", lambda: decision_table(_load(RESULTS / "benchmark.json"))),
+    Block("docs/results.md", "quality-gate-table", lambda: quality_gate_table(_load(RESULTS / "quality_gate.json"))),
+    Block("docs/results.md", "copies-table", lambda: copies_table(_load(RESULTS / "copy_detection.json"))),
+    Block("docs/results.md", "threshold-rates", lambda: rates_table(_load(RESULTS / "benchmark.json"))),
+    Block("docs/results.md", "shipped-before-table",
+          lambda: markdown_table(_load(RESULTS / "benchmark_shipped_before.json"))),
+    Block("docs/results.md", "shipped-before-rates", lambda: rates_table(_load(RESULTS / "benchmark_shipped_before.json"))),
+    Block("docs/results.md", "lodo-dutch-table",
+          lambda: markdown_table(_load(RESULTS / "lodo/without_SigComp2011-Dutch_on_all_SigComp2011-Dutch.json"))),
+    Block("docs/results.md", "finetune-table", lambda: comparison_table(FINETUNE_ROWS)),
+    Block("docs/results.md", "lodo-cedar-table", lambda: comparison_table(CEDAR_ROWS)),
+]
 
 
 def render(benchmark_json: Path) -> str:
-    return markdown_table(json.loads(benchmark_json.read_text()))
+    """The README's headline table of a benchmark JSON."""
+    return headline_table(_load(benchmark_json))
 
 
 def render_decisions(benchmark_json: Path) -> str:
-    return decision_table(json.loads(benchmark_json.read_text()))
+    return decision_table(_load(benchmark_json))
 
 
 def replace_block(text: str, table: str, begin: str = BEGIN, end: str = END) -> str:
@@ -39,29 +194,32 @@ def replace_block(text: str, table: str, begin: str = BEGIN, end: str = END) -> 
     return f"{head}{begin}\n{table.rstrip()}\n{end}{tail}"
 
 
+def stale_blocks(root: Path = ROOT, blocks: list[Block] = BLOCKS) -> list[str]:
+    """`page: name` of every block whose text differs from what its JSON renders (empty when all match)."""
+    stale = []
+    for block in blocks:
+        text = (root / block.page).read_text()
+        if replace_block(text, block.render(), *markers(block.name)) != text:
+            stale.append(f"{block.page}: {block.name}")
+    return stale
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--json", default=str(ROOT / "docs/results/benchmark.json"))
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
-    p.add_argument("--results", default=str(ROOT / "docs/results.md"))
     p.add_argument("--check", action="store_true", help="only compare; exit 1 when a page is stale")
     args = p.parse_args(argv)
-    pages = [(Path(args.readme), render(Path(args.json)), BEGIN, END),
-             (Path(args.results), render_decisions(Path(args.json)), DECISION_BEGIN, DECISION_END)]
-    stale = 0
-    for page, table, begin, end in pages:
-        current = page.read_text()
-        wanted = replace_block(current, table, begin, end)
-        if args.check:
-            if wanted != current:
-                print(f"{page}: table differs from {args.json}: run bench/readme_results.py", file=sys.stderr)
-                stale += 1
-            else:
-                print(f"{page}: table matches the benchmark JSON")
-        else:
-            page.write_text(wanted)
-            print(f"wrote the table of {args.json} into {page}")
-    return 1 if stale else 0
+    if args.check:
+        stale = stale_blocks()
+        for line in stale:
+            print(f"{line}: differs from its JSON: run {TOOL}", file=sys.stderr)
+        if not stale:
+            print(f"{len(BLOCKS)} tables match their JSON")
+        return 1 if stale else 0
+    for block in BLOCKS:
+        page = ROOT / block.page
+        page.write_text(replace_block(page.read_text(), block.render(), *markers(block.name)))
+        print(f"wrote {block.name} into {block.page}")
+    return 0
 
 
 if __name__ == "__main__":
