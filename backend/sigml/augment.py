@@ -42,22 +42,22 @@ class SignatureAugment:
         )
         self.elastic = v2.ElasticTransform(alpha=cfg.elastic_alpha, sigma=5.0, fill=0.0)
 
-    def __call__(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """Augment one 1 x H x W image (torchvision's transforms draw from torch's global RNG)."""
         cfg = self.cfg
         if not cfg.enabled:
             return image
         out = self.affine(image)
-        if float(torch.rand(1, generator=generator)) < cfg.elastic_prob:
+        if float(torch.rand(1)) < cfg.elastic_prob:
             out = self.elastic(out)
-        if float(torch.rand(1, generator=generator)) < cfg.stroke_prob:
+        if float(torch.rand(1)) < cfg.stroke_prob:
             x = out.unsqueeze(0)
-            if float(torch.rand(1, generator=generator)) < 0.5:
+            if float(torch.rand(1)) < 0.5:
                 x = F.max_pool2d(x, 3, stride=1, padding=1)  # thicker strokes
             else:
                 x = 0.5 * (x - F.max_pool2d(-x, 3, stride=1, padding=1))  # thinner (half-eroded) strokes
             out = x.squeeze(0)
         if cfg.intensity_jitter > 0:
-            factor = 1.0 + cfg.intensity_jitter * (2 * float(torch.rand(1, generator=generator)) - 1)
+            factor = 1.0 + cfg.intensity_jitter * (2 * float(torch.rand(1)) - 1)
             out = out * factor
         return out.clamp_(0.0, 1.0)

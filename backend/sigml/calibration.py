@@ -1,13 +1,13 @@
 """Thresholds and similarity calibration from validation writers' embeddings.
 
-Used at the end of training (`train.finalize`) and by `sigml calibrate`, which re-derives a shipped
-card's thresholds from its own validation writers without retraining (e.g. after a new reference
-score). Test writers never reach this module.
+Used at the end of training (`train.finalize`) and by `sigml calibrate` (`cli.recalibrate`), which
+re-derives a shipped card's thresholds from its own validation writers without retraining (e.g. after a
+new reference score). Test writers never reach this module.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,8 +15,6 @@ from sklearn.linear_model import LogisticRegression
 
 from . import decision, metrics, protocols
 from .datasets import SignatureRecord
-from .errors import DatasetError
-from .modelcard import ModelCard, card_path_for
 
 DEFAULT_REFERENCE_SCORE = "normalized"
 
@@ -37,27 +35,40 @@ def platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"slope": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])}
 
 
+@dataclass(frozen=True)
+class ValidationResult:
+    """What the validation writers say about a model.
+
+    `metrics`: the figures a model card keeps under `metrics["validation"]`: "pairwise" and, when every writer has
+    K references to spare, "reference_based" (`metrics.summary` blocks; "reference_based" adds `k` and `score`),
+    and with several datasets "pairwise_<dataset>" for each. `pairwise_scores` / `reference_scores` (None when K
+    references do not fit): the scored pairs and questioned signatures the thresholds and calibration are fitted to.
+    """
+
+    metrics: dict[str, Any]
+    pairwise_scores: protocols.Scored
+    reference_scores: protocols.Scored | None
+
+
 def validation_metrics(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int,
-                       reference_score: str = DEFAULT_REFERENCE_SCORE) -> dict[str, Any]:
-    """Pairwise and reference-based EERs (and their EER thresholds) of validation writers, per dataset too.
-    `_pairwise_scores` / `_reference_scores` carry the raw scores for calibration."""
+                       reference_score: str = DEFAULT_REFERENCE_SCORE) -> ValidationResult:
+    """Pairwise and reference-based EERs (and their EER thresholds) of validation writers, per dataset too,
+    with the scores they were measured on."""
     pw = protocols.pairwise(emb, records)
-    out: dict[str, Any] = {"pairwise": metrics.summary(pw.distances, pw.labels, None)}
+    figures: dict[str, Any] = {"pairwise": metrics.summary(pw.distances, pw.labels, None)}
     try:
         rb = protocols.reference_based(emb, records, k=k, seed=seed, score=reference_score)
     except ValueError:
         rb = None
     if rb is not None:
-        out["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k, "score": reference_score}
+        figures["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k, "score": reference_score}
     datasets = sorted({r.dataset for r in records})
     if len(datasets) > 1:
         for name in datasets:
             keep = np.asarray([w.split("/", 1)[0] == name for w in pw.writers])
             if keep.any() and len(set(pw.labels[keep])) == 2:
-                out[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
-    out["_pairwise_scores"] = pw
-    out["_reference_scores"] = rb
-    return out
+                figures[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
+    return ValidationResult(figures, pw, rb)
 
 
 def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int,
@@ -68,8 +79,8 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
     distances, `reference_score` and its own `reference_calibration` (Platt + `spread_floor`, half the
     smallest spread of K references among validation writers), and per protocol the three-way
     `decision_bands` and the `rate_curves` they were read from (`sigml.decision`)."""
-    val = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
-    pw, rb = val.pop("_pairwise_scores"), val.pop("_reference_scores")
+    validation = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
+    val, pw, rb = validation.metrics, validation.pairwise_scores, validation.reference_scores
     fields: dict[str, Any] = {
         "threshold": val["pairwise"]["eer_threshold"],
         "thresholds": {"pairwise": val["pairwise"]["eer_threshold"]},
@@ -99,47 +110,3 @@ def decision_fields(pairwise: protocols.Scored, reference_based: protocols.Score
             bands[protocol] = decision.fit_band(scored.distances, scored.labels, thresholds[protocol])
             curves[protocol] = decision.rate_curve(scored.distances, scored.labels)
     return {"decision_bands": bands, "rate_curves": curves}
-
-
-def recalibrate(weights: str | Path, *, roots: dict[str, str] | None = None, reference_score: str = DEFAULT_REFERENCE_SCORE,
-                progress: bool = True, bands_only: bool = False) -> ModelCard:
-    """Re-derive a shipped model card's thresholds and calibration from its own validation writers.
-
-    The weights (and so `model_version`) do not change; the card's data sources say which datasets,
-    split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`).
-    `bands_only`: add (or refit) only the three-way decision bands and rate curves, around the card's own
-    thresholds, which stay as they are (figures already measured at them stay true)."""
-    from .evaluate import embed_dataset
-    from .inference import Verifier
-
-    verifier = Verifier.from_files(weights)
-    card = verifier.card
-    sources = card.data.get("sources") or []
-    if not sources:
-        raise DatasetError(f"the model card of {weights} names no data sources to calibrate on")
-    config = card.training.get("config") or {}
-    k, seed = int(config.get("validation_references", 10)), int(config.get("seed", 0))
-    records: list[SignatureRecord] = []
-    embeddings = []
-    for source in sources:
-        name = source["name"]
-        root = (roots or {}).get(name, source["root"])
-        recs, emb, _ = embed_dataset(verifier, root, layout=source.get("layout", "auto"), dataset=name,
-                                     writers="validation", split_file=source.get("split_file"), progress=progress)
-        records += recs
-        embeddings.append(emb)
-    embeddings = np.concatenate(embeddings)
-    if bands_only:
-        val = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
-        thresholds = {"pairwise": card.threshold, "reference_based": card.reference_threshold()}
-        fields = decision_fields(val["_pairwise_scores"], val["_reference_scores"], thresholds)
-        card.decision_bands, card.rate_curves = fields["decision_bands"], fields["rate_curves"]
-        card.save(card_path_for(weights))
-        return card
-    fields, val = card_calibration(embeddings, records, k=k, seed=seed, reference_score=reference_score)
-    for key, value in fields.items():
-        setattr(card, key, value)
-    card.metrics["validation"] = val
-    card.data["protocol"] = protocol_text(reference_score)
-    card.save(card_path_for(weights))
-    return card

@@ -11,9 +11,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import SigmlError
+
+if TYPE_CHECKING:
+    from .modelcard import ModelCard
 
 log = logging.getLogger("sigml")
 
@@ -32,6 +35,7 @@ def _ints(value: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .benchmark import BENCHMARK_WRITERS
+    from .calibration import DEFAULT_REFERENCE_SCORE
     from .datasets import IMPORT_CHOICES, LAYOUT_CHOICES
     from .evaluate import WRITER_CHOICES
     from .protocols import REFERENCE_SCORES
@@ -123,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="weights (.safetensors; the .json card beside it is rewritten)")
     s.add_argument("--data", action="append", type=_dataset_arg, default=[], metavar="NAME=DIR",
                    help="where a dataset of the card lives, if not at the card's path (repeatable)")
-    s.add_argument("--reference-score", default="normalized", choices=REFERENCE_SCORES,
+    s.add_argument("--reference-score", default=DEFAULT_REFERENCE_SCORE, choices=REFERENCE_SCORES,
                    help="how a questioned signature is scored against K references")
     s.add_argument("--bands-only", action="store_true",
                    help="only (re)fit the three-way decision bands and rate curves around the card's own thresholds")
@@ -259,9 +263,56 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import recalibrate
+def recalibrate(weights: str | Path, *, reference_score: str, roots: dict[str, str] | None = None,
+                progress: bool = True, bands_only: bool = False) -> ModelCard:
+    """`sigml calibrate`: re-derive a shipped model card's thresholds and calibration from its own validation writers.
 
+    The weights (and so `model_version`) do not change; the card's data sources say which datasets,
+    split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`).
+    `bands_only`: add (or refit) only the three-way decision bands and rate curves, around the card's own
+    thresholds, which stay as they are (figures already measured at them stay true)."""
+    import numpy as np
+
+    from .calibration import card_calibration, decision_fields, protocol_text, validation_metrics
+    from .errors import DatasetError
+    from .evaluate import embed_dataset
+    from .inference import Verifier
+    from .modelcard import card_path_for
+
+    verifier = Verifier.from_files(weights)
+    card = verifier.card
+    sources = card.data.get("sources") or []
+    if not sources:
+        raise DatasetError(f"the model card of {weights} names no data sources to calibrate on")
+    config = card.training.get("config") or {}
+    k, seed = int(config.get("validation_references", 10)), int(config.get("seed", 0))
+    records = []
+    embeddings = []
+    for source in sources:
+        name = source["name"]
+        root = (roots or {}).get(name, source["root"])
+        recs, emb, _ = embed_dataset(verifier, root, layout=source.get("layout", "auto"), dataset=name,
+                                     writers="validation", split_file=source.get("split_file"), progress=progress)
+        records += recs
+        embeddings.append(emb)
+    embeddings = np.concatenate(embeddings)
+    if bands_only:
+        validation = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
+        thresholds = {"pairwise": card.threshold, "reference_based": card.reference_threshold()}
+        fields = decision_fields(validation.pairwise_scores, validation.reference_scores, thresholds)
+        card.decision_bands, card.rate_curves = fields["decision_bands"], fields["rate_curves"]
+        card.save(card_path_for(weights))
+        return card
+    fields, val = card_calibration(embeddings, records, k=k, seed=seed, reference_score=reference_score)
+    for key, value in fields.items():
+        setattr(card, key, value)
+    card.metrics["validation"] = val
+    card.data["protocol"] = protocol_text(reference_score)
+    card.save(card_path_for(weights))
+    return card
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
     card = recalibrate(args.model, roots=dict(args.data), reference_score=args.reference_score,
                        progress=not args.no_progress, bands_only=args.bands_only)
     for protocol, band in card.decision_bands.items():

@@ -30,7 +30,7 @@ from .datasets import SignatureRecord, read_dataset
 from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
 from .embedding import as_float, embed_tensors, preprocess_records
 from .errors import DatasetError
-from .losses import CosineWriterClassifier, writer_classification_loss
+from .losses import CosineWriterClassifier, batch_contrastive_loss, batch_triplet_loss, writer_classification_loss
 from .model import ModelConfig, SiameseResNet18
 from .modelcard import ModelCard, card_path_for, file_sha256, git_commit, now_iso
 from .preprocessing import PreprocessConfig
@@ -165,10 +165,12 @@ MIRRORS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
 class Batch(NamedTuple):
-    idx: list[int]  # record indices
-    wid: list[int]  # batch slot of each image's (possibly mirrored) writer
-    gen: list[bool]  # genuine or skilled forgery
-    mirror: list[int]  # index into MIRRORS of the flip applied to each image
+    """One training batch, one entry per image."""
+
+    image_index: list[int]  # position of the image in the sampler's records
+    writer_slot: list[int]  # batch slot of the image's (possibly mirrored) writer: same slot, same writer
+    is_genuine: list[bool]  # genuine signature (True) or skilled forgery of the slot's writer
+    mirror_index: list[int]  # index into MIRRORS of the flip applied to the image
 
 
 class BatchSampler:
@@ -235,26 +237,26 @@ class BatchSampler:
             chosen.extend(int(pool[j]) for j in self.rng.choice(len(pool), size=min(int(c), len(pool)), replace=False))
         return chosen
 
-    def writer_labels(self, idx: Sequence[int], mirror: Sequence[int] | None = None) -> list[int]:
+    def writer_labels(self, image_index: Sequence[int], mirror_index: Sequence[int] | None = None) -> list[int]:
         """Global class index (position in `self.identities`) of each sampled image's (mirrored) writer."""
-        mirror = mirror if mirror is not None else [0] * len(idx)
-        m = self.cfg.mirror_writers
-        return [self.labels[i] * m + v if self.labels[i] >= 0 else -1 for i, v in zip(idx, mirror)]
+        mirror_index = mirror_index if mirror_index is not None else [0] * len(image_index)
+        mirrors = self.cfg.mirror_writers
+        return [self.labels[i] * mirrors + m if self.labels[i] >= 0 else -1 for i, m in zip(image_index, mirror_index)]
 
     def sample(self) -> Batch:
         cfg = self.cfg
-        chosen = self._choose_identities()
         batch = Batch([], [], [], [])
-        for slot, w_i in enumerate(chosen):
-            w, mirror = self.active[w_i]
-            for pool, n, is_gen in ((self.genuine[w], cfg.genuine_per_writer, True), (self.forged.get(w, []), cfg.forged_per_writer, False)):
+        for slot, position in enumerate(self._choose_identities()):
+            writer, mirror = self.active[position]
+            for pool, n, is_genuine in ((self.genuine[writer], cfg.genuine_per_writer, True),
+                                        (self.forged.get(writer, []), cfg.forged_per_writer, False)):
                 if not pool:
                     continue
                 picks = self.rng.choice(pool, size=n, replace=len(pool) < n)
-                batch.idx.extend(int(p) for p in picks)
-                batch.wid.extend([slot] * n)
-                batch.gen.extend([is_gen] * n)
-                batch.mirror.extend([mirror] * n)
+                batch.image_index.extend(int(p) for p in picks)
+                batch.writer_slot.extend([slot] * n)
+                batch.is_genuine.extend([is_genuine] * n)
+                batch.mirror_index.extend([mirror] * n)
         return batch
 
 
@@ -288,9 +290,164 @@ def mirror_image(image: torch.Tensor, mirror: int) -> torch.Tensor:
     return torch.flip(image, dims) if dims else image
 
 
-def validate(model: SiameseResNet18, images: torch.Tensor, records: list[SignatureRecord], cfg: TrainConfig) -> dict[str, Any]:
-    emb = embed_tensors(model, images, bf16=cfg.bf16)
-    return calibration.validation_metrics(emb, records, k=cfg.validation_references, seed=cfg.seed)
+@dataclass(frozen=True)
+class TrainingImages:
+    """Preprocessed images (N x 1 x H x W, uint8: 4x less memory than float) and the records they show, in order."""
+
+    pixels: torch.Tensor
+    records: list[SignatureRecord]
+
+
+def preprocess_split(data: PreparedData, split: str, cfg: TrainConfig, *, progress: bool) -> TrainingImages:
+    """Every image of `split`'s writers preprocessed once for the whole run (unreadable ones are left out)."""
+    pixels, records = preprocess_records(data.split(split), data.roots, cfg.preprocessing, workers=cfg.workers,
+                                         desc=f"preprocess {split}", progress=progress, as_uint8=True)
+    return TrainingImages(pixels, records)
+
+
+@dataclass
+class Learner:
+    """The network being trained and everything an optimisation step updates."""
+
+    model: SiameseResNet18
+    net: torch.nn.Module  # what a step calls: model.embed (+ the writer classifier); DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    classifier: CosineWriterClassifier | None  # auxiliary writer classification (training only)
+    ema: torch.optim.swa_utils.AveragedModel | None  # moving average of the weights
+
+    @property
+    def candidate(self) -> torch.nn.Module:
+        """The weights that would be shipped: the moving average when there is one, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def build_learner(cfg: TrainConfig, n_writer_classes: int, ctx: DistContext, init: str | Path | None = None) -> Learner:
+    """A new network (or `init`'s weights), its writer classifier, moving average and optimizer, on `ctx.device`."""
+    model = SiameseResNet18(cfg.model)
+    if init is not None:
+        load_weights(model, init)
+        log.info("fine-tuning from %s", init)
+    model = model.to(ctx.device, memory_format=torch.channels_last)
+    classifier = None
+    if cfg.aux_writer_weight > 0:
+        classifier = CosineWriterClassifier(cfg.model.embedding_dim, n_writer_classes, cfg.aux_scale).to(ctx.device)
+    ema = make_ema(model, cfg.ema_decay)
+    net = wrap(model, ctx, classifier)
+    params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return Learner(model, net, optimizer, classifier, ema)
+
+
+@dataclass
+class RunState:
+    """Where a run stands between epochs: what `<workdir>/last.*` stores and `resume` restores."""
+
+    step: int = 0  # optimisation steps done
+    next_epoch: int = 0  # 0-based
+    best_eer: float = float("inf")  # best validation pairwise EER so far (its weights: best.safetensors)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per epoch done
+
+
+def save_run_state(workdir: Path, learner: Learner, state: RunState, rng: np.random.Generator, cfg: TrainConfig) -> None:
+    """`<workdir>/last.*`: weights, optimizer, writer classifier, moving average and where the run stands."""
+    save_training_state(workdir, "last", learner.model, learner.optimizer, extra=learner.classifier, ema=learner.ema, meta={
+        "step": state.step, "epoch": state.next_epoch - 1, "best_eer": state.best_eer, "history": state.history,
+        "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
+    })
+
+
+def load_run_state(workdir: Path, learner: Learner, rng: np.random.Generator) -> RunState:
+    """Restore `<workdir>/last.*` into `learner` and `rng`; where the run stands."""
+    meta = load_training_state(workdir, "last", learner.model, learner.optimizer, extra=learner.classifier, ema=learner.ema)
+    rng.bit_generator.state = meta["numpy_rng"]
+    return RunState(step=meta["step"], next_epoch=meta["epoch"] + 1, best_eer=meta["best_eer"], history=meta["history"])
+
+
+def share_writers(sampler: BatchSampler, cfg: TrainConfig, ctx: DistContext, epoch: int) -> None:
+    """Under torchrun: this rank's writers and its own random streams for `epoch` (a single process: nothing)."""
+    if not ctx.enabled:
+        return
+    sampler.restrict(writer_share(len(sampler.identities), ctx, seed=cfg.seed, epoch=epoch))
+    sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, epoch])
+    torch.manual_seed(cfg.seed * 1000 + ctx.rank * 100003 + epoch)  # augmentation differs per rank
+
+
+def batch_images(batch: Batch, pixels: torch.Tensor, augment: SignatureAugment) -> torch.Tensor:
+    """The batch's images as floats, each augmented then mirrored, stacked in channels-last memory format."""
+    images = torch.stack([mirror_image(augment(as_float(pixels[i])), m) for i, m in zip(batch.image_index, batch.mirror_index)])
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    started: float  # time.perf_counter() when the epoch began
+    images: int  # images seen by all ranks together
+    mean_loss: float
+    last_stats: dict[str, float]  # the loss statistics of the epoch's last step (distances of pair kinds, ...)
+
+
+def run_epoch(learner: Learner, sampler: BatchSampler, augment: SignatureAugment, pixels: torch.Tensor, cfg: TrainConfig,
+              ctx: DistContext, *, first_step: int, desc: str, progress: bool) -> EpochResult:
+    """One pass of `cfg.steps_per_epoch` optimisation steps; `first_step` (steps done before) sets the learning rates."""
+    learner.model.train()
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    started, images, losses, stats = time.perf_counter(), 0, [], {}
+    bar = tqdm(range(cfg.steps_per_epoch), desc=desc, disable=not progress)
+    for offset in bar:
+        for group in learner.optimizer.param_groups:
+            group["lr"] = lr_at(first_step + offset, total_steps, cfg)
+        batch = sampler.sample()
+        labels = sampler.writer_labels(batch.image_index, batch.mirror_index) if learner.classifier is not None else None
+        loss, stats = train_step(learner.net, learner.optimizer, batch_images(batch, pixels, augment).to(ctx.device),
+                                 batch.writer_slot, batch.is_genuine, cfg, labels)
+        if learner.ema is not None:
+            learner.ema.update_parameters(learner.model)
+        images += len(batch.image_index) * ctx.world_size
+        losses.append(loss)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{images / (time.perf_counter() - started):.1f}")
+    return EpochResult(started, images, float(np.mean(losses)), stats)
+
+
+def validate(model: torch.nn.Module, validation: TrainingImages, cfg: TrainConfig) -> dict[str, Any]:
+    """The validation figures of `model` (`calibration.ValidationResult.metrics`)."""
+    emb = embed_tensors(model, validation.pixels, bf16=cfg.bf16)
+    return calibration.validation_metrics(emb, validation.records, k=cfg.validation_references, seed=cfg.seed).metrics
+
+
+def history_entry(epoch: int, step: int, result: EpochResult, val: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """One line of `history.json`: the epoch's training loss and speed (over `seconds`, validation included) and
+    its validation EERs (pairwise, reference-based, per dataset and their macro-average)."""
+    return {
+        "epoch": epoch + 1,
+        "step": step,
+        "loss": result.mean_loss,
+        "images_per_s": result.images / seconds,
+        "val_eer": val["pairwise"]["eer"],
+        "val_auc": val["pairwise"]["auc"],
+        "val_reference_eer": val.get("reference_based", {}).get("eer"),
+        **{f"val_eer_{k[9:]}": v["eer"] for k, v in val.items() if k.startswith("pairwise_")},
+        **macro_entry(val),
+        **result.last_stats,
+    }
+
+
+def record_epoch(epoch: int, result: EpochResult, state: RunState, learner: Learner, validation: TrainingImages,
+                 cfg: TrainConfig, workdir: Path, rng: np.random.Generator,
+                 on_epoch: Callable[[list[dict[str, Any]]], None] | None) -> None:
+    """The bookkeeping after an epoch (main process only): validate what would be shipped, add to the history, keep
+    `best.safetensors` when the validation EER improved, write `last.*` and `history.json`, call `on_epoch`."""
+    val = validate(learner.candidate, validation, cfg)
+    entry = history_entry(epoch, state.step, result, val, seconds=time.perf_counter() - result.started)
+    state.history.append(entry)
+    state.next_epoch = epoch + 1
+    log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
+    if entry["val_eer"] < state.best_eer:
+        state.best_eer = entry["val_eer"]
+        save_weights(learner.candidate, workdir / "best.safetensors")
+    save_run_state(workdir, learner, state, rng, cfg)
+    (workdir / "history.json").write_text(json.dumps(state.history, indent=1))
+    if on_epoch is not None:
+        on_epoch([dict(h) for h in state.history])
 
 
 def train(
@@ -333,98 +490,32 @@ def train(
     rng = np.random.default_rng(cfg.seed)
 
     data = prepare_data(sources, seed=cfg.seed, split_dir=Path(split_dir) if split_dir else None, max_writers=cfg.max_writers)
-    train_records, val_records = data.split("train"), data.split("validation")
-    if not val_records:
+    if not data.split("validation"):
         raise DatasetError("no validation writers: the threshold cannot be calibrated")
-    log.info("training on %d images, validating on %d images", len(train_records), len(val_records))
-    # every image preprocessed once per run and kept as uint8 (4x less memory than float)
-    train_u8, train_records = preprocess_records(train_records, data.roots, cfg.preprocessing, workers=cfg.workers,
-                                                 desc="preprocess train", progress=progress, as_uint8=True)
-    val_images, val_records = preprocess_records(val_records, data.roots, cfg.preprocessing, workers=cfg.workers,
-                                                 desc="preprocess validation", progress=progress, as_uint8=True)
-    log.info("preprocessed %d training and %d validation images (%.0f MB as uint8)", len(train_records), len(val_records),
-             (train_u8.numel() + val_images.numel()) / 2**20)
+    log.info("training on %d images, validating on %d images", len(data.split("train")), len(data.split("validation")))
+    training, validation = (preprocess_split(data, split, cfg, progress=progress) for split in ("train", "validation"))
+    log.info("preprocessed %d training and %d validation images (%.0f MB as uint8)", len(training.records),
+             len(validation.records), (training.pixels.numel() + validation.pixels.numel()) / 2**20)
 
-    model = SiameseResNet18(cfg.model)
-    if init is not None:
-        load_weights(model, init)
-        log.info("fine-tuning from %s", init)
-    model = model.to(ctx.device, memory_format=torch.channels_last)
+    sampler = BatchSampler(training.records, cfg, rng)
+    learner = build_learner(cfg, len(sampler.identities), ctx, init)
     augment = SignatureAugment(cfg.augment)
-    sampler = BatchSampler(train_records, cfg, rng)
-    classifier = None
-    if cfg.aux_writer_weight > 0:
-        classifier = CosineWriterClassifier(cfg.model.embedding_dim, len(sampler.identities), cfg.aux_scale).to(ctx.device)
-    ema = make_ema(model, cfg.ema_decay)
-    net = wrap(model, ctx, classifier)
-    params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total_steps = cfg.epochs * cfg.steps_per_epoch
-    history: list[dict[str, Any]] = []
-    step, start_epoch, best_eer = 0, 0, float("inf")
+    state = RunState()
     if resume and (workdir / "last.safetensors").is_file():
-        meta = load_training_state(workdir, "last", model, optimizer, extra=classifier, ema=ema)
-        step, start_epoch, best_eer, history = meta["step"], meta["epoch"] + 1, meta["best_eer"], meta["history"]
-        rng.bit_generator.state = meta["numpy_rng"]
-        log.info("resumed from %s at epoch %d (step %d)", workdir, start_epoch, step)
+        state = load_run_state(workdir, learner, rng)
+        log.info("resumed from %s at epoch %d (step %d)", workdir, state.next_epoch, state.step)
 
-    for epoch in range(start_epoch, cfg.epochs):
-        if ctx.enabled:  # this rank's writers and its own random stream for this epoch
-            sampler.restrict(writer_share(len(sampler.identities), ctx, seed=cfg.seed, epoch=epoch))
-            sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, epoch])
-            torch.manual_seed(cfg.seed * 1000 + ctx.rank * 100003 + epoch)  # augmentation differs per rank
-        model.train()
-        started, seen, losses = time.perf_counter(), 0, []
-        bar = tqdm(range(cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
-        for _ in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, cfg)
-            idx, wid, gen, mirror = sampler.sample()
-            batch = torch.stack([mirror_image(augment(as_float(train_u8[i])), m) for i, m in zip(idx, mirror)])
-            batch = batch.contiguous(memory_format=torch.channels_last)
-            labels = sampler.writer_labels(idx, mirror) if classifier is not None else None
-            loss, stats = train_step(net, optimizer, batch.to(ctx.device), wid, gen, cfg, labels)
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            seen += len(idx) * ctx.world_size
-            losses.append(loss)
-            rate = seen / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", img_s=f"{rate:.1f}")
-        if not ctx.is_main:
-            barrier(ctx)  # rank 0 validates and writes the checkpoint meanwhile
-            continue
-        evaluated = ema.module if ema is not None else model  # the weights that would be shipped
-        val = validate(evaluated, val_images, val_records, cfg)
-        val.pop("_pairwise_scores"), val.pop("_reference_scores")
-        entry = {
-            "epoch": epoch + 1,
-            "step": step,
-            "loss": float(np.mean(losses)),
-            "images_per_s": seen / (time.perf_counter() - started),
-            "val_eer": val["pairwise"]["eer"],
-            "val_auc": val["pairwise"]["auc"],
-            "val_reference_eer": val.get("reference_based", {}).get("eer"),
-            **{f"val_eer_{k[9:]}": v["eer"] for k, v in val.items() if k.startswith("pairwise_")},
-            **macro_entry(val),
-            **{k: v for k, v in stats.items()},
-        }
-        history.append(entry)
-        log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in entry.items()}))
-        if entry["val_eer"] < best_eer:
-            best_eer = entry["val_eer"]
-            save_weights(evaluated, workdir / "best.safetensors")
-        save_training_state(workdir, "last", model, optimizer, extra=classifier, ema=ema, meta={
-            "step": step, "epoch": epoch, "best_eer": best_eer, "history": history,
-            "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
-        })
-        (workdir / "history.json").write_text(json.dumps(history, indent=1))
-        if on_epoch is not None:
-            on_epoch([dict(h) for h in history])
+    for epoch in range(state.next_epoch, cfg.epochs):
+        share_writers(sampler, cfg, ctx, epoch)
+        result = run_epoch(learner, sampler, augment, training.pixels, cfg, ctx, first_step=state.step,
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress)
+        state.step += cfg.steps_per_epoch
+        if ctx.is_main:  # the other ranks wait at the barrier meanwhile
+            record_epoch(epoch, result, state, learner, validation, cfg, workdir, rng, on_epoch)
         barrier(ctx)
 
     if ctx.is_main:
-        card = finalize(workdir / "best.safetensors", out, cfg, data, val_images, val_records, history, init=init)
+        card = finalize(workdir / "best.safetensors", out, cfg, data, validation, state.history, init=init)
         barrier(ctx)
         return card
     barrier(ctx)
@@ -472,20 +563,22 @@ def make_ema(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.Aver
 
 
 def train_step(
-    net: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor, wid: list[int], gen: list[bool],
-    cfg: TrainConfig, writer_labels: list[int] | None = None,
+    net: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, writer_slot: list[int],
+    is_genuine: list[bool], cfg: TrainConfig, writer_labels: list[int] | None = None,
 ) -> tuple[float, dict[str, float]]:
-    """One optimisation step; `net` maps images to embeddings (a DDP wrapper syncs gradients in backward).
+    """One optimisation step on a batch (`Batch.writer_slot` and `Batch.is_genuine` describe `images`); `net` maps
+    images to embeddings (a DDP wrapper syncs gradients in backward).
 
     When `net` carries the auxiliary writer classifier it returns (embeddings, logits), and
     `cfg.aux_writer_weight` x cross-entropy on the genuine images' `writer_labels` joins the loss.
     """
-    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        out = net(batch)
-    emb, logits = out if isinstance(out, tuple) else (out, None)
-    loss, stats = _loss(emb, wid, gen, cfg)
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        out = net(images)
+    embeddings, logits = out if isinstance(out, tuple) else (out, None)
+    loss, stats = training_loss(embeddings, writer_slot, is_genuine, cfg)
     if logits is not None and writer_labels is not None:
-        ce = writer_classification_loss(logits, torch.tensor(writer_labels, device=logits.device), torch.tensor(gen, device=logits.device))
+        ce = writer_classification_loss(logits, torch.tensor(writer_labels, device=logits.device),
+                                        torch.tensor(is_genuine, device=logits.device))
         loss = loss + cfg.aux_writer_weight * ce
         stats["writer_ce"] = float(ce.detach())
     optimizer.zero_grad(set_to_none=True)
@@ -494,25 +587,25 @@ def train_step(
     return float(loss.detach()), stats
 
 
-def _loss(emb: torch.Tensor, wid: list[int], gen: list[bool], cfg: TrainConfig):
-    from .losses import batch_contrastive_loss, batch_triplet_loss
-
-    writer_ids, genuine = torch.tensor(wid, device=emb.device), torch.tensor(gen, device=emb.device)
+def training_loss(embeddings: torch.Tensor, writer_slot: list[int], is_genuine: list[bool],
+                  cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """The batch's contrastive loss (+ `cfg.triplet_weight` x the triplet loss) and its statistics."""
+    writer_ids, genuine = torch.tensor(writer_slot, device=embeddings.device), torch.tensor(is_genuine, device=embeddings.device)
     loss, stats = batch_contrastive_loss(
-        emb, writer_ids, genuine, margin=cfg.margin,
+        embeddings, writer_ids, genuine, margin=cfg.margin,
         hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,
         balance_negatives=cfg.balance_negatives,
     )
     if cfg.triplet_weight > 0:
-        triplet, more = batch_triplet_loss(emb, writer_ids, genuine, margin=cfg.triplet_margin)
+        triplet, more = batch_triplet_loss(embeddings, writer_ids, genuine, margin=cfg.triplet_margin)
         loss = loss + cfg.triplet_weight * triplet
         stats = {**stats, **more, "triplet": float(triplet.detach())}
     return loss, stats
 
 
 def finalize(
-    best: Path, out: Path, cfg: TrainConfig, data: PreparedData, val_images: torch.Tensor,
-    val_records: list[SignatureRecord], history: list[dict[str, Any]], init: str | Path | None = None,
+    best: Path, out: Path, cfg: TrainConfig, data: PreparedData, validation: TrainingImages,
+    history: list[dict[str, Any]], init: str | Path | None = None,
 ) -> ModelCard:
     """Write the shipped weights, then calibrate thresholds on validation writers with exactly those weights."""
     model = SiameseResNet18(cfg.model)
@@ -520,8 +613,8 @@ def finalize(
     out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(model, out, dtype=getattr(torch, cfg.weights_dtype))
     load_weights(model, out)  # calibrate what is shipped (fp16 round trip included)
-    emb = embed_tensors(model, val_images, bf16=cfg.bf16)
-    fields, val = calibration.card_calibration(emb, val_records, k=cfg.validation_references, seed=cfg.seed)
+    emb = embed_tensors(model, validation.pixels, bf16=cfg.bf16)
+    fields, val = calibration.card_calibration(emb, validation.records, k=cfg.validation_references, seed=cfg.seed)
     best_epoch = min(history, key=lambda h: h["val_eer"]) if history else {}
     card = ModelCard(
         architecture=cfg.model,

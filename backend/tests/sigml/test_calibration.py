@@ -40,6 +40,10 @@ def test_card_calibration_fields(synthetic_records):
     assert fields["reference_calibration"]["spread_floor"] == pytest.approx(0.5 * spreads.min())
     assert fields["reference_calibration"]["slope"] < 0 and fields["calibration"]["slope"] < 0  # farther = less genuine
     assert not any(k.startswith("_") for k in val)
+    validation = calibration.validation_metrics(emb, records, k=5, seed=0)
+    assert validation.metrics == val  # the card's validation figures are validation_metrics' own
+    np.testing.assert_array_equal(validation.pairwise_scores.distances, pw.distances)
+    np.testing.assert_array_equal(validation.reference_scores.distances, rb.distances)
     # three-way decision bands per protocol, bracketing the EER thresholds, fitted on the same validation scores
     for protocol, scored in (("pairwise", pw), ("reference_based", rb)):
         band = fields["decision_bands"][protocol]
@@ -48,6 +52,22 @@ def test_card_calibration_fields(synthetic_records):
         assert np.mean(forged <= band["genuine_below"]) <= band["target_far"]
         assert np.mean(genuine > band["forged_above"]) <= band["target_frr"]
         assert len(fields["rate_curves"][protocol]["score"]) >= 2
+
+
+def test_validation_metrics_is_a_frozen_result_per_dataset(synthetic_records):
+    """Several datasets: a pairwise block per dataset; K references that do not fit: no reference-based block."""
+    import dataclasses
+
+    first, _ = writers_with_spreads(synthetic_records, n=3)
+    records = synthetic_records({str(w): (12, 4) for w in range(1, 4)}, dataset="A")
+    records += synthetic_records({str(w): (12, 4) for w in range(1, 4)}, dataset="B")
+    emb = np.concatenate([first, first + 100.0])
+    validation = calibration.validation_metrics(emb, records, k=5, seed=0)
+    assert set(validation.metrics) == {"pairwise", "reference_based", "pairwise_A", "pairwise_B"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        validation.metrics = {}
+    too_many = calibration.validation_metrics(emb, records, k=50, seed=0)
+    assert too_many.reference_scores is None and "reference_based" not in too_many.metrics
 
 
 def test_normalized_beats_mean_when_writers_differ_in_spread(synthetic_records):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 from sigml.distributed import DistContext, writer_share
-from sigml.train import _loss
+from sigml.testing import free_port
+from sigml.train import training_loss
 
 DDP_DIR = Path(__file__).resolve().parent / "ddp"
 sys.path.insert(0, str(DDP_DIR))
@@ -26,16 +26,10 @@ sys.path.insert(0, str(DDP_DIR))
 import step_worker  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), *args]
+           "--master_port", str(free_port()), *args]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
@@ -62,8 +56,8 @@ def test_one_ddp_step_gives_identical_ranks_equal_to_a_single_process(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     losses = []
     for rank in range(2):
-        batch, wid, gen = step_worker.make_batch(rank)
-        loss, _ = _loss(model.embed(batch), wid, gen, step_worker.CFG)
+        images, writer_slot, is_genuine = step_worker.make_batch(rank)
+        loss, _ = training_loss(model.embed(images), writer_slot, is_genuine, step_worker.CFG)
         losses.append(loss)
     optimizer.zero_grad()
     (sum(losses) / 2).backward()

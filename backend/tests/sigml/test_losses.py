@@ -137,9 +137,9 @@ def test_triplet_loss_is_zero_when_forgeries_are_far_enough():
     from sigml.losses import batch_triplet_loss
 
     emb = torch.tensor([[0.0], [0.1], [5.0], [10.0], [10.1], [20.0]])
-    wid = torch.tensor([0, 0, 0, 1, 1, 1])
-    gen = torch.tensor([True, True, False, True, True, False])
-    loss, stats = batch_triplet_loss(emb, wid, gen, margin=0.2)
+    writers = torch.tensor([0, 0, 0, 1, 1, 1])
+    genuine = torch.tensor([True, True, False, True, True, False])
+    loss, stats = batch_triplet_loss(emb, writers, genuine, margin=0.2)
     assert float(loss) == 0.0 and stats["triplet_active"] == 0.0
 
 
@@ -147,12 +147,12 @@ def test_triplet_loss_pushes_the_forgery_away_and_ignores_forgery_anchors():
     from sigml.losses import batch_triplet_loss
 
     emb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, 0.1], [0.6, 0.0]], requires_grad=True)
-    wid = torch.tensor([0, 0, 0, 0])
-    gen = torch.tensor([True, True, False, False])
-    loss, _ = batch_triplet_loss(emb, wid, gen, margin=0.2)
+    writers = torch.tensor([0, 0, 0, 0])
+    genuine = torch.tensor([True, True, False, False])
+    loss, _ = batch_triplet_loss(emb, writers, genuine, margin=0.2)
     loss.backward()
     # moving the forgery at (0.5, 0.1) upwards (away from both genuine) lowers the loss
     assert emb.grad[2, 1] < 0
     # no genuine pair, or no negative: nothing to rank, a zero loss that still backpropagates
-    alone, _ = batch_triplet_loss(emb[:1], wid[:1], gen[:1], margin=0.2)
+    alone, _ = batch_triplet_loss(emb[:1], writers[:1], genuine[:1], margin=0.2)
     assert float(alone.detach()) == 0.0 and alone.requires_grad

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -64,15 +66,16 @@ def test_batch_sampler(synthetic_records):
     sampler = BatchSampler(records, cfg, np.random.default_rng(0))
     assert sampler.writers == ["D/1", "D/2", "D/4"]  # writer 3 has a single genuine: unusable
     for _ in range(20):
-        idx, wid, gen, mirror = sampler.sample()
-        assert mirror == [0] * len(idx)  # mirror_writers 1: no flips
-        assert len(idx) == len(wid) == len(gen)
-        assert set(wid) == {0, 1}
-        for i, w, g in zip(idx, wid, gen):
+        image_index, writer_slot, is_genuine, mirror_index = sampler.sample()
+        assert mirror_index == [0] * len(image_index)  # mirror_writers 1: no flips
+        assert len(image_index) == len(writer_slot) == len(is_genuine)
+        assert set(writer_slot) == {0, 1}
+        for i, g in zip(image_index, is_genuine):
             assert records[i].genuine == g
-        writers_in_slot = {w: {records[i].writer for i, ww in zip(idx, wid) if ww == w} for w in set(wid)}
+        writers_in_slot = {slot: {records[i].writer for i, s in zip(image_index, writer_slot) if s == slot}
+                           for slot in set(writer_slot)}
         assert all(len(v) == 1 for v in writers_in_slot.values())  # one writer per slot
-        assert sum(gen) == 8
+        assert sum(is_genuine) == 8
 
 
 def test_batch_sampler_needs_two_writers(synthetic_records):
@@ -109,12 +112,12 @@ def test_config_preprocessing_block_is_partial_and_validated():
 def test_batch_sampler_writer_labels(synthetic_records):
     records = synthetic_records({"1": (3, 1), "2": (3, 1), "3": (3, 0)})
     sampler = BatchSampler(records, TrainConfig(writers_per_batch=3, genuine_per_writer=2, forged_per_writer=1), np.random.default_rng(0))
-    idx, wid, _, _ = sampler.sample()
-    labels = sampler.writer_labels(idx)
-    for i, label in zip(idx, labels):
+    image_index, writer_slot, _, _ = sampler.sample()
+    labels = sampler.writer_labels(image_index)
+    for i, label in zip(image_index, labels):
         assert sampler.writers[label] == f"{records[i].dataset}/{records[i].writer}"
     # one label per batch slot: the slot is the batch's writer, the label the global one
-    assert len({(w, l) for w, l in zip(wid, labels)}) == len(set(wid))
+    assert len({(s, l) for s, l in zip(writer_slot, labels)}) == len(set(writer_slot))
 
 
 def test_batch_sampler_mirrored_writers(synthetic_records):
@@ -125,14 +128,15 @@ def test_batch_sampler_mirrored_writers(synthetic_records):
     assert len(sampler.identities) == 12 and sampler.identities[:4] == [("D/1", m) for m in range(4)]
     seen = set()
     for _ in range(30):
-        idx, wid, gen, mirror = sampler.sample()
-        labels = sampler.writer_labels(idx, mirror)
-        for i, w, m, label in zip(idx, wid, mirror, labels):
+        image_index, writer_slot, _, mirror_index = sampler.sample()
+        labels = sampler.writer_labels(image_index, mirror_index)
+        for i, m, label in zip(image_index, mirror_index, labels):
             writer, flip = sampler.identities[label]
             assert writer == f"D/{records[i].writer}" and flip == m
             seen.add((writer, m))
         # a slot is one (writer, mirror) identity: all its images share the flip and the class
-        assert all(len({(m, l) for w2, m, l in zip(wid, mirror, labels) if w2 == w}) == 1 for w in set(wid))
+        assert all(len({(m, l) for s, m, l in zip(writer_slot, mirror_index, labels) if s == slot}) == 1
+                   for slot in set(writer_slot))
     assert seen == set(sampler.identities)
     with pytest.raises(ValueError, match="mirror_writers"):
         BatchSampler(records, TrainConfig(mirror_writers=3), np.random.default_rng(0))
@@ -157,7 +161,7 @@ def test_mirror_writers_one_keeps_the_sampler_stream(synthetic_records):
     records = synthetic_records({"1": (5, 3), "2": (4, 2), "4": (6, 6)})
     cfg = TrainConfig(writers_per_batch=2, genuine_per_writer=3, forged_per_writer=1)
     sampler = BatchSampler(records, cfg, np.random.default_rng(5))
-    assert [sampler.sample().idx for _ in range(3)] == [
+    assert [sampler.sample().image_index for _ in range(3)] == [
         [19, 17, 16, 25, 9, 8, 10, 12], [14, 15, 18, 21, 1, 0, 4, 7], [15, 16, 17, 23, 10, 8, 11, 12]]
 
 
@@ -175,15 +179,15 @@ def test_train_step_with_the_auxiliary_writer_classifier():
     clf = CosineWriterClassifier(cfg.model.embedding_dim, 3)
     net = wrap(model, DistContext(), clf)
     opt = torch.optim.AdamW(list(model.parameters()) + list(clf.parameters()), lr=1e-3)
-    batch = torch.rand(6, 1, 40, 60)
-    wid, gen, labels = [0, 0, 0, 1, 1, 1], [True, True, False, True, True, False], [2, 2, 2, 0, 0, 0]
+    images = torch.rand(6, 1, 40, 60)
+    writer_slot, is_genuine, labels = [0, 0, 0, 1, 1, 1], [True, True, False, True, True, False], [2, 2, 2, 0, 0, 0]
     before = clf.weight.detach().clone()
-    loss, stats = train_step(net, opt, batch, wid, gen, cfg, labels)
+    loss, stats = train_step(net, opt, images, writer_slot, is_genuine, cfg, labels)
     assert "writer_ce" in stats and stats["writer_ce"] > 0
     assert loss > stats["writer_ce"] * 0.5  # contrastive term + 0.5 x cross-entropy
     assert not torch.equal(before, clf.weight)  # the classifier is trained with the model
     # without the classifier the step is the plain contrastive one
-    loss2, stats2 = train_step(wrap(model, DistContext()), opt, batch, wid, gen, cfg)
+    loss2, stats2 = train_step(wrap(model, DistContext()), opt, images, writer_slot, is_genuine, cfg)
     assert "writer_ce" not in stats2
 
 
@@ -300,9 +304,9 @@ def _slot_shares(records, cfg: TrainConfig, batches: int = 1500) -> dict[str, fl
     slots = {"BIG": 0, "SMALL": 0}
     for _ in range(batches):
         batch = sampler.sample()
-        assert sorted(set(batch.wid)) == list(range(cfg.writers_per_batch))
-        for slot in set(batch.wid):
-            images = [i for i, w in zip(batch.idx, batch.wid) if w == slot]
+        assert sorted(set(batch.writer_slot)) == list(range(cfg.writers_per_batch))
+        for slot in set(batch.writer_slot):
+            images = [i for i, s in zip(batch.image_index, batch.writer_slot) if s == slot]
             writers = {(records[i].dataset, records[i].writer) for i in images}
             assert len(writers) == 1  # one writer per slot
             (dataset, writer), = writers
@@ -314,7 +318,7 @@ def _slot_shares(records, cfg: TrainConfig, batches: int = 1500) -> dict[str, fl
             assert len(forged) == (cfg.forged_per_writer if n_forgeries else 0)
             assert len(set(forged)) == n_forgeries
             slots[dataset] += 1
-        assert len({(records[i].dataset, records[i].writer) for i in batch.idx}) == cfg.writers_per_batch  # distinct writers
+        assert len({(records[i].dataset, records[i].writer) for i in batch.image_index}) == cfg.writers_per_batch  # distinct writers
     total = sum(slots.values())
     return {d: n / total for d, n in slots.items()}
 
@@ -400,3 +404,68 @@ def test_fine_tuning_config_with_its_own_preprocessing_keeps_it(monkeypatch, tmp
     stretched = dataclasses.replace(default, preprocessing=PreprocessConfig(fit="stretch"))
     own = train_module.config_for_init(stretched, tmp_path / "m.safetensors")
     assert own.model == card.architecture and own.preprocessing.fit == "stretch"
+
+
+# --- the training loop's parts: one epoch of steps, and the bookkeeping around it ------------------------------------
+
+def _tiny_learner(synthetic_records, **cfg_fields):
+    """Two writers of uint8 noise images, a small network and the sampler of a 2-epoch x 2-step run."""
+    import torch
+
+    from sigml.distributed import DistContext
+    from sigml.model import ModelConfig
+    from sigml.train import build_learner
+
+    records = synthetic_records({"1": (3, 1), "2": (3, 1)})
+    cfg = TrainConfig(**{"epochs": 2, "steps_per_epoch": 2, "warmup_steps": 1, "writers_per_batch": 2, "genuine_per_writer": 2,
+                         "forged_per_writer": 1, "bf16": False, "model": ModelConfig(embedding_dim=8, hidden_dim=16), **cfg_fields})
+    sampler = BatchSampler(records, cfg, np.random.default_rng(0))
+    torch.manual_seed(0)
+    pixels = torch.randint(0, 256, (len(records), 1, 40, 60), dtype=torch.uint8)
+    return cfg, sampler, pixels, build_learner(cfg, len(sampler.identities), DistContext())
+
+
+def test_run_epoch_takes_its_steps_at_the_learning_rates_of_its_place_in_the_run(synthetic_records):
+    from sigml.augment import SignatureAugment
+    from sigml.distributed import DistContext
+    from sigml.train import run_epoch
+
+    cfg, sampler, pixels, learner = _tiny_learner(synthetic_records, ema_decay=0.5)
+    result = run_epoch(learner, sampler, SignatureAugment(cfg.augment), pixels, cfg, DistContext(), first_step=2, desc="",
+                       progress=False)
+    assert result.images == cfg.steps_per_epoch * 2 * (cfg.genuine_per_writer + cfg.forged_per_writer)
+    assert np.isfinite(result.mean_loss) and "pos_dist" in result.last_stats
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(lr_at(3, 4, cfg))  # the run's last step
+    assert int(learner.ema.n_averaged) == 2 and learner.candidate is learner.ema.module
+
+
+def test_run_state_round_trips_through_last_checkpoint(synthetic_records, tmp_path):
+    import torch
+
+    from sigml.train import RunState, load_run_state, save_run_state
+
+    cfg, sampler, pixels, learner = _tiny_learner(synthetic_records)
+    state = RunState(step=4, next_epoch=2, best_eer=0.25, history=[{"epoch": 1}, {"epoch": 2}])
+    rng = np.random.default_rng(0)
+    rng.random()
+    save_run_state(tmp_path, learner, state, rng, cfg)
+    expected_draw = rng.random()
+    _, _, _, fresh = _tiny_learner(synthetic_records, seed=1)
+    torch.nn.init.zeros_(fresh.model.head[0].weight)
+    other_rng = np.random.default_rng(99)
+    assert load_run_state(tmp_path, fresh, other_rng) == state
+    assert other_rng.random() == expected_draw  # the sampler's stream continues where it stopped
+    assert torch.equal(fresh.model.head[0].weight, learner.model.head[0].weight)
+    assert json.loads((tmp_path / "last.json").read_text())["epoch"] == 1  # 0-based epoch last done, as before
+
+
+def test_history_entry_names_every_figure():
+    from sigml.train import EpochResult, history_entry
+
+    val = {"pairwise": {"eer": 0.2, "auc": 0.9}, "reference_based": {"eer": 0.1},
+           "pairwise_A": {"eer": 0.3}, "pairwise_B": {"eer": 0.1}}
+    entry = history_entry(4, 50, EpochResult(started=0.0, images=300, mean_loss=0.5, last_stats={"pos_dist": 0.4}), val,
+                          seconds=2.0)
+    assert entry == {"epoch": 5, "step": 50, "loss": 0.5, "images_per_s": 150.0, "val_eer": 0.2, "val_auc": 0.9,
+                     "val_reference_eer": 0.1, "val_eer_A": 0.3, "val_eer_B": 0.1, "val_eer_macro": pytest.approx(0.2),
+                     "pos_dist": 0.4}

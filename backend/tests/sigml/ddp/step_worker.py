@@ -20,10 +20,10 @@ SHAPE = (1, 48, 64)
 def make_batch(rank: int) -> tuple[torch.Tensor, list[int], list[bool]]:
     """3 writers x (2 genuine + 1 forged), different for each rank."""
     g = torch.Generator().manual_seed(100 + rank)
-    batch = torch.rand((9, *SHAPE), generator=g)
-    wid = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    gen = [True, True, False] * 3
-    return batch, wid, gen
+    images = torch.rand((9, *SHAPE), generator=g)
+    writer_slot = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    is_genuine = [True, True, False] * 3
+    return images, writer_slot, is_genuine
 
 
 def make_model() -> SiameseResNet18:
@@ -37,8 +37,8 @@ def main(out: Path) -> None:
     model = make_model()
     net = wrap(model, ctx)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    batch, wid, gen = make_batch(ctx.rank)
-    train_step(net, optimizer, batch, wid, gen, CFG)
+    images, writer_slot, is_genuine = make_batch(ctx.rank)
+    train_step(net, optimizer, images, writer_slot, is_genuine, CFG)
     save_file({k: v.detach().contiguous() for k, v in model.named_parameters()}, str(out / f"rank{ctx.rank}.safetensors"))
     shutdown(ctx)
 
