@@ -1,6 +1,6 @@
 """The set-up shared by the notebooks in `notebooks/`: repository root, data folder, smoke mode, models.
 
-Environment variables (documented in the README's "Notebooks" section):
+Environment variables (documented in notebooks/README.md):
 
 - `SIGVER_DATA_DIR`: folder holding the dataset folders: `CEDAR/` and `GPDS/` (required), and the other four of
   the benchmark (`BHSig260-Bengali/`, `BHSig260-Hindi/`, `SigComp2011-Dutch/`, `CNSig/`; a notebook skips one that
@@ -70,7 +70,7 @@ class NotebookEnv:
         if not path.is_dir():
             raise FileNotFoundError(
                 f"dataset {name} not found at {path}: set {DATA_ENV} to the folder holding CEDAR/ and GPDS/ "
-                "(on the project's machines: ../shared/datasets)"
+                "(in the development layout: ../shared/datasets)"
             )
         return path
 
@@ -106,7 +106,8 @@ def _resolve(root: Path, value: str | Path) -> Path:
 
 
 def setup(start: str | Path | None = None) -> NotebookEnv:
-    """Read the environment, print where everything is; in smoke mode use one torch thread (shared CI cores)."""
+    """Read the environment, print where everything is; in smoke mode use one torch thread (a smoke run is small, and
+    runs beside other tests)."""
     env = NotebookEnv.from_environ(start=start)
     if env.smoke:
         import torch
