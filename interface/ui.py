@@ -417,10 +417,23 @@ def percent(p: float) -> str:
     return f"{100 * p:.0f} %"
 
 
+def score_of(result: dict[str, Any]) -> float:
+    """The number the decision judged: `score` of a profile verification, `distance` of a pair (and of a profile
+    verification from a server older than `score`, where that field named the method)."""
+    score = result.get("score")
+    return float(score if isinstance(score, (int, float)) else result.get("distance", 0.0))
+
+
+def score_method_of(result: dict[str, Any]) -> str:
+    """How a profile verification's score was computed: "normalized", "mean" or "pairwise"."""
+    method = result.get("score_method", result.get("score"))
+    return method if isinstance(method, str) else "mean"
+
+
 def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     """Three-way decision in its colour and words, the score on the band's scale, similarity, model and time."""
     decision = decision_of(result)
-    distance = float(result.get("distance", 0.0))
+    distance = score_of(result)
     threshold = float(result.get("threshold", 0.0))
     rates = result.get("decision_rates") or {}
     genuine_below = float(rates.get("genuine_below", threshold))

@@ -8,8 +8,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
-from config.exceptions import ApplicationError
-from signatures.services import files_of_owner, files_delete_on_commit
+from config.errors import ApplicationError, NotAuthenticated
+from signatures.services import profiles_delete_of_owner
 
 User = get_user_model()
 
@@ -33,10 +33,7 @@ def user_token_obtain(*, username: str, password: str, request: HttpRequest) -> 
     authentication backends (django-axes' backend requires it; it counts /admin/login/ only)."""
     user = authenticate(request, username=username, password=password)
     if user is None or not user.is_active:
-        raise ApplicationError(
-            "Invalid username or password.", code="not_authenticated", status_code=401,
-            headers={"WWW-Authenticate": "Token"},
-        )
+        raise NotAuthenticated("Invalid username or password.")
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
 
@@ -44,6 +41,5 @@ def user_token_obtain(*, username: str, password: str, request: HttpRequest) -> 
 @transaction.atomic
 def user_delete(*, user: AbstractBaseUser) -> None:
     """Deletes the user, their token, profiles, references and (after the commit) the reference images."""
-    names = files_of_owner(owner=user)
+    profiles_delete_of_owner(owner=user)
     user.delete()
-    files_delete_on_commit(names)

@@ -7,8 +7,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
+
+from config.errors import get_or_not_found
 
 from .models import VerificationRecord
 
@@ -48,5 +49,5 @@ def record_list(*, user: AbstractBaseUser, date_from: date | datetime | None = N
 
 
 def record_get(*, user: AbstractBaseUser, record_id: int) -> VerificationRecord:
-    """Someone else's record is indistinguishable from a missing one (404)."""
-    return get_object_or_404(record_visible(user=user), pk=record_id)
+    """Someone else's record is indistinguishable from a missing one (NotFound)."""
+    return get_or_not_found(record_visible(user=user), pk=record_id)

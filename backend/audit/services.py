@@ -20,8 +20,8 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from config.storage import files_delete_on_commit
 from signatures.models import Reference
-from signatures.services import files_delete_on_commit
 
 from .models import ANONYMOUS, VerificationRecord
 
@@ -86,7 +86,7 @@ def verification_record_create(*, kind: str, user: Any, client_address: str, res
                 model_version=str(result.get("model_version", "")),
                 distance=float(result["distance"]), threshold=float(result["threshold"]),
                 similarity=float(result["similarity"]) if result.get("similarity") is not None else None,
-                score=str(result.get("score") or "pairwise"),
+                score=str(result.get("score_method") or "pairwise"),  # the record's `score` names the score
                 verdict=str(result.get("verdict", "")),
                 decision=str(result.get("decision") or result.get("verdict", "")),
                 details=details, elapsed_ms=float(result.get("elapsed_ms") or 0.0),

@@ -16,14 +16,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginated_response
+from config.negotiation import IgnoreClientContentNegotiation
+from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.schema import error_responses
-from signatures.views import IgnoreClientContentNegotiation, PageQuerySerializer
+from sigml.decision import DECISIONS
 
 from . import selectors
 from .models import KINDS, VerificationRecord
 
-DECISIONS = ("genuine", "inconclusive", "forged")
 
 
 class RecordOutputSerializer(serializers.ModelSerializer):
@@ -41,11 +41,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
         return bool(record.image_files)
 
 
-class PaginatedRecordListSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = RecordOutputSerializer(many=True)
+PaginatedRecordListSerializer = page_serializer("PaginatedRecordListSerializer", RecordOutputSerializer)
 
 
 class RecordFilterSerializer(serializers.Serializer):

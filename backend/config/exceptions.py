@@ -1,9 +1,9 @@
-"""One error shape for the whole API: `{"error": {"code", "message", "details"}}`.
+"""One error shape for the whole API: `{"error": {"code", "message", "details"}}`, and the one table of statuses.
 
-`ApplicationError` is the one domain error type that services raise; the DRF exception handler
-below turns it, every DRF error, Django's Http404/PermissionDenied/RequestDataTooBig and the ML
-core's errors into that shape with the right status. Django-level handlers (unknown URLs, 500s)
-answer in the same shape.
+Services and selectors raise the domain errors of `config.errors` (and the ML core raises `sigml.errors`); the DRF
+exception handler below maps each class to its status (`STATUSES`) and headers, and turns every DRF error and
+Django's Http404/PermissionDenied/RequestDataTooBig into the same shape. Django-level handlers (unknown URLs,
+500s) answer in the same shape.
 """
 
 from __future__ import annotations
@@ -24,35 +24,41 @@ from rest_framework.views import set_rollback
 from sigml.errors import (BlankImageError, CropError, DatasetError, ImageError, ImageTooLargeError, ModelLoadError,
                           NotASignatureError)
 
+from .errors import (ApplicationError, Conflict, ImageRejected, NotAuthenticated, NotFound, PayloadTooLarge,
+                     Unavailable)
+
 log = logging.getLogger(__name__)
 
-
-class ApplicationError(Exception):
-    """A domain error with its HTTP status, machine-readable code and human-readable message."""
-
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None,
-                 details: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        if code is not None:
-            self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-        self.details = details or {}
+# Each domain error's status: the first class in this list that the error is an instance of (an `ImageRejected`
+# by its `kind`). Subclasses before their bases.
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (NotAuthenticated, 401),
+    (PayloadTooLarge, 413),
+    (Unavailable, 503),
+    (ImageTooLargeError, 413),
+    (NotASignatureError, 422),
+    (BlankImageError, 400),
+    (CropError, 400),
+    (ImageError, 415),
+    (ApplicationError, 400),
+)
 
 
-def image_error_status(exc: ImageError) -> int:
-    if isinstance(exc, ImageTooLargeError):
-        return 413
-    if isinstance(exc, NotASignatureError):
-        return 422
-    if isinstance(exc, (BlankImageError, CropError)):
-        return 400
-    return 415
+def status_of(exc: ApplicationError | ImageError) -> int:
+    """The HTTP status of a domain error (`STATUSES`)."""
+    subject: object = exc.kind if isinstance(exc, ImageRejected) else type(exc)
+    return next(status for cls, status in STATUSES if isinstance(subject, type) and issubclass(subject, cls))
+
+
+def headers_of(exc: ApplicationError) -> dict[str, str]:
+    """The headers a domain error's answer carries: the auth scheme with a 401, Retry-After with a busy 503."""
+    if isinstance(exc, NotAuthenticated):
+        return {"WWW-Authenticate": "Token"}
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        return {"Retry-After": str(exc.retry_after)}
+    return {}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -106,26 +112,22 @@ def _validation_error(exc: drf.ValidationError) -> tuple[str, str, Any]:
 
 
 def _to_api_error(exc: Exception) -> Exception:
-    """Map non-DRF exceptions onto ApplicationError/DRF exceptions (or return them unchanged)."""
+    """Map non-DRF exceptions onto domain errors/DRF exceptions (or return them unchanged)."""
     if isinstance(exc, ImageError):
-        return ApplicationError(str(exc), code=exc.code, status_code=image_error_status(exc))
+        return ImageRejected(str(exc), kind=type(exc))
     if isinstance(exc, ModelLoadError):
         log.error("model unavailable: %s", exc)
-        return ApplicationError(
-            "The signature model is not available.", code="model_unavailable", status_code=503,
-            details={"reason": exc.reason},
-        )
+        return Unavailable("The signature model is not available.", code="model_unavailable",
+                           details={"reason": exc.reason})
     if isinstance(exc, DatasetError):
-        return ApplicationError(str(exc), code="invalid", status_code=400)
+        return ApplicationError(str(exc), code="invalid")
     if isinstance(exc, RequestDataTooBig):
-        return ApplicationError(
-            "The request body is larger than the server accepts.", code="file_too_large", status_code=413
-        )
+        return PayloadTooLarge("The request body is larger than the server accepts.")
     if isinstance(exc, (TooManyFilesSent, TooManyFieldsSent)):
         return ApplicationError(str(exc) or "Too many fields or files in the request.", code="invalid")
     if isinstance(exc, (OperationalError, InterfaceError)):
         log.exception("database unavailable")
-        return ApplicationError("The database is not available.", code="database_unavailable", status_code=503)
+        return Unavailable("The database is not available.", code="database_unavailable")
     if isinstance(exc, Http404):
         return drf.NotFound(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):
@@ -138,7 +140,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     exc = _to_api_error(exc)
     if isinstance(exc, ApplicationError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+        return Response(error_body(exc.code, exc.message, exc.details), status=status_of(exc), headers=headers_of(exc))
 
     response = drf_exception_handler(exc, context)  # sets WWW-Authenticate / Retry-After, rolls back
     if response is None:

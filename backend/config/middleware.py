@@ -18,7 +18,7 @@ class RequestSizeLimitMiddleware:
 
     Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not cover file parts nor bodies that DRF's JSON and
     form parsers read from the stream, so the whole body is bounded here; each uploaded file is
-    also bounded by SIGVER_MAX_UPLOAD_BYTES (signatures.images).
+    also bounded by SIGVER_MAX_UPLOAD_BYTES (signatures.uploads).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -74,7 +74,7 @@ class ImageRequestLimitMiddleware:
 
     With gunicorn's gthread workers this keeps threads free for health checks and light requests
     (the default is GUNICORN_THREADS - 1), whatever clients send. Each image request also gets a
-    deadline of SIGVER_REQUEST_DEADLINE_SECONDS: the decoding steps check it (signatures.images) and
+    deadline of SIGVER_REQUEST_DEADLINE_SECONDS: the decoding steps check it (signatures.uploads) and
     answer 503 once it has passed, instead of going on working for a client that has given up."""
 
     _semaphore: threading.BoundedSemaphore | None = None

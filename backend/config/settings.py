@@ -204,7 +204,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_DATA_UPLOAD_MAX_MEMORY_SIZE", 2_62
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("DJANGO_FILE_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)  # larger: temp file
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DJANGO_DATA_UPLOAD_MAX_NUMBER_FILES", 50)
 SIGVER_MAX_REFERENCES_PER_PROFILE = env_int("SIGVER_MAX_REFERENCES_PER_PROFILE", 50)
-# Decoding cost (signatures.images): a 600 dpi cheque is about 6 MP, an A4 page at 400 dpi 15.5 MP
+# Decoding cost (signatures.uploads): a 600 dpi cheque is about 6 MP, an A4 page at 400 dpi 15.5 MP
 SIGVER_MAX_IMAGE_PIXELS = env_int("SIGVER_MAX_IMAGE_PIXELS", 16_000_000)  # more → 413 (the card's limit if lower)
 SIGVER_MAX_ASPECT_RATIO = env_int("SIGVER_MAX_ASPECT_RATIO", 20)  # wider (or higher) than 20:1 → 413
 SIGVER_DECODE_BUDGET_PIXELS = env_int("SIGVER_DECODE_BUDGET_PIXELS", 16_000_000)  # decoded at once per process

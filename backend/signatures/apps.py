@@ -9,7 +9,7 @@ class SignaturesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
-        from .verifier import should_load_at_startup, verifier_warm
+        from .model_loader import should_load_at_startup, verifier_warm
 
         if should_load_at_startup():
             verifier_warm()

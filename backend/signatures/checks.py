@@ -10,7 +10,7 @@ from django.core.checks import Error, register
 def model_loads(app_configs=None, **kwargs) -> list[Error]:
     from sigml.errors import ModelLoadError
 
-    from .verifier import verifier_get
+    from .model_loader import verifier_get
 
     try:
         verifier_get()

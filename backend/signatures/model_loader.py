@@ -1,4 +1,4 @@
-"""The process-wide Verifier: loaded once at start-up (AppConfig.ready), never inside a request.
+"""The model loader: the process-wide Verifier, loaded once at start-up (AppConfig.ready), never inside a request.
 
 `sigml.inference.load_verifier` is lru-cached, so `verifier_get()` in a view only returns the
 instance loaded at start-up. Processes that skipped the start-up load (management commands,
@@ -16,6 +16,7 @@ import torch
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from sigml.env import parse_bool
 from sigml.inference import Verifier, load_verifier
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,12 @@ SERVING_COMMANDS = {"runserver"}
 
 
 def should_load_at_startup(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> bool:
-    """SIGVER_LOAD_MODEL=1/0 forces it; "auto": WSGI/ASGI servers and `manage.py runserver` load it."""
-    mode = settings.SIGVER_LOAD_MODEL
-    if mode in {"1", "true", "yes", "on"}:
-        return True
-    if mode in {"0", "false", "no", "off"}:
-        return False
+    """SIGVER_LOAD_MODEL=1/0 (any spelling `sigml.env.parse_bool` knows) forces it; "auto": WSGI/ASGI servers and
+    `manage.py runserver` load it."""
+    mode = str(settings.SIGVER_LOAD_MODEL)
+    forced = parse_bool(mode) if mode.strip() else None  # unset/empty and anything else: "auto"
+    if forced is not None:
+        return forced
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     program = Path(argv[0]).name if argv else ""

@@ -13,22 +13,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404
-from django.shortcuts import get_object_or_404
-
-from config.exceptions import ApplicationError
+from config.errors import ApplicationError, NotFound, get_or_not_found
 from sigml.datasets import IMAGE_SUFFIXES, SignatureRecord, detect_layout, natural_key, read_dataset
 from sigml.errors import DatasetError, ModelLoadError
 from sigml.pairs import PAIR_KINDS, Pair, make_pairs
 from sigml.splits import SPLITS, read_splits_csv
 
 from .models import Profile, Reference
-from .verifier import verifier_get
+from .model_loader import verifier_get
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +46,8 @@ def profile_list(*, owner: AbstractBaseUser, external_id: str | None = None, sea
 
 
 def profile_get(*, owner: AbstractBaseUser, profile_id: int) -> Profile:
-    """The owner's profile; someone else's is indistinguishable from a missing one (404)."""
-    return get_object_or_404(profile_list(owner=owner), pk=profile_id)
+    """The owner's profile; someone else's is indistinguishable from a missing one (NotFound)."""
+    return get_or_not_found(profile_list(owner=owner), pk=profile_id)
 
 
 def reference_list(*, profile: Profile) -> QuerySet[Reference]:
@@ -64,15 +60,13 @@ PUBLISHED_KS = (5, 10)  # the numbers of references the published reference-base
 def reference_list_checked(*, profile: Profile) -> list[Reference]:
     """The profile's references, each with `consistency_score` and `outlier` (`Verifier.reference_consistency`,
     over the references embedded by the served model; others get None / False until they are re-embedded)."""
-    from .verifier import verifier_get
-
     references = list(reference_list(profile=profile))
     for reference in references:
         reference.consistency_score, reference.outlier = None, False
     verifier = verifier_get()
     current = [r for r in references if r.model_version == verifier.model_version]
     if current:
-        checks = verifier.reference_consistency(np.stack([r.embedding_array() for r in current]))
+        checks = verifier.reference_consistency([r.embedding_array() for r in current])
         for reference, check in zip(current, checks):
             reference.consistency_score, reference.outlier = check["score"], check["outlier"]
     return references
@@ -96,7 +90,7 @@ def reference_guidance(*, count: int) -> dict[str, Any]:
 
 
 def reference_get(*, profile: Profile, reference_id: int) -> Reference:
-    return get_object_or_404(reference_list(profile=profile), pk=reference_id)
+    return get_or_not_found(reference_list(profile=profile), pk=reference_id)
 
 
 # --- datasets ---------------------------------------------------------------------------------------
@@ -202,13 +196,13 @@ def dataset_get(*, name: str) -> Dataset:
     try:
         return _datasets()[name]
     except KeyError:
-        raise Http404(f"no dataset named {name!r}") from None
+        raise NotFound(f"no dataset named {name!r}") from None
 
 
 def dataset_writer_records(*, dataset: Dataset, writer: str) -> list[SignatureRecord]:
     records = [r for r in dataset.records if r.writer == writer]
     if not records:
-        raise Http404(f"dataset {dataset.name} has no writer {writer!r}")
+        raise NotFound(f"dataset {dataset.name} has no writer {writer!r}")
     return records
 
 
@@ -216,10 +210,10 @@ def dataset_image_path(*, dataset: Dataset, path: str) -> Path:
     """The file of one of the dataset's images; anything else (traversal, absolute paths, symlinks
     leading out of the dataset, non-images, files the layout does not list) is a 404."""
     if path not in dataset.paths or "\x00" in path:
-        raise Http404("no such image in this dataset")
+        raise NotFound("no such image in this dataset")
     candidate = (dataset.root / path).resolve()
     if not candidate.is_relative_to(dataset.root) or candidate.suffix.lower() not in IMAGE_SUFFIXES or not candidate.is_file():
-        raise Http404("no such image in this dataset")
+        raise NotFound("no such image in this dataset")
     return candidate
 
 
@@ -261,7 +255,7 @@ def model_plot_names() -> list[str]:
     for name in sorted(set(names)):
         try:
             model_plot_path(name=name)
-        except Http404:
+        except NotFound:
             continue  # e.g. a symlink out of the folder: not listed, not served
         servable.append(name)
     return servable
@@ -269,7 +263,7 @@ def model_plot_names() -> list[str]:
 
 def model_plot_path(*, name: str) -> Path:
     if not PLOT_NAME.match(name):
-        raise Http404("no such plot")
+        raise NotFound("no such plot")
     folder = Path(settings.SIGVER_PLOTS_DIR).resolve()
     candidates = [folder / f"{name}.png"]
     if "-" in name:
@@ -278,7 +272,7 @@ def model_plot_path(*, name: str) -> Path:
     for candidate in (c.resolve() for c in candidates):
         if candidate.is_relative_to(folder) and candidate.is_file():
             return candidate
-    raise Http404("no such plot")
+    raise NotFound("no such plot")
 
 
 @dataclass(frozen=True)

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.http import Http404
 from django.contrib.auth.models import AbstractBaseUser
 
-from config.exceptions import ApplicationError
+from config.errors import ApplicationError, Conflict, NotFound
+from config.storage import files_delete_on_commit
 from sigml.errors import ImageError
-from sigml.inference import Verifier, overlay_png
+from sigml.inference import CopyCandidate, Verifier, overlay_png
 from sigml.pairs import Pair
 from sigml.preprocessing import CropBox, to_png
 
-from .images import png_data_uri, upload_warnings, uploads_preprocess
+from .uploads import png_data_uri, upload_warnings, uploads_preprocess
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
-from .verifier import verifier_get
+from .model_loader import verifier_get
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +87,18 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
     for path in paths:
         try:
             tensors[path] = verifier.preprocess(dataset_image_path(dataset=dataset, path=path))
-        except (ImageError, OSError, Http404) as exc:
+        except (ImageError, OSError, NotFound) as exc:
             log.warning("dataset %s: skipping %s: %s", dataset.name, path, exc)
     usable = [p for p in pairs if p.path_a in tensors and p.path_b in tensors]
     index = {path: i for i, path in enumerate(tensors)}
-    embeddings = verifier.embed_tensors(torch.stack(list(tensors.values()))) if tensors else np.zeros((0, 0), np.float32)
-    threshold = verifier.threshold
+    answers = verifier.verify_pairs(list(tensors.values()), [(index[p.path_a], index[p.path_b]) for p in usable])
     results = []
-    for pair in usable:
-        distance = float(np.linalg.norm(embeddings[index[pair.path_a]] - embeddings[index[pair.path_b]]))
-        answer = verifier.decide(distance)
+    for pair, answer in zip(usable, answers):
         truth = pair_truth(pair)
         results.append({
-            "pair": pair, "label": truth, "distance": distance, "similarity": answer["similarity"],
-            "match": answer["match"], "verdict": answer["verdict"], "decision": answer["decision"],
-            "correct": answer["verdict"] == truth,
+            "pair": pair, "label": truth, "distance": answer.distance, "similarity": answer.similarity,
+            "match": answer.match, "verdict": answer.verdict, "decision": answer.decision,
+            "correct": answer.verdict == truth,
         })
     n = len(results)
     return {
@@ -109,7 +106,7 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
         "accuracy": (sum(r["correct"] for r in results) / n) if n else None,
         "n": n,
         "skipped": len(pairs) - n,
-        "threshold": threshold,
+        "threshold": verifier.threshold,
         "model_version": verifier.model_version,
         "elapsed_ms": _elapsed_ms(started),
     }
@@ -117,27 +114,15 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
 
 # --- profiles ---------------------------------------------------------------------------------------
 
-def files_delete_on_commit(names: list[str]) -> None:
-    def delete() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                log.exception("could not delete %s", name)
-
-    if names:
-        transaction.on_commit(delete)
-
-
-def _external_id_taken(*, owner: AbstractBaseUser, external_id: str, taken_by: int | None = None) -> ApplicationError:
-    return ApplicationError(
+def _external_id_taken(*, owner: AbstractBaseUser, external_id: str, taken_by: int | None = None) -> Conflict:
+    return Conflict(
         f"you already have a profile with the external id {external_id!r}; open it, or choose another id.",
-        code="external_id_taken", status_code=409, details={"external_id": external_id, "profile": taken_by})
+        code="external_id_taken", details={"external_id": external_id, "profile": taken_by})
 
 
 def _profile_save(*, profile: Profile, update_fields: list[str] | None = None) -> Profile:
-    """Save, turning a clash on the owner's external id into a 409 (also when two requests race: the database's
-    unique constraint decides)."""
+    """Save, turning a clash on the owner's external id into a Conflict (also when two requests race: the
+    database's unique constraint decides)."""
     if profile.external_id:
         other = (Profile.objects.filter(owner=profile.owner_id, external_id=profile.external_id)
                  .exclude(pk=profile.pk).values_list("pk", flat=True).first())
@@ -176,8 +161,13 @@ def profile_delete(*, profile: Profile) -> None:
     files_delete_on_commit(names)
 
 
-def files_of_owner(*, owner: AbstractBaseUser) -> list[str]:
-    return [n for n in Reference.objects.filter(profile__owner=owner).values_list("image", flat=True) if n]
+@transaction.atomic
+def profiles_delete_of_owner(*, owner: AbstractBaseUser) -> None:
+    """Deletes every profile of `owner`, their references and (after the commit) the reference images: what
+    deleting an account removes of this app."""
+    names = [n for n in Reference.objects.filter(profile__owner=owner).values_list("image", flat=True) if n]
+    Profile.objects.filter(owner=owner).delete()
+    files_delete_on_commit(names)
 
 
 # --- references -------------------------------------------------------------------------------------
@@ -193,28 +183,29 @@ def _references_limit_check(*, profile: Profile, adding: int) -> None:
 
 
 def _references_duplicates_check(*, verifier: Verifier, profile: Profile, uploads: list[tuple[str, UploadedFile]],
-                                  images: list, tensors: list[torch.Tensor], embeddings: np.ndarray) -> None:
-    """Refuse (409 `duplicate_reference`) an upload that is the same image as an enrolled reference or as another
-    upload of the batch, byte for byte or as a near-identical copy (`Verifier.is_copy`: the pixel comparison against
-    the other uploads and the closest enrolled reference): a repeated image adds no evidence and shrinks the
-    references' spread, which makes every later score look worse than it is."""
+                                  images: list, tensors: list[torch.Tensor], embeddings: list) -> None:
+    """Refuse (Conflict `duplicate_reference`) an upload that is the same image as an enrolled reference or as
+    another upload of the batch, byte for byte or as a near-identical copy (`Verifier.copy_among`: the pixel
+    comparison against the other uploads and the closest enrolled reference, whose image is read from storage):
+    a repeated image adds no evidence and shrinks the references' spread, which makes every later score look
+    worse than it is."""
     enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]
     for i, ((field, _), image) in enumerate(zip(uploads, images)):
-        earlier = [(f"reference {r.pk}", r.sha256, r.embedding_array(), r.pk, None) for r in enrolled]
-        if earlier:  # the pixel comparison with the closest enrolled reference only: reading every image costs
-            closest = min(range(len(enrolled)), key=lambda k: float(np.linalg.norm(earlier[k][2] - embeddings[i])))
-            label, sha256, embedding, reference_id, _ = earlier[closest]
-            earlier[closest] = (label, sha256, embedding, reference_id,
-                                _reference_tensor(verifier=verifier, reference=enrolled[closest]))
-        earlier += [(f"`{uploads[j][0]}`", images[j].sha256, embeddings[j], None, tensors[j]) for j in range(i)]
-        for label, sha256, embedding, reference_id, other in earlier:
-            distance = float(np.linalg.norm(np.asarray(embedding) - embeddings[i]))
-            pixels = verifier.pixel_difference(other, tensors[i]) if other is not None else None
-            if verifier.is_copy(distance, same_bytes=sha256 == image.sha256, pixels=pixels):
-                raise ApplicationError(
-                    f"`{field}` is the same image as {label} (a repeated or copied image adds no evidence); "
-                    "enrol a different signature of the person.", code="duplicate_reference", status_code=409,
-                    details={"field": field, "duplicate_of": reference_id, "distance": round(distance, 6)})
+        candidates = [CopyCandidate(r.embedding_array(), same_bytes=r.sha256 == image.sha256,
+                                    image=functools.partial(_reference_tensor, verifier=verifier, reference=r))
+                      for r in enrolled]
+        candidates += [CopyCandidate(embeddings[j], same_bytes=images[j].sha256 == image.sha256, image=tensors[j])
+                       for j in range(i)]
+        found = verifier.copy_among(embeddings[i], tensors[i], candidates)
+        if found is not None:
+            index, distance = found
+            duplicate = enrolled[index] if index < len(enrolled) else None
+            label = f"reference {duplicate.pk}" if duplicate is not None else f"`{uploads[index - len(enrolled)][0]}`"
+            raise Conflict(
+                f"`{field}` is the same image as {label} (a repeated or copied image adds no evidence); "
+                "enrol a different signature of the person.", code="duplicate_reference",
+                details={"field": field, "duplicate_of": duplicate.pk if duplicate is not None else None,
+                         "distance": round(distance, 6)})
 
 
 def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
@@ -226,7 +217,7 @@ def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile
     _references_limit_check(profile=profile, adding=len(uploads))
     verifier = verifier_get()
     images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
-    embeddings = verifier.embed_tensors(torch.stack(tensors))
+    embeddings = verifier.embed_tensors(tensors)
     _references_duplicates_check(verifier=verifier, profile=profile, uploads=uploads, images=images, tensors=tensors,
                                  embeddings=embeddings)
     saved: list[str] = []
@@ -320,7 +311,7 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
         except (OSError, ImageError) as exc:
             log.warning("reference %s cannot be re-embedded: %s", reference.pk, exc)
     if usable:
-        embeddings = verifier.embed_tensors(torch.stack(tensors))
+        embeddings = verifier.embed_tensors(tensors)
         for reference, embedding in zip(usable, embeddings):
             reference.embedding = Reference.encode_embedding(embedding)
             reference.embedding_dim = int(embedding.shape[0])
@@ -345,10 +336,9 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox 
         current.sort(key=lambda r: r.pk)
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
-    matrix = np.stack([r.embedding_array() for r in current])
     same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
     result = verifier.verify_against(
-        matrix, tensor, same_bytes_as=same_bytes_as,
+        [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
         closest_reference=lambda i: _reference_tensor(verifier=verifier, reference=current[i]))
     out = result.to_dict()
     distances = out.pop("distances")

@@ -8,8 +8,12 @@ Every upload costs a bounded amount of CPU, memory and time before anything deco
   with at most sigml.preprocessing.MAX_JPEG_SCANS scans;
 - memory: decodes in one process share a budget of SIGVER_DECODE_BUDGET_PIXELS pixels (about 11-20
   bytes each at the peak of preprocessing); a request waits at most SIGVER_DECODE_WAIT_SECONDS for its
-  share, else 503 `server_busy` with Retry-After; memory freed by large decodes is handed back;
-- time: no image is decoded once the request's deadline (config.middleware) has passed: 503.
+  share, else `server_busy` (503 with Retry-After); memory freed by large decodes is handed back;
+- time: no image is decoded once the request's deadline (config.middleware) has passed: `server_busy`.
+
+Each upload is read and checked once (`upload_read`) and decoded once (`image_preprocess`); refusals are
+`config.errors.ImageRejected` naming the `sigml.errors` class that says why, which config.exceptions maps to
+the status (413, 415, 422, 400).
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
 
-from config.exceptions import ApplicationError, image_error_status
+from config.errors import ImageRejected, PayloadTooLarge, Unavailable
 from config.middleware import request_deadline
-from sigml.errors import ImageError, NotASignatureError
+from sigml.errors import ImageError, ImageTooLargeError, NotASignatureError, UnreadableImageError
 from sigml.inference import Verifier
 from sigml.preprocessing import CropBox, preprocess_checked
 
@@ -80,45 +84,40 @@ def upload_read(*, upload: UploadedFile, field: str, max_pixels: int) -> Uploade
     """The bytes of an uploaded image after the size, format and pixel-count checks (no decoding yet)."""
     limit = settings.SIGVER_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
-        raise ApplicationError(
-            f"{field}: the file is {upload.size} bytes; at most {limit} bytes are accepted.",
-            code="file_too_large", status_code=413, details={"field": field, "limit_bytes": limit},
-        )
+        raise PayloadTooLarge(f"{field}: the file is {upload.size} bytes; at most {limit} bytes are accepted.",
+                              details={"field": field, "limit_bytes": limit})
     upload.seek(0)
     data = upload.read(limit + 1)
     if len(data) > limit:  # size was not reported truthfully
-        raise ApplicationError(
-            f"{field}: the file is larger than {limit} bytes.",
-            code="file_too_large", status_code=413, details={"field": field, "limit_bytes": limit},
-        )
+        raise PayloadTooLarge(f"{field}: the file is larger than {limit} bytes.",
+                              details={"field": field, "limit_bytes": limit})
     if not data:
-        raise ApplicationError(f"{field}: the file is empty (zero bytes).", code="invalid_image", status_code=415,
-                               details={"field": field})
+        raise ImageRejected(f"{field}: the file is empty (zero bytes).", kind=UnreadableImageError,
+                            details={"field": field})
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
             fmt, (width, height) = image.format, image.size
     except Image.DecompressionBombError:
-        raise ApplicationError(f"{field}: the image has far too many pixels.", code="image_too_large",
-                               status_code=413, details={"field": field, "max_pixels": max_pixels}) from None
+        raise ImageRejected(f"{field}: the image has far too many pixels.", kind=ImageTooLargeError,
+                            details={"field": field, "max_pixels": max_pixels}) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        raise ApplicationError(
+        raise ImageRejected(
             f"{field}: not an image, or not one of the accepted formats (PNG, JPEG, TIFF, BMP, GIF, WebP, PNM).",
-            code="invalid_image", status_code=415, details={"field": field},
+            kind=UnreadableImageError, details={"field": field},
         ) from None
     if fmt not in EXTENSIONS or width <= 0 or height <= 0:
-        raise ApplicationError(f"{field}: not a usable image.", code="invalid_image", status_code=415,
-                               details={"field": field})
+        raise ImageRejected(f"{field}: not a usable image.", kind=UnreadableImageError, details={"field": field})
     if width * height > max_pixels:
-        raise ApplicationError(
+        raise ImageRejected(
             f"{field}: the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
-            code="image_too_large", status_code=413, details={"field": field, "max_pixels": max_pixels},
+            kind=ImageTooLargeError, details={"field": field, "max_pixels": max_pixels},
         )
     max_ratio = float(settings.SIGVER_MAX_ASPECT_RATIO)
     if max(width, height) > max_ratio * min(width, height):
-        raise ApplicationError(
+        raise ImageRejected(
             f"{field}: the image is {width}x{height} pixels; a signature is at most {max_ratio:g} times wider "
             "than high (or higher than wide).",
-            code="image_too_large", status_code=413, details={"field": field, "max_aspect_ratio": max_ratio},
+            kind=ImageTooLargeError, details={"field": field, "max_aspect_ratio": max_ratio},
         )
     return UploadedImage(field=field, data=data, format=fmt, width=width, height=height)
 
@@ -142,10 +141,8 @@ class DecodeBudget:
         share = max(1, min(pixels, budget))
         with self._cond:
             if not self._cond.wait_for(lambda: self._in_use + share <= budget, timeout=timeout):
-                raise ApplicationError(
-                    "The server is busy decoding other large images; try again shortly.", code="server_busy",
-                    status_code=503, headers={"Retry-After": "5"}, details={"retry_after": 5},
-                )
+                raise Unavailable("The server is busy decoding other large images; try again shortly.",
+                                  retry_after=RETRY_AFTER_S)
             self._in_use += share
         try:
             yield
@@ -156,6 +153,7 @@ class DecodeBudget:
 
 
 DECODE_BUDGET = DecodeBudget()
+RETRY_AFTER_S = 5  # what a busy answer asks the client to wait
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None)
 _MALLOC_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc only
 
@@ -180,10 +178,9 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
     if deadline is not None:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise ApplicationError(
+            raise Unavailable(
                 f"{image.field}: the request took longer than {settings.SIGVER_REQUEST_DEADLINE_SECONDS} s; "
-                "send fewer or smaller images.", code="server_busy", status_code=503,
-                headers={"Retry-After": "5"}, details={"field": image.field, "retry_after": 5},
+                "send fewer or smaller images.", details={"field": image.field}, retry_after=RETRY_AFTER_S,
             )
         wait = min(wait, left)
     try:
@@ -199,8 +196,7 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
         details: dict = {"field": image.field}
         if isinstance(exc, NotASignatureError):
             details["problems"] = exc.problems
-        raise ApplicationError(f"{image.field}: {exc}", code=exc.code, status_code=image_error_status(exc),
-                               details=details) from exc
+        raise ImageRejected(f"{image.field}: {exc}", kind=type(exc), details=details) from exc
 
 
 LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is handed back (malloc_trim)

@@ -7,20 +7,21 @@ import mimetypes
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ErrorDetail
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.pagination import paginated_response
+from config.errors import NotFound
+from config.negotiation import IgnoreClientContentNegotiation
+from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.parsers import JSONParser
 from config.schema import error_responses
 from config.throttles import AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle
@@ -36,16 +37,6 @@ from . import selectors, services
 from .models import Profile, Reference
 
 SPLIT_CHOICES = (*SPLITS, selectors.ALL_WRITERS)
-
-
-class IgnoreClientContentNegotiation(BaseContentNegotiation):
-    """Binary endpoints answer with the file whatever the Accept header says."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
 
 
 def _required(field: str, message: str) -> serializers.ValidationError:
@@ -410,16 +401,7 @@ class ProfileOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "external_id", "created", "reference_count"]
 
 
-class PaginatedProfileListSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = ProfileOutputSerializer(many=True)
-
-
-class PageQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=200)
+PaginatedProfileListSerializer = page_serializer("PaginatedProfileListSerializer", ProfileOutputSerializer)
 
 
 class ProfileListApi(APIView):
@@ -591,7 +573,7 @@ class ReferenceImageApi(APIView):
         try:
             handle = reference.image.open("rb")
         except OSError:
-            raise Http404("the stored image is missing") from None
+            raise NotFound("the stored image is missing") from None
         response = FileResponse(handle, content_type=reference.content_type)
         response["Content-Disposition"] = f'inline; filename="reference-{reference.pk}.{reference.image.name.rsplit(".", 1)[-1]}"'
         response["Cache-Control"] = "private, no-store"
@@ -615,9 +597,15 @@ class ProfileVerifyApi(APIView):
         copy_of_reference = serializers.IntegerField(
             allow_null=True, help_text="id of the reference the questioned image is a copy of (flags has "
             "`identical_to_reference`), else null")
-        score = serializers.ChoiceField(
+        distance = serializers.FloatField(
+            help_text="deprecated: the same value as `score` (its name before `score` held the number); "
+            "read `score` instead")
+        score = serializers.FloatField(
+            help_text="the questioned signature's score against the references, judged by `threshold` and the "
+            "decision: what it is says `score_method`; smaller = more alike")
+        score_method = serializers.ChoiceField(
             choices=[*REFERENCE_SCORES, "pairwise"],
-            help_text="what `distance` is: `normalized` = mean distance to the references divided by their spread "
+            help_text="what `score` is: `normalized` = mean distance to the references divided by their spread "
             "(the default with two or more references), `mean` = mean distance (older model cards), "
             "`pairwise` = the plain distance to a single reference, against the pairwise threshold",
         )

@@ -190,15 +190,15 @@ def evidence_ui(client: api.SigverClient, pid: Any, questioned: bytes, result: d
                     else:
                         st.caption(caption)
     st.caption("Closest first. The score is not any single distance: " + (
-        "it is their mean divided by how far the references lie from each other." if result.get("score") == "normalized"
+        "it is their mean divided by how far the references lie from each other." if ui.score_method_of(result) == "normalized"
         else "with one reference it is that distance; with several, their mean."))
 
 
 def score_explanation(result: dict[str, Any], n_rows: int) -> str:
     """One sentence on how the score was computed from the per-reference distances."""
     count = result.get("reference_count", n_rows)
-    score = float(result.get("distance", 0.0))
-    kind = result.get("score", "mean")
+    score = ui.score_of(result)
+    kind = ui.score_method_of(result)
     if kind == "normalized":
         mean = float(result.get("mean_distance", 0.0))
         spread = result.get("reference_spread")

@@ -53,7 +53,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "kind": KINDS.get(record.get("kind"), record.get("kind")),
         "profile": record.get("profile_name") or "",
         "decision": DECISION_LABELS.get(record.get("decision"), record.get("decision")),
-        "distance": round(float(record.get("distance", 0.0)), 4),
+        "score": round(float(record.get("distance", 0.0)), 4),
         "threshold": round(float(record.get("threshold", 0.0)), 4),
         "model": record.get("model_version"),
     }
@@ -66,7 +66,8 @@ def record_ui(record: dict[str, Any]) -> None:
     text = f"**Decision: {DECISION_LABELS.get(decision, decision)}** (verdict at the threshold: {record.get('verdict')})"
     {"genuine": st.success, "forged": st.error}.get(decision, st.warning)(text)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Distance", f"{float(record.get('distance', 0.0)):.4f}")
+    c1.metric("Score", f"{float(record.get('distance', 0.0)):.4f}",
+              help="What the decision judged: the pair's distance, or the score against a profile's references")
     c2.metric("Threshold", f"{float(record.get('threshold', 0.0)):.4f}")
     if record.get("similarity") is not None:
         c3.metric("Similarity", ui.percent(float(record["similarity"])))
@@ -79,7 +80,7 @@ def record_ui(record: dict[str, Any]) -> None:
         ("Kind", KINDS.get(record.get("kind"), record.get("kind"))),
         ("Profile", f"{record.get('profile_name')} (#{record.get('profile')})" if record.get("profile_name") else "–"),
         ("Model", record.get("model_version")),
-        ("Score", record.get("score")),
+        ("Score method", record.get("score")),
         ("Answered in", f"{float(record.get('elapsed_ms', 0.0)):.0f} ms"),
         ("Questioned image sha256", record.get("questioned_sha256")),
         ("Reference image sha256", "<br>".join(record.get("reference_sha256") or []) or "–"),

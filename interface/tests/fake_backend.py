@@ -570,8 +570,8 @@ class Handler(BaseHTTPRequestHandler):
                 "flags": [], "copy_of_reference": None,
                 "similarity": round(1 / (1 + math.exp(8 * (score - threshold) / threshold)), 4),
                 "model_version": MODEL_VERSION, "elapsed_ms": 20.0,
-                "references": per, "reference_count": len(per),
-                "score": "normalized" if spread else "pairwise", "mean_distance": round(mean, 4),
+                "references": per, "reference_count": len(per), "score": round(score, 4),
+                "score_method": "normalized" if spread else "pairwise", "mean_distance": round(mean, 4),
                 "reference_spread": round(spread, 4) if spread else None,
             })
         raise ApiFailure(405, "method_not_allowed", "Method not allowed.")

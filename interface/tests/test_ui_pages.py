@@ -380,6 +380,17 @@ def test_an_older_backend_without_decision_falls_back_to_the_verdict():
     assert ui.decision_of({"verdict": "genuine", "decision": "inconclusive"}) == "inconclusive"
 
 
+def test_the_profile_score_is_read_from_score_and_its_method_from_score_method():
+    import ui
+
+    now = {"distance": 0.8, "score": 0.8, "score_method": "normalized", "mean_distance": 0.4}
+    assert (ui.score_of(now), ui.score_method_of(now)) == (0.8, "normalized")
+    older = {"distance": 0.8, "score": "pairwise"}  # servers before the rename: `score` named the method
+    assert (ui.score_of(older), ui.score_method_of(older)) == (0.8, "pairwise")
+    pair = {"distance": 0.3}  # /api/verify/ answers a distance
+    assert (ui.score_of(pair), ui.score_method_of(pair)) == (0.3, "mean")
+
+
 def test_the_interface_never_imports_torch_or_sigml(down_url):
     """Every page run in a fresh interpreter: neither torch nor the ML core gets imported."""
     import subprocess

@@ -78,12 +78,13 @@ def test_register_a_taken_username(client, username):
 def test_register_race_on_the_same_username_is_a_400():
     """Two registrations passing validation at once: the database's unique constraint decides."""
     from accounts.services import user_register
-    from config.exceptions import ApplicationError
+    from config.errors import ApplicationError
+    from config.exceptions import status_of
 
     user_register(username="erin", password=PASSWORD)
     with pytest.raises(ApplicationError) as caught:
         user_register(username="erin", password=PASSWORD)
-    assert caught.value.status_code == 400 and "username" in caught.value.details
+    assert status_of(caught.value) == 400 and "username" in caught.value.details
 
 
 @pytest.mark.parametrize("payload, field, code", [

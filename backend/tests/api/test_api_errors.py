@@ -194,6 +194,8 @@ def test_unknown_api_urls_answer_json_with_debug_on(client, settings):
     ("blank_image", 400, "blank_image"),
     ("unreadable_image", 415, "invalid_image"),
     ("image_too_large", 413, "image_too_large"),
+    ("not_a_signature", 422, "not_a_signature"),
+    ("invalid_crop", 400, "invalid_crop"),
     ("model_load_error", 503, "model_unavailable"),
     ("drf_permission_denied", 403, "permission_denied"),
 ])
@@ -217,6 +219,8 @@ def test_exception_handler_mapping(exc, status, code):
         "blank_image": errors.BlankImageError("no ink"),
         "unreadable_image": errors.UnreadableImageError("not an image"),
         "image_too_large": errors.ImageTooLargeError("too many pixels"),
+        "not_a_signature": errors.NotASignatureError("a page", problems=[]),
+        "invalid_crop": errors.CropError("outside the image"),
         "model_load_error": errors.ModelLoadError("/models/m.safetensors", "weights file not found"),
         "drf_permission_denied": drf.PermissionDenied(),
     }
@@ -224,6 +228,64 @@ def test_exception_handler_mapping(exc, status, code):
     assert response.status_code == status
     assert set(response.data) == {"error"} and response.data["error"]["code"] == code
     assert response.data["error"]["message"]
+
+
+def _domain_errors():
+    from config import errors
+    from sigml.errors import (BlankImageError, CropError, ImageTooLargeError, NotASignatureError,
+                              UnreadableImageError)
+
+    return [  # (error, status, code, headers): every domain error the services and selectors raise
+        (errors.ApplicationError("bad", details={"field": "x"}), 400, "invalid", {}),
+        (errors.ApplicationError("none", code="no_references"), 400, "no_references", {}),
+        (errors.NotFound("no such thing"), 404, "not_found", {}),
+        (errors.Conflict("taken", code="external_id_taken", details={"external_id": "A1"}), 409, "external_id_taken", {}),
+        (errors.Conflict("twice", code="duplicate_reference"), 409, "duplicate_reference", {}),
+        (errors.NotAuthenticated("Invalid username or password."), 401, "not_authenticated",
+         {"WWW-Authenticate": "Token"}),
+        (errors.PayloadTooLarge("too many bytes", details={"field": "x"}), 413, "file_too_large", {}),
+        (errors.Unavailable("busy", retry_after=5), 503, "server_busy", {"Retry-After": "5"}),
+        (errors.Unavailable("gone", code="model_unavailable"), 503, "model_unavailable", {}),
+        (errors.ImageRejected("x: big", kind=ImageTooLargeError), 413, "image_too_large", {}),
+        (errors.ImageRejected("x: what", kind=UnreadableImageError), 415, "invalid_image", {}),
+        (errors.ImageRejected("x: a page", kind=NotASignatureError, details={"problems": []}), 422,
+         "not_a_signature", {}),
+        (errors.ImageRejected("x: blank", kind=BlankImageError), 400, "blank_image", {}),
+        (errors.ImageRejected("x: crop", kind=CropError), 400, "invalid_crop", {}),
+    ]
+
+
+@pytest.mark.parametrize("index", range(14))
+def test_every_domain_error_has_its_status_shape_and_headers(index):
+    from config.exceptions import exception_handler, status_of
+
+    error, status, code, headers = _domain_errors()[index]
+    response = exception_handler(error, {})
+    assert response.status_code == status == status_of(error)
+    assert response.data == {"error": {"code": code, "message": error.message, "details": error.details}}
+    assert {k: response[k] for k in headers} == headers
+    assert ("Retry-After" in response) == ("retry_after" in error.details)  # said in the header and the body
+    assert ("WWW-Authenticate" in response) == (status == 401)
+
+
+def test_the_domain_error_table_covers_every_domain_error_class():
+    import inspect
+
+    from config import errors
+    from config.exceptions import STATUSES
+
+    classes = {c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if issubclass(c, errors.ApplicationError) and c is not errors.ImageRejected}
+    assert classes <= {cls for cls, _ in STATUSES}  # ImageRejected takes the status of its kind
+    assert len(_domain_errors()) == 14
+
+
+def test_domain_errors_carry_no_http():
+    from config import errors
+
+    for error, *_ in _domain_errors():
+        assert not hasattr(error, "status_code") and not hasattr(error, "headers")
+    assert "django" not in open(errors.__file__).read() and "rest_framework" not in open(errors.__file__).read()
 
 
 def test_exception_handler_leaves_real_bugs_to_the_500_handler():

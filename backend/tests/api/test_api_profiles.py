@@ -19,7 +19,7 @@ PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version", "consistency_score",
                     "outlier"}
 VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "warnings", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
-                 "references", "reference_count", "score", "mean_distance", "reference_spread"}
+                 "references", "reference_count", "score", "score_method", "mean_distance", "reference_spread"}
 
 
 def profile_url(profile_id: int) -> str:
@@ -366,10 +366,11 @@ def test_profile_verify(api, verifier, embed_calls):
     assert distances[1] == pytest.approx(0.0, abs=1e-3)  # the same image as reference 2
     # the card scores references "normalized": the mean distance over the references' own spread
     pair = [np.linalg.norm(stored[i] - stored[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
-    assert body["score"] == verifier.card.reference_score == "normalized"
+    assert body["score_method"] == verifier.card.reference_score == "normalized"
     assert body["mean_distance"] == pytest.approx(float(np.mean(distances)), rel=1e-5, abs=1e-6)
     assert body["reference_spread"] == pytest.approx(float(np.mean(pair)), rel=1e-3)
-    assert body["distance"] == pytest.approx(body["mean_distance"] / body["reference_spread"], rel=1e-4)
+    assert body["score"] == pytest.approx(body["mean_distance"] / body["reference_spread"], rel=1e-4)
+    assert body["distance"] == body["score"]  # the deprecated name of the same value
     assert body["threshold"] == verifier.card.reference_threshold() != verifier.card.threshold
     assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
     # the questioned image IS reference 2: a copy, never genuine
@@ -407,8 +408,9 @@ def test_profile_verify_with_one_reference_is_a_pairwise_comparison(api, verifie
     add_references(api, profile["id"], [1])
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
     expected = float(np.linalg.norm(np.subtract(*verifier.embed([png(1), png(4)]))))
-    assert body["score"] == "pairwise" and body["reference_spread"] is None
-    assert body["distance"] == pytest.approx(expected, rel=1e-3) == pytest.approx(body["mean_distance"])
+    assert body["score_method"] == "pairwise" and body["reference_spread"] is None
+    assert body["score"] == pytest.approx(expected, rel=1e-3) == pytest.approx(body["mean_distance"])
+    assert body["distance"] == body["score"]
     assert body["threshold"] == verifier.card.threshold  # no spread to normalise by: the pair threshold
     assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"]), abs=1e-6)
 

@@ -96,7 +96,7 @@ def test_profile_verification_is_recorded_with_the_profile_and_reference_hashes(
     assert record.profile_id == pid and record.profile_name == "Ada Lovelace"
     assert record.questioned_sha256 == sha(png(14))
     assert record.reference_sha256 == [sha(png(s)) for s in (11, 12, 13)]
-    assert record.score == result["score"]
+    assert record.score == result["score_method"]
     assert record.distance == pytest.approx(result["distance"])
     assert record.decision == result.get("decision", result["verdict"])
     assert [r["id"] for r in record.details["references"]] == [r["id"] for r in result["references"]]

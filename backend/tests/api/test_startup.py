@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sigml.inference import load_verifier
 from sigml.modelcard import card_path_for
-from signatures.verifier import should_load_at_startup, verifier_get, verifier_warm
+from signatures.model_loader import should_load_at_startup, verifier_get, verifier_warm
 
 BACKEND_DIR = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent

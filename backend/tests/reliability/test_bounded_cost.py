@@ -26,7 +26,8 @@ from hostile_inputs import (_save, jpeg_scan_bomb, png_with_header, tiff_gray_as
 from sigml.errors import BlankImageError, ImageTooLargeError
 from sigml.preprocessing import MAX_JPEG_SCANS, PreprocessConfig, jpeg_scan_count, load_image, preprocess
 from sigml.testing import signature_image
-from signatures import images
+from config.exceptions import headers_of, status_of
+from signatures import uploads
 from signatures.models import Reference
 
 ENDPOINTS = ["verify", "references", "profile-verify"]
@@ -249,7 +250,7 @@ def test_a_long_signature_within_the_aspect_ratio_is_accepted(enrolled):
 
 
 def test_the_decode_budget_makes_large_decodes_wait_then_answers_busy():
-    budget = images.DecodeBudget()
+    budget = uploads.DecodeBudget()
     held = threading.Event()
     release = threading.Event()
 
@@ -264,11 +265,11 @@ def test_the_decode_budget_makes_large_decodes_wait_then_answers_busy():
     with budget.reserve(40, budget=100, timeout=0.1):  # fits beside it
         assert budget.in_use == 100
     started = time.perf_counter()
-    with pytest.raises(images.ApplicationError) as caught:
+    with pytest.raises(uploads.Unavailable) as caught:
         with budget.reserve(60, budget=100, timeout=0.3):
             pass
-    assert caught.value.status_code == 503 and caught.value.code == "server_busy"
-    assert caught.value.headers["Retry-After"] and time.perf_counter() - started >= 0.3
+    assert status_of(caught.value) == 503 and caught.value.code == "server_busy"
+    assert headers_of(caught.value)["Retry-After"] and time.perf_counter() - started >= 0.3
     waited = []
 
     def wait_for_it():
@@ -289,7 +290,7 @@ def test_the_decode_budget_makes_large_decodes_wait_then_answers_busy():
 def test_a_busy_decode_budget_is_a_json_503(enrolled, settings):
     settings.SIGVER_DECODE_WAIT_SECONDS = 0
     settings.SIGVER_DECODE_BUDGET_PIXELS = 1000
-    with images.DECODE_BUDGET.reserve(1000, budget=1000, timeout=1):
+    with uploads.DECODE_BUDGET.reserve(1000, budget=1000, timeout=1):
         response = send("verify", *enrolled, png(3))
     assert response.status_code == 503 and response["Retry-After"]
     assert error_of(response)["code"] == "server_busy"
@@ -316,8 +317,8 @@ def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifie
     decode's (measured +310 to +320 MB here), not four (+940 MB without the budget; +1.8 GB before
     preprocessing stopped copying the pixels); the memory is handed back after (malloc_trim)."""
     data = largest_accepted_image()
-    image = images.UploadedImage(field="questioned", data=data, format="PNG", width=4000, height=4000)
-    images.memory_release()
+    image = uploads.UploadedImage(field="questioned", data=data, format="PNG", width=4000, height=4000)
+    uploads.memory_release()
     baseline = _rss_mb()
     peak, stop = [baseline], threading.Event()
 
@@ -332,7 +333,7 @@ def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifie
 
     def decode():
         try:
-            images.image_preprocess(verifier=verifier, image=image)
+            uploads.image_preprocess(verifier=verifier, image=image)
         except Exception as exc:  # noqa: BLE001 (reported below)
             # the quality gate judges the decoded ink map: refusing this made-up image comes after the decode
             if getattr(exc, "code", None) != "not_a_signature":
@@ -354,9 +355,9 @@ def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifie
 
 def test_the_pixel_limit_is_the_lower_of_the_setting_and_the_card(verifier, settings):
     settings.SIGVER_MAX_IMAGE_PIXELS = 10**9
-    assert images.max_pixels_for(verifier) == verifier.card.preprocessing.max_pixels
+    assert uploads.max_pixels_for(verifier) == verifier.card.preprocessing.max_pixels
     settings.SIGVER_MAX_IMAGE_PIXELS = 1000
-    assert images.max_pixels_for(verifier) == 1000
+    assert uploads.max_pixels_for(verifier) == 1000
     with pytest.raises(ImageTooLargeError):
         load_image(png(1), 1000)
     assert PreprocessConfig().max_pixels == 40_000_000  # the card's own limit is unchanged
@@ -369,14 +370,14 @@ def test_no_image_is_decoded_after_the_request_deadline(enrolled, settings, monk
     nothing is stored."""
     settings.SIGVER_REQUEST_DEADLINE_SECONDS = 1
     decoded = []
-    original = images.preprocess_checked
+    original = uploads.preprocess_checked
 
     def slow_preprocess(*args, **kwargs):
         time.sleep(0.4)
         decoded.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(images, "preprocess_checked", slow_preprocess)
+    monkeypatch.setattr(uploads, "preprocess_checked", slow_preprocess)
     api, profile_id = enrolled
     before = Reference.objects.count()
     started = time.perf_counter()

@@ -140,12 +140,13 @@ def test_the_database_refuses_a_second_variant_whatever_creates_it():
 
 def test_register_service_answers_400_when_the_index_refuses(db):
     from accounts.services import user_register
-    from config.exceptions import ApplicationError
+    from config.errors import ApplicationError
+    from config.exceptions import status_of
 
     user_register(username="Frank", password="a-long-passphrase-1")
     with pytest.raises(ApplicationError) as caught:  # as if the serializer's early check had passed
         user_register(username="FRANK", password="a-long-passphrase-1")
-    assert caught.value.status_code == 400 and "already exists" in caught.value.message
+    assert status_of(caught.value) == 400 and "already exists" in caught.value.message
     assert User.objects.count() == 1
 
 
