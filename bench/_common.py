@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -218,12 +217,6 @@ class Client:
 
 # --- the server -------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM of a process in kB (empty when it is gone)."""
     out = {}
@@ -271,6 +264,8 @@ class ApiServer:
 
     def __init__(self, model: Path, *, workers: int = 1, threads: int = 4, torch_threads: int = 2,
                  env: dict[str, str] | None = None, startup_timeout: float = 180.0) -> None:
+        from sigml.testing import free_port
+
         self.model, self.workers, self.threads, self.torch_threads = model, workers, threads, torch_threads
         self.extra_env, self.startup_timeout = env or {}, startup_timeout
         self.host, self.port = "127.0.0.1", free_port()

@@ -44,12 +44,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import ROOT, ApiServer, Client, add_common_args, free_port, multipart, percentiles_ms, resolve_model
+from _common import ROOT, ApiServer, Client, add_common_args, multipart, percentiles_ms, resolve_model
 
 sys.path.insert(0, str(ROOT / "backend" / "tests" / "reliability"))
 from hostile_inputs import (_save, jpeg_scan_bomb, png_with_header, tiff_gray_associated_alpha,  # noqa: E402
                             tiff_page_bomb, webp_with_pcd_signature)
-from sigml.testing import image_bytes, signature_image  # noqa: E402
+from sigml.testing import free_port, image_bytes, signature_image  # noqa: E402
 
 
 def worst_image(seed: int, mode: str = "RGBA") -> bytes:

@@ -28,6 +28,7 @@ import requests
 
 from api_helpers import png
 from hostile_inputs import jpeg_scan_bomb
+from sigml.testing import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 BACKEND = REPO / "backend"
@@ -37,12 +38,6 @@ REFERENCE_LIMIT = 10
 
 pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian: apt-get install nginx-light)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:

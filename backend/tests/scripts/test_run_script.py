@@ -26,16 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from sigml.testing import free_port
+
 REPO = Path(__file__).resolve().parents[3]
 VENV_PY = Path(sys.executable)
 START_TIMEOUT_S = 300
 READY_LINE = "Ctrl-C stops both."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_free(port: int) -> bool:
