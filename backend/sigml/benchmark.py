@@ -90,22 +90,23 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
     draws = {"pairwise": pairwise_draws}
     notes: list[str] = []
     if result["n_writers"] > 1:  # random forgeries are other writers' genuine signatures
-        rnd = protocols.pairwise(emb, records, skilled=False, random_per_writer=RANDOM_FORGERIES_PER_WRITER, seed=seed)
-        result["random_forgeries"] = metrics.summary(rnd.distances, rnd.labels, card.threshold)
+        random_pairs = protocols.pairwise(emb, records, skilled=False, random_per_writer=RANDOM_FORGERIES_PER_WRITER,
+                                          seed=seed)
+        result["random_forgeries"] = metrics.summary(random_pairs.distances, random_pairs.labels, card.threshold)
     by_k: dict[str, Any] = {}
     scores_by_k: dict[str, protocols.Scored] = {}
     for k in sorted(set(references)):
         try:
-            rb, score, threshold = served_reference_based(card, emb, records, k=k, seed=seed)
+            reference_scores, score, threshold = served_reference_based(card, emb, records, k=k, seed=seed)
         except ValueError as exc:
             notes.append(f"reference-based K={k} skipped: {exc}")
             log.warning("%s: reference-based protocol with K=%d skipped: %s", dataset, k, exc)
             continue
-        block, draws[str(k)] = scored_block(rb, threshold, n_boot=n_boot, seed=boot_seed, level=level)
+        block, draws[str(k)] = scored_block(reference_scores, threshold, n_boot=n_boot, seed=boot_seed, level=level)
         if plots_dir:
-            plot_protocol(rb, Path(plots_dir), f"reference_k{k}", threshold)
+            plot_protocol(reference_scores, Path(plots_dir), f"reference_k{k}", threshold)
         by_k[str(k)] = {**block, "k": k, "score": score if k >= 2 else "pairwise"}
-        scores_by_k[str(k)] = rb
+        scores_by_k[str(k)] = reference_scores
     if not by_k:
         raise DatasetError(f"{dataset}: no writer has more than K={min(references)} genuine signatures; "
                            "pass a smaller K with --references")
@@ -260,8 +261,9 @@ def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
     path = card_path_for(weights)
     card = ModelCard.load(path)
     writers = result["protocol"]["writers"]
-    for name, d in result["datasets"].items():
-        card.metrics[f"{writers}_{name}"] = {"dataset": name, "writers": writers, **{k: d[k] for k in CARD_KEEP if k in d}}
+    for name, figures in result["datasets"].items():
+        kept = {key: figures[key] for key in CARD_KEEP if key in figures}
+        card.metrics[f"{writers}_{name}"] = {"dataset": name, "writers": writers, **kept}
     card.metrics[f"{writers}_macro"] = {"datasets": result["macro"]["datasets"], "pairwise": result["macro"]["pairwise"],
                                         "headline": result["macro"]["headline"],
                                         "skilled_accepted": result["macro"]["skilled_accepted"],
@@ -283,38 +285,41 @@ def table_ks(result: dict[str, Any]) -> list[int]:
     return [int(k) for k in result["protocol"]["references"]]
 
 
-def dataset_row(name: str, d: dict[str, Any], ks: Sequence[int]) -> list[str]:
-    by_k = d["reference_based_by_k"]
+def dataset_row(name: str, figures: dict[str, Any], ks: Sequence[int]) -> list[str]:
+    by_k = figures["reference_based_by_k"]
     k_cells = []
     for k in ks:
         block = by_k.get(str(k))
         if block is None:
             k_cells.append("–")
         else:
-            k_cells.append(with_interval(block["eer"], block["eer_ci"]) if k == d["headline_k"] else percent(block["eer"]))
-    h = d["headline"]
-    return [name, str(d["n_writers"]), with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]), *k_cells,
-            f"{h['auc']:.3f}", percent(h["accuracy"]), percent(h["far"]), percent(h["frr"]), percent(d["skilled_accepted"])]
+            headline_cell = k == figures["headline_k"]
+            k_cells.append(with_interval(block["eer"], block["eer_ci"]) if headline_cell else percent(block["eer"]))
+    headline = figures["headline"]
+    return [name, str(figures["n_writers"]), with_interval(figures["pairwise"]["eer"], figures["pairwise"]["eer_ci"]),
+            *k_cells, f"{headline['auc']:.3f}", percent(headline["accuracy"]), percent(headline["far"]),
+            percent(headline["frr"]), percent(figures["skilled_accepted"])]
 
 
 def macro_row(result: dict[str, Any], ks: Sequence[int]) -> list[str]:
     """The macro row: each K column holds the mean of that K over datasets (when every dataset has it); the last K
     column holds the macro headline with its interval, marked † when some dataset's headline is a smaller K."""
-    m = result["macro"]
+    macro = result["macro"]
     k_cells = []
     for k in ks:
         if k == ks[-1]:
-            mixed = any(hk != k for hk in m["headline"]["k"].values())
-            k_cells.append(with_interval(m["headline"]["eer"], m["headline"]["eer_ci"]) + (" †" if mixed else ""))
-        elif str(k) in m["reference_based_by_k"]:
-            k_cells.append(percent(m["reference_based_by_k"][str(k)]["eer"]))
+            mixed = any(headline_k != k for headline_k in macro["headline"]["k"].values())
+            k_cells.append(with_interval(macro["headline"]["eer"], macro["headline"]["eer_ci"]) + (" †" if mixed else ""))
+        elif str(k) in macro["reference_based_by_k"]:
+            k_cells.append(percent(macro["reference_based_by_k"][str(k)]["eer"]))
         else:
             k_cells.append("–")
-    h = m["headline"]
-    n = len(m['datasets'])
-    return [f"**macro ({n} dataset{'s' if n != 1 else ''})**", str(m["n_writers"]),
-            with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), *k_cells,
-            f"{h['auc']:.3f}", percent(h["accuracy"]), percent(h["far"]), percent(h["frr"]), percent(m["skilled_accepted"])]
+    headline = macro["headline"]
+    n = len(macro['datasets'])
+    return [f"**macro ({n} dataset{'s' if n != 1 else ''})**", str(macro["n_writers"]),
+            with_interval(macro["pairwise"]["eer"], macro["pairwise"]["eer_ci"]), *k_cells,
+            f"{headline['auc']:.3f}", percent(headline["accuracy"]), percent(headline["far"]), percent(headline["frr"]),
+            percent(macro["skilled_accepted"])]
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -324,10 +329,11 @@ def markdown_table(result: dict[str, Any]) -> str:
     level = result["protocol"]["level"]
     header = ["dataset", "writers", f"pairwise EER [{level:.0%} CI]", *(f"ref. EER K={k}" for k in ks),
               "AUC", "accuracy", "FAR", "FRR", "skilled forgeries accepted"]
-    rows = [dataset_row(name, d, ks) for name, d in result["datasets"].items()] + [macro_row(result, ks)]
+    rows = [dataset_row(name, figures, ks) for name, figures in result["datasets"].items()] + [macro_row(result, ks)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    smaller = [f"{name} (K={hk})" for name, hk in result["macro"]["headline"]["k"].items() if hk != ks[-1]]
+    smaller = [f"{name} (K={headline_k})" for name, headline_k in result["macro"]["headline"]["k"].items()
+               if headline_k != ks[-1]]
     notes = [
         f"{result['protocol']['writers'].capitalize()} writers; model {result['model_version']}. Thresholds from the model "
         f"card (validation writers): pairwise {result['protocol']['pairwise_threshold']:.4f}, reference "
@@ -346,9 +352,9 @@ def markdown_table(result: dict[str, Any]) -> str:
 def decision_row(name: str, decisions: dict[str, Any]) -> list[str]:
     cells = [name]
     for protocol in ("pairwise", "headline"):
-        g, f = decisions[protocol]["genuine"], decisions[protocol]["forged"]
-        cells += [percent(g["genuine"]), percent(g["inconclusive"]), percent(g["forged"]),
-                  percent(f["genuine"]), percent(f["inconclusive"]), percent(f["forged"])]
+        genuine, forged = decisions[protocol]["genuine"], decisions[protocol]["forged"]
+        cells += [percent(genuine["genuine"]), percent(genuine["inconclusive"]), percent(genuine["forged"]),
+                  percent(forged["genuine"]), percent(forged["inconclusive"]), percent(forged["forged"])]
     return cells
 
 

@@ -30,9 +30,9 @@ def protocol_text(reference_score: str = DEFAULT_REFERENCE_SCORE) -> str:
 
 def platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Platt scaling of score → P(genuine) (balanced classes): similarity = sigmoid(slope * score + intercept)."""
-    lr = LogisticRegression(class_weight="balanced")
-    lr.fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), np.asarray(labels))
-    return {"slope": float(lr.coef_[0, 0]), "intercept": float(lr.intercept_[0])}
+    model = LogisticRegression(class_weight="balanced")
+    model.fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), np.asarray(labels))
+    return {"slope": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,22 @@ def validation_metrics(emb: np.ndarray, records: Sequence[SignatureRecord], *, k
                        reference_score: str = DEFAULT_REFERENCE_SCORE) -> ValidationResult:
     """Pairwise and reference-based EERs (and their EER thresholds) of validation writers, per dataset too,
     with the scores they were measured on."""
-    pw = protocols.pairwise(emb, records)
-    figures: dict[str, Any] = {"pairwise": metrics.summary(pw.distances, pw.labels, None)}
+    pairwise = protocols.pairwise(emb, records)
+    figures: dict[str, Any] = {"pairwise": metrics.summary(pairwise.distances, pairwise.labels, None)}
     try:
-        rb = protocols.reference_based(emb, records, k=k, seed=seed, score=reference_score)
+        reference_based = protocols.reference_based(emb, records, k=k, seed=seed, score=reference_score)
     except ValueError:
-        rb = None
-    if rb is not None:
-        figures["reference_based"] = {**metrics.summary(rb.distances, rb.labels, None), "k": k, "score": reference_score}
+        reference_based = None
+    if reference_based is not None:
+        figures["reference_based"] = {**metrics.summary(reference_based.distances, reference_based.labels, None),
+                                      "k": k, "score": reference_score}
     datasets = sorted({r.dataset for r in records})
     if len(datasets) > 1:
         for name in datasets:
-            keep = np.asarray([w.split("/", 1)[0] == name for w in pw.writers])
-            if keep.any() and len(set(pw.labels[keep])) == 2:
-                figures[f"pairwise_{name}"] = metrics.summary(pw.distances[keep], pw.labels[keep], None)
-    return ValidationResult(figures, pw, rb)
+            keep = np.asarray([w.split("/", 1)[0] == name for w in pairwise.writers])
+            if keep.any() and len(set(pairwise.labels[keep])) == 2:
+                figures[f"pairwise_{name}"] = metrics.summary(pairwise.distances[keep], pairwise.labels[keep], None)
+    return ValidationResult(figures, pairwise, reference_based)
 
 
 def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int, seed: int,
@@ -80,23 +81,24 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
     smallest spread of K references among validation writers), and per protocol the three-way
     `decision_bands` and the `rate_curves` they were read from (`sigml.decision`)."""
     validation = validation_metrics(emb, records, k=k, seed=seed, reference_score=reference_score)
-    val, pw, rb = validation.metrics, validation.pairwise_scores, validation.reference_scores
+    val, pairwise, reference_based = validation.metrics, validation.pairwise_scores, validation.reference_scores
     fields: dict[str, Any] = {
         "threshold": val["pairwise"]["eer_threshold"],
         "thresholds": {"pairwise": val["pairwise"]["eer_threshold"]},
-        "calibration": platt(pw.distances, pw.labels),
+        "calibration": platt(pairwise.distances, pairwise.labels),
         "reference_score": reference_score,
         "reference_calibration": {},
     }
-    if rb is not None:
+    if reference_based is not None:
         fields["thresholds"]["reference_based"] = val["reference_based"]["eer_threshold"]
-        cal = platt(rb.distances, rb.labels)
+        reference_calibration = platt(reference_based.distances, reference_based.labels)
         if reference_score == "normalized":
             # a guard against degenerate enrolments (one image enrolled twice), not a tuning knob: half the
             # smallest spread of any validation writer, so no real writer's score is changed by it
-            cal["spread_floor"] = 0.5 * float(protocols.reference_spreads(emb, records, k=k, seed=seed).min())
-        fields["reference_calibration"] = cal
-    fields.update(decision_fields(pw, rb, fields["thresholds"]))
+            spreads = protocols.reference_spreads(emb, records, k=k, seed=seed)
+            reference_calibration["spread_floor"] = 0.5 * float(spreads.min())
+        fields["reference_calibration"] = reference_calibration
+    fields.update(decision_fields(pairwise, reference_based, fields["thresholds"]))
     return fields, val
 
 

@@ -49,29 +49,29 @@ def save_training_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     meta: dict[str, Any],
-    extra: nn.Module | None = None,
+    writer_classifier: nn.Module | None = None,
     ema: nn.Module | None = None,
 ) -> None:
     """`name.safetensors` (model + optimizer tensors) and `name.json` (step, scheduler, RNG, history).
 
-    `extra`: a training-only module (the auxiliary writer classifier), stored under `aux.`;
+    `writer_classifier`: the training-only auxiliary writer classifier, stored under `aux.`;
     `ema`: the moving average of the weights (`torch.optim.swa_utils.AveragedModel`), under `ema.`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    if extra is not None:
-        tensors.update({f"aux.{k}": v.detach().contiguous().cpu() for k, v in extra.state_dict().items()})
+    if writer_classifier is not None:
+        tensors.update({f"aux.{k}": v.detach().contiguous().cpu() for k, v in writer_classifier.state_dict().items()})
     if ema is not None:
         tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
-    opt_state = optimizer.state_dict()
-    for idx, state in opt_state["state"].items():
+    optimizer_state = optimizer.state_dict()
+    for param_index, state in optimizer_state["state"].items():
         for key, value in state.items():
-            tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
+            tensors[f"optim.{param_index}.{key}"] = torch.as_tensor(value).detach().contiguous().cpu()
     tensors["rng.torch"] = torch.get_rng_state()
     tmp = directory / f"{name}.safetensors.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(directory / f"{name}.safetensors")
-    meta = {**meta, "optimizer_param_groups": opt_state["param_groups"]}
+    meta = {**meta, "optimizer_param_groups": optimizer_state["param_groups"]}
     tmp_json = directory / f"{name}.json.tmp"
     tmp_json.write_text(json.dumps(meta, indent=1))
     tmp_json.replace(directory / f"{name}.json")
@@ -79,14 +79,16 @@ def save_training_state(
 
 def load_training_state(
     directory: str | Path, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-    extra: nn.Module | None = None, ema: nn.Module | None = None,
+    writer_classifier: nn.Module | None = None, ema: nn.Module | None = None,
 ) -> dict[str, Any]:
+    """Restore what `save_training_state` wrote into `model`, `optimizer`, `writer_classifier`, `ema` and torch's
+    random state; returns the `meta` it was given."""
     directory = Path(directory)
     tensors = load_file(str(directory / f"{name}.safetensors"))
     meta = json.loads((directory / f"{name}.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
-    if extra is not None:
-        extra.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")}, strict=True)
+    if writer_classifier is not None:
+        writer_classifier.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")}, strict=True)
     if ema is not None:
         ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
         if ema_state:  # else (a checkpoint from a run without it) the average starts from the resumed weights
@@ -94,8 +96,8 @@ def load_training_state(
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
-            _, idx, field = key.split(".", 2)
-            state.setdefault(int(idx), {})[field] = value
+            _, param_index, field = key.split(".", 2)
+            state.setdefault(int(param_index), {})[field] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta.pop("optimizer_param_groups")})
     torch.set_rng_state(tensors["rng.torch"])
     return meta

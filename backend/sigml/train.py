@@ -350,15 +350,16 @@ class RunState:
 
 def save_run_state(workdir: Path, learner: Learner, state: RunState, rng: np.random.Generator, cfg: TrainConfig) -> None:
     """`<workdir>/last.*`: weights, optimizer, writer classifier, moving average and where the run stands."""
-    save_training_state(workdir, "last", learner.model, learner.optimizer, extra=learner.classifier, ema=learner.ema, meta={
-        "step": state.step, "epoch": state.next_epoch - 1, "best_eer": state.best_eer, "history": state.history,
-        "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict(),
-    })
+    meta = {"step": state.step, "epoch": state.next_epoch - 1, "best_eer": state.best_eer, "history": state.history,
+            "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()}
+    save_training_state(workdir, "last", learner.model, learner.optimizer, meta,
+                        writer_classifier=learner.classifier, ema=learner.ema)
 
 
 def load_run_state(workdir: Path, learner: Learner, rng: np.random.Generator) -> RunState:
     """Restore `<workdir>/last.*` into `learner` and `rng`; where the run stands."""
-    meta = load_training_state(workdir, "last", learner.model, learner.optimizer, extra=learner.classifier, ema=learner.ema)
+    meta = load_training_state(workdir, "last", learner.model, learner.optimizer,
+                               writer_classifier=learner.classifier, ema=learner.ema)
     rng.bit_generator.state = meta["numpy_rng"]
     return RunState(step=meta["step"], next_epoch=meta["epoch"] + 1, best_eer=meta["best_eer"], history=meta["history"])
 
@@ -374,7 +375,8 @@ def share_writers(sampler: BatchSampler, cfg: TrainConfig, ctx: DistContext, epo
 
 def batch_images(batch: Batch, pixels: torch.Tensor, augment: SignatureAugment) -> torch.Tensor:
     """The batch's images as floats, each augmented then mirrored, stacked in channels-last memory format."""
-    images = torch.stack([mirror_image(augment(as_float(pixels[i])), m) for i, m in zip(batch.image_index, batch.mirror_index)])
+    images = torch.stack([mirror_image(augment(as_float(pixels[i])), mirror)
+                          for i, mirror in zip(batch.image_index, batch.mirror_index)])
     return images.contiguous(memory_format=torch.channels_last)
 
 
@@ -590,7 +592,8 @@ def train_step(
 def training_loss(embeddings: torch.Tensor, writer_slot: list[int], is_genuine: list[bool],
                   cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """The batch's contrastive loss (+ `cfg.triplet_weight` x the triplet loss) and its statistics."""
-    writer_ids, genuine = torch.tensor(writer_slot, device=embeddings.device), torch.tensor(is_genuine, device=embeddings.device)
+    writer_ids = torch.tensor(writer_slot, device=embeddings.device)
+    genuine = torch.tensor(is_genuine, device=embeddings.device)
     loss, stats = batch_contrastive_loss(
         embeddings, writer_ids, genuine, margin=cfg.margin,
         hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,

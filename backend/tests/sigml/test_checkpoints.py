@@ -173,11 +173,11 @@ def test_training_state_with_an_auxiliary_module(tmp_path):
         opt.step()
 
     step(model, aux, optimizer)
-    save_training_state(tmp_path, "last", model, optimizer, {"step": 1}, extra=aux)
+    save_training_state(tmp_path, "last", model, optimizer, {"step": 1}, writer_classifier=aux)
     torch.manual_seed(5)
     model2, aux2 = Tiny(), torch.nn.Linear(6, 3)
     opt2 = torch.optim.AdamW(list(model2.parameters()) + list(aux2.parameters()), lr=1e-2)
-    assert load_training_state(tmp_path, "last", model2, opt2, extra=aux2) == {"step": 1}
+    assert load_training_state(tmp_path, "last", model2, opt2, writer_classifier=aux2) == {"step": 1}
     torch.testing.assert_close(aux2.weight, aux.weight, atol=0, rtol=0)
     step(model, aux, optimizer)
     step(model2, aux2, opt2)
