@@ -109,10 +109,12 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
 
 @dataclass
 class PreparedData:
+    """Every source's records (writers outside its split left out), folder and writer-disjoint split."""
+
     records: list[SignatureRecord]
-    roots: dict[str, Path]
+    roots: dict[str, Path]  # dataset -> folder
     assignments: dict[str, dict[str, str]]  # dataset -> writer -> split
-    sources: list[dict[str, Any]]
+    sources: list[dict[str, Any]]  # each DataSource as the model card describes it (split file, writers per split)
 
     def split(self, name: str) -> list[SignatureRecord]:
         return [r for r in self.records if self.assignments[r.dataset].get(r.writer) == name]
@@ -124,36 +126,43 @@ def prepare_data(sources: Sequence[DataSource], *, seed: int, split_dir: Path | 
     roots: dict[str, Path] = {}
     assignments: dict[str, dict[str, str]] = {}
     described = []
-    for src in sources:
-        recs = read_dataset(src.root, src.layout, src.name)
-        if src.split_file and Path(src.split_file).is_file():
-            assignment = read_splits_csv(src.split_file)
-            split_file = src.split_file
+    for source in sources:
+        source_records = read_dataset(source.root, source.layout, source.name)
+        if source.split_file and Path(source.split_file).is_file():
+            assignment = read_splits_csv(source.split_file)
+            split_file = source.split_file
         else:
-            assignment = split_writers({r.writer for r in recs}, validation=src.validation, test=src.test, seed=seed)
-            split_file = src.split_file or (str(split_dir / src.name / "splits.csv") if split_dir else None)
+            assignment = split_writers({r.writer for r in source_records}, validation=source.validation, test=source.test,
+                                       seed=seed)
+            split_file = source.split_file or (str(split_dir / source.name / "splits.csv") if split_dir else None)
             if split_file:
-                write_splits_csv(split_file, assignment, src.name)
+                write_splits_csv(split_file, assignment, source.name)
         if max_writers:
-            keep: dict[str, int] = {}
-            limited = {}
-            for w, s in assignment.items():
-                if keep.get(s, 0) < max(2, max_writers // 3 if s != "train" else max_writers):
-                    limited[w] = s
-                    keep[s] = keep.get(s, 0) + 1
-            assignment = limited
-        missing = {r.writer for r in recs} - set(assignment)
+            assignment = _first_writers(assignment, max_writers)
+        missing = {r.writer for r in source_records} - set(assignment)
         if missing and not max_writers:
-            raise DatasetError(f"{len(missing)} writers of {src.name} are not in its split file {split_file}")
-        recs = [r for r in recs if r.writer in assignment]
-        records.extend(recs)
-        roots[src.name] = Path(src.root)
-        assignments[src.name] = assignment
-        described.append({**asdict(src), "split_file": split_file, "writers": split_counts(assignment)})
+            raise DatasetError(f"{len(missing)} writers of {source.name} are not in its split file {split_file}")
+        records.extend(r for r in source_records if r.writer in assignment)
+        roots[source.name] = Path(source.root)
+        assignments[source.name] = assignment
+        described.append({**asdict(source), "split_file": split_file, "writers": split_counts(assignment)})
     return PreparedData(records, roots, assignments, described)
 
 
+def _first_writers(assignment: dict[str, str], max_writers: int) -> dict[str, str]:
+    """The first `max_writers` training writers of `assignment` and the first max(2, max_writers // 3) of each other
+    split (smoke runs and tests)."""
+    kept_per_split: dict[str, int] = {}
+    kept = {}
+    for writer, split in assignment.items():
+        if kept_per_split.get(split, 0) < max(2, max_writers // 3 if split != "train" else max_writers):
+            kept[writer] = split
+            kept_per_split[split] = kept_per_split.get(split, 0) + 1
+    return kept
+
+
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate of 0-based `step` of `total`: linear warm-up over `cfg.warmup_steps`, then cosine decay to 0."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
@@ -203,7 +212,7 @@ class BatchSampler:
         self.active = self.identities
         position = {w: i for i, w in enumerate(self.writers)}
         # writer position of each record for the auxiliary writer classifier (-1: a writer never sampled)
-        self.labels = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
+        self.writer_position = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
         self.shares = dataset_shares(self.writers, cfg)
         self._group_active()
 
@@ -228,20 +237,22 @@ class BatchSampler:
         if (cfg.dataset_balance == "writers" and not cfg.dataset_weights) or len(self.by_dataset) < 2:
             return [int(i) for i in self.rng.choice(len(self.active), size=size, replace=False)]
         names = sorted(self.by_dataset)
-        p = np.asarray([self.shares.get(n, 0.0) for n in names], dtype=np.float64)
-        p = p / p.sum()
-        counts = np.bincount(self.rng.choice(len(names), size=size, p=p), minlength=len(names))
+        shares = np.asarray([self.shares.get(n, 0.0) for n in names], dtype=np.float64)
+        shares = shares / shares.sum()
+        counts = np.bincount(self.rng.choice(len(names), size=size, p=shares), minlength=len(names))
         chosen: list[int] = []
-        for name, c in zip(names, counts):
+        for name, count in zip(names, counts):
             pool = self.by_dataset[name]
-            chosen.extend(int(pool[j]) for j in self.rng.choice(len(pool), size=min(int(c), len(pool)), replace=False))
+            picks = self.rng.choice(len(pool), size=min(int(count), len(pool)), replace=False)
+            chosen.extend(int(pool[j]) for j in picks)
         return chosen
 
     def writer_labels(self, image_index: Sequence[int], mirror_index: Sequence[int] | None = None) -> list[int]:
         """Global class index (position in `self.identities`) of each sampled image's (mirrored) writer."""
         mirror_index = mirror_index if mirror_index is not None else [0] * len(image_index)
         mirrors = self.cfg.mirror_writers
-        return [self.labels[i] * mirrors + m if self.labels[i] >= 0 else -1 for i, m in zip(image_index, mirror_index)]
+        return [self.writer_position[i] * mirrors + m if self.writer_position[i] >= 0 else -1
+                for i, m in zip(image_index, mirror_index)]
 
     def sample(self) -> Batch:
         cfg = self.cfg
