@@ -53,16 +53,16 @@ def make_pairs(
     genuine, forged = _by_writer(records)
     writers = sorted(genuine, key=natural_key)
     pairs: list[Pair] = []
-    for w in writers:
-        gens = genuine[w]
+    for writer in writers:
+        own_genuine = genuine[writer]
         candidates: dict[str, list[tuple[SignatureRecord, SignatureRecord]]] = {
-            "genuine": list(itertools.combinations(gens, 2)),
-            "skilled": [(g, f) for g in gens for f in forged.get(w, [])],
+            "genuine": list(itertools.combinations(own_genuine, 2)),
+            "skilled": [(g, f) for g in own_genuine for f in forged.get(writer, [])],
         }
-        others = [x for x in writers if x != w]
+        others = [other for other in writers if other != writer]
         n_random = per_writer if per_writer is not None else len(candidates["skilled"]) or len(candidates["genuine"])
         candidates["random"] = (
-            [(rng.choice(gens), rng.choice(genuine[rng.choice(others)])) for _ in range(n_random)] if others else []
+            [(rng.choice(own_genuine), rng.choice(genuine[rng.choice(others)])) for _ in range(n_random)] if others else []
         )
         for kind in kinds:
             chosen = candidates[kind]

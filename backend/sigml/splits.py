@@ -16,6 +16,7 @@ SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 
 
 def _count(n_writers: int, value: float) -> int:
+    """`value` writers: a count (>= 1) or a fraction of `n_writers`."""
     return int(round(value * n_writers)) if 0 < value < 1 else int(value)
 
 
@@ -42,10 +43,10 @@ def write_splits_csv(path: str | Path, assignment: dict[str, Split], dataset: st
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["dataset", "writer", "split"])
-        for w, s in assignment.items():
-            writer.writerow([dataset, w, s])
+        rows = csv.writer(fh)
+        rows.writerow(["dataset", "writer", "split"])
+        for writer, split in assignment.items():
+            rows.writerow([dataset, writer, split])
 
 
 def read_splits_csv(path: str | Path) -> dict[str, Split]:
