@@ -40,6 +40,7 @@ def natural_key(text: str) -> tuple:
 
 
 def _images(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, in natural order (none when it does not exist)."""
     if not folder.is_dir():
         return []
     return sorted(
@@ -81,9 +82,9 @@ class CedarLayout(Layout):
             if not (person.is_dir() and person.name.startswith("person_")):
                 continue
             writer = person.name.removeprefix("person_")
-            for sub, label in ((cls.genuine_dir, "genuine"), (cls.forged_dir, "forged")):
-                for img in _images(person / sub):
-                    records.append(SignatureRecord(dataset, writer, label, img.relative_to(root).as_posix()))
+            for folder, label in ((cls.genuine_dir, "genuine"), (cls.forged_dir, "forged")):
+                for image in _images(person / folder):
+                    records.append(SignatureRecord(dataset, writer, label, image.relative_to(root).as_posix()))
         return records
 
 
@@ -97,7 +98,7 @@ class GpdsLayout(Layout):
     def detect(cls, root: Path) -> bool:
         for half in ("train", "test"):
             folder = root / half
-            if folder.is_dir() and any((w / "genuine").is_dir() for w in folder.iterdir() if w.is_dir()):
+            if folder.is_dir() and any((d / "genuine").is_dir() for d in folder.iterdir() if d.is_dir()):
                 return True
         return False
 
@@ -108,12 +109,12 @@ class GpdsLayout(Layout):
             folder = root / half
             if not folder.is_dir():
                 continue
-            for wdir in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-                if not wdir.is_dir():
+            for writer_dir in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+                if not writer_dir.is_dir():
                     continue
-                for sub, label in (("genuine", "genuine"), ("forge", "forged")):
-                    for img in _images(wdir / sub):
-                        records.append(SignatureRecord(dataset, wdir.name, label, img.relative_to(root).as_posix()))
+                for subfolder, label in (("genuine", "genuine"), ("forge", "forged")):
+                    for image in _images(writer_dir / subfolder):
+                        records.append(SignatureRecord(dataset, writer_dir.name, label, image.relative_to(root).as_posix()))
         return sorted(records, key=lambda r: (natural_key(r.writer), r.label, natural_key(r.path)))
 
 
@@ -130,12 +131,12 @@ class GenericLayout(Layout):
     @classmethod
     def read(cls, root: Path, dataset: str) -> list[SignatureRecord]:
         records = []
-        for wdir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
-            if not wdir.is_dir():
+        for writer_dir in sorted(root.iterdir(), key=lambda p: natural_key(p.name)):
+            if not writer_dir.is_dir():
                 continue
             for label in ("genuine", "forged"):
-                for img in _images(wdir / label):
-                    records.append(SignatureRecord(dataset, wdir.name, label, img.relative_to(root).as_posix()))
+                for image in _images(writer_dir / label):
+                    records.append(SignatureRecord(dataset, writer_dir.name, label, image.relative_to(root).as_posix()))
         return records
 
 
