@@ -15,6 +15,7 @@ from sklearn.metrics import det_curve, roc_auc_score, roc_curve
 
 
 def _arrays(distances, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(d, y): distances as float64 and labels as int64, flat, checked to match and be finite."""
     d = np.asarray(distances, dtype=np.float64).ravel()
     y = np.asarray(labels, dtype=np.int64).ravel()
     if d.shape != y.shape:
@@ -46,6 +47,7 @@ def eer(distances, labels) -> tuple[float, float]:
 
 
 def rates_at(distances, labels, threshold: float) -> dict[str, float]:
+    """Accuracy, FAR and FRR when a distance <= `threshold` is accepted as genuine (NaN: no comparison of that class)."""
     d, y = _arrays(distances, labels)
     accept = d <= threshold
     genuine, forged = y == 1, y == 0
@@ -58,13 +60,13 @@ def summary(distances, labels, threshold: float | None) -> dict[str, Any]:
     """EER, AUC and accuracy/FAR/FRR at `threshold` (at the EER threshold when None)."""
     d, y = _arrays(distances, labels)
     rate, eer_threshold = eer(d, y)
-    thr = eer_threshold if threshold is None else float(threshold)
+    at = eer_threshold if threshold is None else float(threshold)
     return {
         "eer": rate,
         "eer_threshold": eer_threshold,
         "auc": float(roc_auc_score(y, -d)),
-        "threshold": thr,
-        **rates_at(d, y, thr),
+        "threshold": at,
+        **rates_at(d, y, at),
         "n_genuine": int((y == 1).sum()),
         "n_forged": int((y == 0).sum()),
     }
@@ -101,30 +103,30 @@ def writer_bootstrap(distances, labels, writers, *, other=None, n_boot: int = 10
     the two classes), so resamples of several datasets can be combined draw by draw (a stratified bootstrap).
     """
     d, y = _arrays(distances, labels)
-    w = np.asarray(writers)
-    if w.shape != d.shape:
+    writer_of = np.asarray(writers)
+    if writer_of.shape != d.shape:
         raise ValueError("writers and distances differ in length")
-    d2 = None if other is None else _arrays(other, labels)[0]
-    names = np.unique(w)
-    members = [np.flatnonzero(w == name) for name in names]
+    other_d = None if other is None else _arrays(other, labels)[0]
+    names = np.unique(writer_of)
+    members = [np.flatnonzero(writer_of == name) for name in names]
     rng = np.random.default_rng(seed)
     every_draw = np.full(n_boot, np.nan)
     draws, diffs = [], []
-    for b in range(n_boot):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
-        if y[idx].min() == y[idx].max():
+    for draw in range(n_boot):
+        resample = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
+        if y[resample].min() == y[resample].max():
             continue  # a resample without one of the two classes has no EER
-        a = eer(d[idx], y[idx])[0]
-        draws.append(a)
-        every_draw[b] = a
-        if d2 is not None:
-            diffs.append(eer(d2[idx], y[idx])[0] - a)
+        draw_eer = eer(d[resample], y[resample])[0]
+        draws.append(draw_eer)
+        every_draw[draw] = draw_eer
+        if other_d is not None:
+            diffs.append(eer(other_d[resample], y[resample])[0] - draw_eer)
     if not draws:
         raise ValueError("no bootstrap resample holds both genuine and forged comparisons")
     out: dict[str, Any] = {"eer": eer(d, y)[0], "ci": percentile_interval(draws, level),
                            "level": level, "n_writers": len(names), "n_boot": len(draws)}
-    if d2 is not None:
-        out["other_eer"] = eer(d2, y)[0]
+    if other_d is not None:
+        out["other_eer"] = eer(other_d, y)[0]
         out["difference"] = out["other_eer"] - out["eer"]
         out["difference_ci"] = percentile_interval(diffs, level)
     if return_draws:
