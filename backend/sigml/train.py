@@ -6,6 +6,10 @@ writers' genuine negatives). Validation EER on validation writers after every ep
 checkpoint (of the moving average of the weights when `ema_decay` > 0); the final weights are written as
 safetensors with a model card whose thresholds and similarity calibration come from the validation
 writers only.
+
+`train` is the one entry: it prepares the data and a `Learner`, then for every epoch `run_epoch` (one pass of
+optimisation steps) and `record_epoch` (validation, history, best and last checkpoints), then `finalize` (the
+shipped weights and their model card). `<workdir>/last.*` holds a `RunState`, so `resume=True` continues a run.
 """
 
 from __future__ import annotations
@@ -323,7 +327,7 @@ class Learner:
     model: SiameseResNet18
     net: torch.nn.Module  # what a step calls: model.embed (+ the writer classifier); DDP-wrapped under torchrun
     optimizer: torch.optim.Optimizer
-    classifier: CosineWriterClassifier | None  # auxiliary writer classification (training only)
+    writer_classifier: CosineWriterClassifier | None  # auxiliary writer classification (training only)
     ema: torch.optim.swa_utils.AveragedModel | None  # moving average of the weights
 
     @property
@@ -364,13 +368,13 @@ def save_run_state(workdir: Path, learner: Learner, state: RunState, rng: np.ran
     meta = {"step": state.step, "epoch": state.next_epoch - 1, "best_eer": state.best_eer, "history": state.history,
             "numpy_rng": rng.bit_generator.state, "config": cfg.to_dict()}
     save_training_state(workdir, "last", learner.model, learner.optimizer, meta,
-                        writer_classifier=learner.classifier, ema=learner.ema)
+                        writer_classifier=learner.writer_classifier, ema=learner.ema)
 
 
 def load_run_state(workdir: Path, learner: Learner, rng: np.random.Generator) -> RunState:
     """Restore `<workdir>/last.*` into `learner` and `rng`; where the run stands."""
     meta = load_training_state(workdir, "last", learner.model, learner.optimizer,
-                               writer_classifier=learner.classifier, ema=learner.ema)
+                               writer_classifier=learner.writer_classifier, ema=learner.ema)
     rng.bit_generator.state = meta["numpy_rng"]
     return RunState(step=meta["step"], next_epoch=meta["epoch"] + 1, best_eer=meta["best_eer"], history=meta["history"])
 
@@ -410,7 +414,9 @@ def run_epoch(learner: Learner, sampler: BatchSampler, augment: SignatureAugment
         for group in learner.optimizer.param_groups:
             group["lr"] = lr_at(first_step + offset, total_steps, cfg)
         batch = sampler.sample()
-        labels = sampler.writer_labels(batch.image_index, batch.mirror_index) if learner.classifier is not None else None
+        labels = None
+        if learner.writer_classifier is not None:
+            labels = sampler.writer_labels(batch.image_index, batch.mirror_index)
         loss, stats = train_step(learner.net, learner.optimizer, batch_images(batch, pixels, augment).to(ctx.device),
                                  batch.writer_slot, batch.is_genuine, cfg, labels)
         if learner.ema is not None:
