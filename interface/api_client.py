@@ -403,7 +403,8 @@ class SigverClient:
         self._request("DELETE", f"/api/profiles/{profile_id}/references/{reference_id}/", auth=True)
 
     def verify_profile(self, profile_id: int | str, questioned: FileLike) -> dict[str, Any]:
-        """POST /api/profiles/<id>/verify/ -> verdict over all references, with per-reference distances."""
+        """POST /api/profiles/<id>/verify/ -> the questioned signature's `score` against all references (how it was
+        computed: `score_method`), its decision, and the distance to each reference."""
         files = {"questioned": _file_tuple(questioned, "questioned.png")}
         return self._request("POST", f"/api/profiles/{profile_id}/verify/", files=files, auth=True)
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from config.storage import files_delete_on_commit
+from config.storage import files_delete, files_delete_on_commit
 from signatures.models import Reference
 
 from .models import ANONYMOUS, VerificationRecord
@@ -94,11 +94,7 @@ def verification_record_create(*, kind: str, user: Any, client_address: str, res
     except Exception:  # noqa: BLE001 - an audit write must never fail the verification
         _count_failure()
         log.exception("could not write the case record of a %s verification (%d failed so far)", kind, _failures)
-        for name in stored:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                pass
+        files_delete(stored)
         return None
 
 

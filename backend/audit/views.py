@@ -36,6 +36,12 @@ class RecordOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_sha256",
                   "reference_sha256", "model_version", "distance", "threshold", "similarity", "score", "verdict",
                   "decision", "elapsed_ms", "details", "has_images"]
+        extra_kwargs = {
+            "distance": {"help_text": "what the decision judged: the pair's distance, or the profile verification's "
+                         "score"},
+            "score": {"help_text": "how `distance` was computed: `pairwise`, `normalized` or `mean` (the profile "
+                      "verification's `score_method`)"},
+        }
 
     def get_has_images(self, record: VerificationRecord) -> bool:
         return bool(record.image_files)

@@ -10,14 +10,16 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 
+def files_delete(names: list[str]) -> None:
+    """Delete these storage names now; a file that cannot be deleted is logged, the others still go."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            log.exception("could not delete %s", name)
+
+
 def files_delete_on_commit(names: list[str]) -> None:
     """Delete these storage names after the current transaction commits (never, if it rolls back)."""
-    def delete() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                log.exception("could not delete %s", name)
-
     if names:
-        transaction.on_commit(delete)
+        transaction.on_commit(lambda: files_delete(names))

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.contrib.auth.models import AbstractBaseUser
 
 from config.errors import ApplicationError, Conflict, NotFound
-from config.storage import files_delete_on_commit
+from config.storage import files_delete, files_delete_on_commit
 from sigml.errors import ImageError
 from sigml.inference import CopyCandidate, Verifier, overlay_png
 from sigml.pairs import Pair
@@ -280,11 +280,7 @@ def reference_files_sweep(*, older_than_s: float = 3600.0, dry_run: bool = False
     known = set(Reference.objects.filter(image__in=candidates).values_list("image", flat=True))
     orphans = [name for name in candidates if name not in known]
     if not dry_run:
-        for name in orphans:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                log.exception("could not delete the orphaned file %s", name)
+        files_delete(orphans)
     if orphans:
         log.warning("%s %d reference image file(s) without a database row", "found" if dry_run else "deleted", len(orphans))
     return orphans

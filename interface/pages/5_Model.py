@@ -9,8 +9,9 @@ import streamlit as st
 import api_client as api
 import ui
 
-# Plot names the evaluation writes (`python -m sigml evaluate --plots DIR`): ROC, DET and histogram per protocol.
-DEFAULT_PLOTS = ["pairwise", "reference_k10", "reference_k5", "random_forgeries", "roc", "det"]
+# Plot names the evaluation writes (`python -m sigml evaluate --plots DIR`, `sigml benchmark`): ROC, DET and
+# histogram per protocol in one image; asked for when a card lists no plots.
+DEFAULT_PLOTS = ["pairwise", "reference_k10", "reference_k5"]
 RATE_KEYS = ("eer", "far", "frr", "accuracy")
 COLUMN_LABELS = {
     "evaluation": "evaluation", "eer": "EER (equal error rate)", "far": "FAR (forgeries accepted)",
@@ -51,7 +52,7 @@ def evaluation_label(path: str) -> str:
 def plot_caption(name: str) -> str:
     """'CEDAR-pairwise' -> 'CEDAR · two images'."""
     dataset, _, plot = name.rpartition("-")
-    label = PROTOCOL_LABELS.get(plot, {"roc": "ROC curve", "det": "DET curve"}.get(plot, plot.replace("_", " ")))
+    label = PROTOCOL_LABELS.get(plot, plot.replace("_", " "))
     if plot.startswith("reference_k") and plot.removeprefix("reference_k").isdigit():
         label = f"against {plot.removeprefix('reference_k')} references"
     return f"{dataset} · {label}" if dataset else label

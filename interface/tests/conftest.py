@@ -7,8 +7,8 @@ to use an already running backend instead.
 
 `degraded_backend_url` is a second real server on the same database with no model and an anonymous
 throttle of 1 request a minute: real 503s and 429s. `fake` (tests/fake_backend.py, a tiny server that
-speaks docs/api.md) remains only for failures a real backend cannot be made to produce on demand
-(unknown 5xx, non-JSON error pages, a forbidden answer).
+answers queued errors and registers users) remains only for failures a real backend cannot be made to produce
+on demand (unknown 5xx, non-JSON error pages, a forbidden answer, a 413).
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ def fake(fake_backend: FakeBackend) -> Iterator[FakeBackend]:
     """The fake backend itself, for failures a real backend does not produce on demand."""
     yield fake_backend
     fake_backend.state.failures.clear()
-    fake_backend.state.model_loaded = True
 
 
 @pytest.fixture

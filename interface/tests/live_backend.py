@@ -161,8 +161,9 @@ class LiveBackend:
         write_dataset(self.data_dir, self.splits_dir)
         roc = [(x / 20, min(1.0, (x / 20) ** 0.25)) for x in range(21)]
         det = [(x / 20, max(0.0, 1 - (x / 20) ** 0.3)) for x in range(21)]
-        (self.plots_dir / "roc.png").write_bytes(draw_plot("ROC (test model)", roc))
-        (self.plots_dir / "det.png").write_bytes(draw_plot("DET (test model)", det))
+        # named as `sigml evaluate --plots` names its plots (one image per protocol)
+        (self.plots_dir / "pairwise.png").write_bytes(draw_plot("ROC (test model)", roc))
+        (self.plots_dir / "reference_k10.png").write_bytes(draw_plot("DET (test model)", det))
         done = subprocess.run(
             [sys.executable, "-c", SETUP_SCRIPT, str(self.folder), str(TEST_THRESHOLD)],
             cwd=BACKEND_DIR, env={**self.env(), "SIGVER_LOAD_MODEL": "0"},  # migrate needs no model

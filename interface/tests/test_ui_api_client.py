@@ -47,8 +47,8 @@ def test_health_and_model(client):
     assert client.health()["status"] == "ok"
     card = client.model_card()
     assert card["threshold"] > 0 and "metrics" in card
-    assert {p["name"] for p in card["plots"]} >= {"roc", "det"}
-    assert client.model_plot("roc").startswith(b"\x89PNG")
+    assert {p["name"] for p in card["plots"]} >= {"pairwise", "reference_k10"}
+    assert client.model_plot("pairwise").startswith(b"\x89PNG")
     with pytest.raises(api.NotFound):
         client.model_plot("no_such_plot")
 

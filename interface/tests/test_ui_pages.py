@@ -327,7 +327,7 @@ def test_model_card_page(app_test):
     assert "EER (equal error rate)" in table.columns and len(table) >= 1
     assert "Measured performance" in [s.value for s in at.subheader]
     assert "ROC / DET curves" in [s.value for s in at.subheader]
-    assert len(at.get("image")) >= 2  # the backend's roc.png and det.png
+    assert len(at.get("image")) >= 2  # the backend's pairwise.png and reference_k10.png
 
 
 

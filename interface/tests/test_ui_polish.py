@@ -56,7 +56,8 @@ def test_evaluation_and_plot_labels():
     assert model.evaluation_label("test_macro / headline").startswith("mean of the datasets · test writers · against 10")
     assert model.plot_caption("CEDAR-pairwise") == "CEDAR · two images"
     assert model.plot_caption("reference_k10") == "against 10 references"
-    assert model.plot_caption("roc") == "ROC curve"
+    assert model.plot_caption("GPDS-reference_k5") == "GPDS · against 5 references"
+    assert model.DEFAULT_PLOTS == ["pairwise", "reference_k10", "reference_k5"]  # what evaluation writes
 
 
 def test_datasets_shows_every_image_of_a_writer(app_test, backend_url):

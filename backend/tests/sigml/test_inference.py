@@ -257,3 +257,57 @@ def test_pixel_difference_separates_a_copy_from_a_second_signature():
     assert copies.pixel_difference(same, jpeg) < 0.3 < copies.pixel_difference(same, other)
     assert copies.is_copy(0.5, pixels=0.1, pixel_threshold=0.2) and not copies.is_copy(0.5, pixels=0.3, pixel_threshold=0.2)
     assert not copies.is_copy(0.5, pixels=0.1)  # no threshold in the card: no pixel rule
+
+
+# --- what the API asks of the Verifier ----------------------------------------------------------------
+
+def test_verify_pairs_answers_each_pair_as_verify_does(verifier, png_signatures):
+    images = [verifier.preprocess(p) for p in png_signatures[:3]]
+    results = verifier.verify_pairs(images, [(0, 1), (0, 2), (1, 1)])
+    single = verifier.verify(png_signatures[0], png_signatures[1])
+    assert results[0].distance == pytest.approx(single.distance, abs=1e-6)
+    assert (results[0].verdict, results[0].decision, results[0].similarity) == (single.verdict, single.decision,
+                                                                                single.similarity)
+    assert results[2].distance == pytest.approx(0.0, abs=1e-6) and results[2].flags == ()  # no copy rule
+    assert verifier.verify_pairs(images, []) == []
+
+
+def test_profile_result_names_its_score(verifier, png_signatures):
+    refs = verifier.embed(png_signatures[:3])
+    r = verifier.verify_against(list(refs), png_signatures[3])  # a list of embeddings, as the API stores them
+    out = r.to_dict()
+    assert out["score"] == out["distance"] == r.score and out["score_method"] == "normalized"
+    assert out["mean_distance"] == pytest.approx(float(np.mean(out["distances"])), abs=1e-6)
+
+
+def test_verify_against_scores_as_the_cards_reference_policy(verifier, png_signatures):
+    refs = verifier.embed(png_signatures[:4])
+    q = verifier.embed([png_signatures[4]])
+    r = verifier.verify_against(refs, png_signatures[4])
+    policy = verifier.card.reference_policy(len(refs))
+    assert r.score == pytest.approx(float(policy.scores(q, refs)[0]), rel=1e-5)
+    assert r.threshold == policy.threshold and r.score_method == policy.score_method
+
+
+def test_copy_among_finds_the_first_copy_and_reads_only_the_closest_stored_image(verifier, png_signatures):
+    from sigml.inference import CopyCandidate
+
+    tensors = [verifier.preprocess(p) for p in png_signatures[:3]]
+    emb = verifier.embed_tensors(tensors)
+    read = []
+
+    def stored(i):
+        def image():
+            read.append(i)
+            return tensors[i]
+        return image
+
+    # the questioned upload is image 1; candidates: stored images 0 and 2 (read lazily), then image 1 uploaded again
+    candidates = [CopyCandidate(emb[0], image=stored(0)), CopyCandidate(emb[2], image=stored(2)),
+                  CopyCandidate(emb[1], image=tensors[1])]
+    found = verifier.copy_among(emb[1], tensors[1], candidates)
+    assert found is not None and found[0] == 2 and found[1] == pytest.approx(0.0, abs=1e-4)
+    assert len(read) == 1  # only the closest stored image is read
+    assert verifier.copy_among(emb[1], tensors[1], candidates[:2]) is None
+    assert verifier.copy_among(emb[1], tensors[1], [CopyCandidate(emb[0], same_bytes=True)]) == (0, pytest.approx(
+        float(np.linalg.norm(emb[0] - emb[1])), abs=1e-6))
