@@ -167,7 +167,7 @@ def protocol_description(card: ModelCard, *, writers: str, split_files: Mapping[
         "split_files": dict(split_files),
         "thresholds": "from the model card, calibrated on its validation writers; EER and AUC are threshold-free",
         "pairwise_threshold": card.threshold,
-        "reference_threshold": card.reference_threshold(),
+        "reference_threshold": card.threshold_for("reference_based"),
         "reference_score": card.reference_score,
         "references": sorted(set(references)),
         "seed": seed,

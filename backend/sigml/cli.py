@@ -277,7 +277,7 @@ def recalibrate(weights: str | Path, *, reference_score: str, roots: dict[str, s
     from .errors import DatasetError
     from .evaluate import embed_dataset
     from .inference import Verifier
-    from .modelcard import card_path_for
+    from .modelcard import PROTOCOLS, card_path_for
 
     verifier = Verifier.from_files(weights)
     card = verifier.card
@@ -298,7 +298,7 @@ def recalibrate(weights: str | Path, *, reference_score: str, roots: dict[str, s
     embeddings = np.concatenate(embeddings)
     if bands_only:
         validation = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
-        thresholds = {"pairwise": card.threshold, "reference_based": card.reference_threshold()}
+        thresholds = {protocol: card.threshold_for(protocol) for protocol in PROTOCOLS}
         fields = decision_fields(validation.pairwise_scores, validation.reference_scores, thresholds)
         card.decision_bands, card.rate_curves = fields["decision_bands"], fields["rate_curves"]
         card.save(card_path_for(weights))
@@ -327,7 +327,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     ref = val.get("reference_based")
     print(f"{args.model}: validation pairwise EER {val['pairwise']['eer']:.2%} (threshold {card.threshold:.4f})"
           + (f"; reference-based K={ref['k']} ({card.reference_score}) EER {ref['eer']:.2%} "
-             f"(threshold {card.reference_threshold():.4f})" if ref else ""))
+             f"(threshold {card.threshold_for('reference_based'):.4f})" if ref else ""))
     return 0
 
 
