@@ -166,13 +166,15 @@ class Verifier:
 
     def copy_among(self, embedding: np.ndarray, image: torch.Tensor,
                    candidates: Sequence[CopyCandidate]) -> tuple[int, float] | None:
-        """The first candidate a questioned upload (`image`, embedded as `embedding`) is a copy of under the card's
-        copy rule, with its embedding distance; None if it is a copy of none. Candidates with a tensor are also
-        compared as pictures; of those whose image must be read (a callable), only the closest one is."""
+        """The candidate a questioned upload (`image`, embedded as `embedding`) is a copy of under the card's copy
+        rule (a byte-identical one first, else the closest in the embedding), with its index and embedding
+        distance; None if it is a copy of none. Candidates with a tensor are also compared as pictures; of those
+        whose image must be read (a callable), only the closest one is."""
         distances = [pair_distance(c.embedding, embedding) for c in candidates]
         lazy = [i for i, c in enumerate(candidates) if callable(c.image)]
         closest_lazy = min(lazy, key=lambda i: distances[i]) if lazy else None
-        for i, candidate in enumerate(candidates):
+        for i in sorted(range(len(candidates)), key=lambda i: (not candidates[i].same_bytes, distances[i])):
+            candidate = candidates[i]
             other = candidate.image() if i == closest_lazy else None if callable(candidate.image) else candidate.image
             pixels = self.pixel_difference(other, image) if other is not None else None
             if self.is_copy(distances[i], same_bytes=candidate.same_bytes, pixels=pixels):
@@ -221,11 +223,11 @@ class Verifier:
         spread = protocols.reference_spread(refs)
         policy = self.card.reference_policy(len(refs))
         score = float(policy.scores(q, refs)[0])
-        closest = int(np.argmin(distances))
-        closest_image = closest_reference(closest) if closest_reference is not None and same_bytes_as is None else None
-        pixels = self.pixel_difference(closest_image, tensor) if closest_image is not None else None
-        copy_of = same_bytes_as if same_bytes_as is not None else (
-            closest if self.is_copy(float(distances[closest]), pixels=pixels) else None)
+        read = closest_reference if closest_reference is not None and same_bytes_as is None else None
+        copy = self.copy_among(q, tensor, [
+            CopyCandidate(ref, same_bytes=i == same_bytes_as, image=functools.partial(read, i) if read else None)
+            for i, ref in enumerate(refs)])
+        copy_of = copy[0] if copy is not None else None
         return ProfileVerificationResult(
             distance=score, model_version=self.model_version,
             **self.decide(score, policy.protocol, copy=copy_of is not None),

@@ -186,7 +186,8 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, upload
                                   images: list, tensors: list[torch.Tensor], embeddings: list) -> None:
     """Refuse (Conflict `duplicate_reference`) an upload that is the same image as an enrolled reference or as
     another upload of the batch, byte for byte or as a near-identical copy (`Verifier.copy_among`: the pixel
-    comparison against the other uploads and the closest enrolled reference, whose image is read from storage):
+    comparison against the other uploads and the closest enrolled reference, whose image is read from storage;
+    a byte-identical one is named first, else the closest):
     a repeated image adds no evidence and shrinks the references' spread, which makes every later score look
     worse than it is."""
     enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]

@@ -44,3 +44,18 @@ def error_of(response) -> dict:
     assert set(body["error"]) == {"code", "message", "details"}, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+# the endpoints that take an uploaded signature, and the field each names in its errors
+UPLOAD_ENDPOINTS = ("verify", "references", "profile-verify")
+UPLOAD_FIELD = {"verify": "questioned", "references": "image", "profile-verify": "questioned"}
+
+
+def upload_send(endpoint: str, api, profile_id: int, upload: SimpleUploadedFile):
+    """POST `upload` to one of UPLOAD_ENDPOINTS (/api/verify/ with a good reference beside it)."""
+    if endpoint == "verify":
+        reference = SimpleUploadedFile("ref.png", png(1), "image/png")
+        return api.post("/api/verify/", {"reference": reference, "questioned": upload}, format="multipart")
+    if endpoint == "references":
+        return api.post(f"/api/profiles/{profile_id}/references/", {"image": upload}, format="multipart")
+    return api.post(f"/api/profiles/{profile_id}/verify/", {"questioned": upload}, format="multipart")

@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from api_helpers import error_of, png
+from api_helpers import UPLOAD_FIELD, error_of, png, upload_send
 from hostile_inputs import OK, corpus
 from signatures.models import Reference
 
@@ -33,16 +33,6 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _send(endpoint: str, api: APIClient, profile_id: int, upload: SimpleUploadedFile):
-    if endpoint == "verify":
-        reference = SimpleUploadedFile("ref.png", png(1), "image/png")
-        return api.post("/api/verify/", {"reference": reference, "questioned": upload}, format="multipart")
-    if endpoint == "references":
-        return api.post(f"/api/profiles/{profile_id}/references/", {"image": upload}, format="multipart")
-    return api.post(f"/api/profiles/{profile_id}/verify/", {"questioned": upload}, format="multipart")
-
-
-FIELD = {"verify": "questioned", "references": "image", "profile-verify": "questioned"}
 
 
 @pytest.mark.parametrize("endpoint", ["verify", "references", "profile-verify"])
@@ -51,7 +41,7 @@ def test_hostile_upload_corpus(endpoint, enrolled, settings):
     cases = corpus(settings.SIGVER_MAX_UPLOAD_BYTES)
     assert len(cases) >= 30
     ok_status = 201 if endpoint == "references" else 200
-    _send(endpoint, api, profile_id, SimpleUploadedFile("warm.png", png(5), "image/png"))  # warm-up
+    upload_send(endpoint, api, profile_id, SimpleUploadedFile("warm.png", png(5), "image/png"))  # warm-up
     gc.collect()
     rss_before, peak_before = rss_mb(), peak_mb()
 
@@ -61,7 +51,7 @@ def test_hostile_upload_corpus(endpoint, enrolled, settings):
             Reference.objects.filter(profile_id=profile_id).delete()
         before = Reference.objects.count()
         upload = SimpleUploadedFile(case.filename, case.data, case.content_type)
-        response = _send(endpoint, api, profile_id, upload)
+        response = upload_send(endpoint, api, profile_id, upload)
         allowed = {ok_status if s == OK else s for s in case.expect}
         status = response.status_code
         if status not in allowed:
@@ -75,7 +65,7 @@ def test_hostile_upload_corpus(endpoint, enrolled, settings):
             if case.code and error["code"] != case.code:
                 problems.append(f"{case.name}: code {error['code']!r}, expected {case.code!r}")
             if status in (413, 415) or error["code"] == "blank_image":
-                if error["details"].get("field") != FIELD[endpoint]:
+                if error["details"].get("field") != UPLOAD_FIELD[endpoint]:
                     problems.append(f"{case.name}: details.field is {error['details'].get('field')!r}")
             if created:
                 problems.append(f"{case.name}: a refused upload stored {created} reference(s)")

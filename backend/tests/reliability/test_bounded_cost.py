@@ -19,7 +19,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from api_helpers import error_of, png
+from api_helpers import UPLOAD_ENDPOINTS, UPLOAD_FIELD, error_of, png, upload_send
 from config.parsers import MAX_JSON_DEPTH, json_depth
 from hostile_inputs import (_save, jpeg_scan_bomb, png_with_header, tiff_gray_associated_alpha, tiff_page_bomb,
                             tiff_tag_patch, webp_with_pcd_signature)
@@ -30,18 +30,12 @@ from config.exceptions import headers_of, status_of
 from signatures import uploads
 from signatures.models import Reference
 
-ENDPOINTS = ["verify", "references", "profile-verify"]
-FIELD = {"verify": "questioned", "references": "image", "profile-verify": "questioned"}
+ENDPOINTS = list(UPLOAD_ENDPOINTS)
+FIELD = UPLOAD_FIELD
 
 
 def send(endpoint: str, api, profile_id: int, data: bytes, name: str = "upload.png", content_type: str = "image/png"):
-    upload = SimpleUploadedFile(name, data, content_type)
-    if endpoint == "verify":
-        reference = SimpleUploadedFile("ref.png", png(1), "image/png")
-        return api.post("/api/verify/", {"reference": reference, "questioned": upload}, format="multipart")
-    if endpoint == "references":
-        return api.post(f"/api/profiles/{profile_id}/references/", {"image": upload}, format="multipart")
-    return api.post(f"/api/profiles/{profile_id}/verify/", {"questioned": upload}, format="multipart")
+    return upload_send(endpoint, api, profile_id, SimpleUploadedFile(name, data, content_type))
 
 
 def ok_status(endpoint: str) -> int:
