@@ -17,9 +17,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
-
 from config.storage import files_delete, files_delete_on_commit
 from signatures.models import Reference
 
@@ -112,15 +109,3 @@ def records_purge(*, older_than_days: int | None = None, dry_run: bool = False) 
     files_delete_on_commit(names)
     log.info("purged %d case record(s) older than %d days", count, days)
     return count
-
-
-def verification_record_from_request(*, request: Request, kind: str, result: dict[str, Any], questioned: UploadedFile,
-                                     reference: UploadedFile | None = None, profile: Any = None) -> VerificationRecord | None:
-    """`verification_record_create` with the request's user and client address (the address DRF's throttles use:
-    REMOTE_ADDR, or X-Forwarded-For behind SIGVER_NUM_PROXIES trusted proxies). Never raises."""
-    try:
-        address = BaseThrottle().get_ident(request)
-    except Exception:  # noqa: BLE001
-        address = ""
-    return verification_record_create(kind=kind, user=request.user, client_address=address, result=result,
-                                      questioned=questioned, reference=reference, profile=profile)

@@ -75,7 +75,7 @@ elif not DEBUG and SECRET_KEY.startswith("django-insecure"):
         "DJANGO_DEBUG is off, e.g. from `python -c \"import secrets; print(secrets.token_urlsafe(50))\"`."
     )
 
-# DJANGO_ALLOWED_HOSTS, or ALLOWED_HOSTS (the name the issue and many deployments use): comma-separated
+# DJANGO_ALLOWED_HOSTS, or ALLOWED_HOSTS (the name many deployments use): comma-separated
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"]))
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "config.exceptions.csrf_failure"  # the JSON error shape, not Django's HTML page

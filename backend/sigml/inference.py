@@ -1,7 +1,12 @@
-"""Serving: `Verifier` loads the weights and model card once and verifies signatures.
+"""Serving: `Verifier` loads the weights and model card once and is the one interface the API uses.
 
-Forward passes use bfloat16 autocast and channels-last on CPU by default (measured ~2x faster here)
-and are serialised by a lock: with few cores, parallel forwards only contend.
+It verifies pairs (`verify`, `verify_tensors`, `verify_pairs`), embeds references (`embed_tensors`), scores a
+questioned signature against stored reference embeddings (`verify_against`, by the card's `reference_policy`),
+checks references against each other (`reference_consistency`) and finds copies among references and uploads
+(`copy_among`, the card's copy rule). Every answer comes from `decide`.
+
+Forward passes use bfloat16 autocast and channels-last on CPU by default (SIGVER_BF16=0 turns autocast off;
+docs/performance.md has the speed-up) and are serialised by a lock: with few cores, parallel forwards only contend.
 """
 
 from __future__ import annotations

@@ -24,19 +24,30 @@ from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.parsers import JSONParser
 from config.schema import error_responses
-from config.throttles import AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle
+from config.throttles import (AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle,
+                              client_address)
 from sigml.copies import COPY_FLAG
 from sigml.decision import DECISIONS
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
 
-from audit.services import verification_record_from_request
+from audit.services import verification_record_create
 
 from . import selectors, services
 from .models import Profile, Reference
 
 SPLIT_CHOICES = (*SPLITS, selectors.ALL_WRITERS)
+
+
+def record_verification(request: Request, **record: Any) -> None:
+    """The case record of the verification this request was answered with (`audit.services`), with the request's
+    user and client address. Never raises: a failed record never fails the answer."""
+    try:
+        address = client_address(request)
+    except Exception:  # noqa: BLE001
+        address = ""
+    verification_record_create(user=request.user, client_address=address, **record)
 
 
 def _required(field: str, message: str) -> serializers.ValidationError:
@@ -189,9 +200,8 @@ class VerifyApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.verify_pair(**serializer.validated_data)
-        verification_record_from_request(request=request, kind="pair", result=result,
-                                         reference=serializer.validated_data["reference"],
-                                         questioned=serializer.validated_data["questioned"])
+        record_verification(request, kind="pair", result=result, reference=serializer.validated_data["reference"],
+                            questioned=serializer.validated_data["questioned"])
         return Response(self.OutputSerializer(result).data)
 
 
@@ -621,6 +631,6 @@ class ProfileVerifyApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.profile_verify(profile=profile, **serializer.validated_data)
-        verification_record_from_request(request=request, kind="profile", result=result, profile=profile,
-                                         questioned=serializer.validated_data["questioned"])
+        record_verification(request, kind="profile", result=result, profile=profile,
+                            questioned=serializer.validated_data["questioned"])
         return Response(self.OutputSerializer(result).data)
