@@ -430,6 +430,15 @@ def score_method_of(result: dict[str, Any]) -> str:
     return method if isinstance(method, str) else "mean"
 
 
+SCORE_HELP = {  # what the score is, by the API's `score_method` (a pair has none)
+    "pair": "How different the questioned signature looks to the model from the reference (0 = identical).",
+    "normalized": "The questioned signature's mean distance to the references divided by how far they lie from "
+                  "each other (0 = identical): a variable signer is allowed more distance.",
+    "mean": "The questioned signature's mean distance to the references (0 = identical).",
+    "pairwise": "The distance to the single reference (0 = identical).",
+}
+
+
 def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     """Three-way decision in its colour and words, the score on the band's scale, similarity, model and time."""
     decision = decision_of(result)
@@ -443,8 +452,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     for warning in result.get("warnings") or []:
         st.warning(f"{str(warning.get('field', '')).capitalize()}: {warning.get('message', '')}", icon=":material/crop:")
     c1, c2, c3 = st.columns(3)
-    c1.metric("Score", f"{distance:.3f}", help="How different the questioned signature looks to the model "
-              "(0 = identical).")
+    c1.metric("Score", f"{distance:.3f}", help=SCORE_HELP.get(str(result.get("score_method")), SCORE_HELP["pair"]))
     c2.metric("Decision cuts", f"{genuine_below:.3f} / {forged_above:.3f}",
               help="At or below the first: decided genuine (at most 2 in 100 skilled forgeries of validation writers "
               "score that low). Above the second: decided forged (at most 2 in 100 of their genuine signatures score "

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -74,6 +74,11 @@ class DecisionRatesSerializer(serializers.Serializer):
         required=False, help_text="share of validation writers' genuine signatures scoring more than this one "
         "(the false-reject rate if this score were refused)")
     measured_on = serializers.CharField(required=False)
+
+
+@extend_schema_field({"type": "number", "format": "double", "deprecated": True})
+class DeprecatedFloatField(serializers.FloatField):
+    """A number kept under an older name for clients written before its rename (marked deprecated in the schema)."""
 
 
 class CropField(serializers.CharField):
@@ -607,7 +612,7 @@ class ProfileVerifyApi(APIView):
         copy_of_reference = serializers.IntegerField(
             allow_null=True, help_text="id of the reference the questioned image is a copy of (flags has "
             "`identical_to_reference`), else null")
-        distance = serializers.FloatField(
+        distance = DeprecatedFloatField(
             help_text="deprecated: the same value as `score` (its name before `score` held the number); "
             "read `score` instead")
         score = serializers.FloatField(

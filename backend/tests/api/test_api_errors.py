@@ -367,3 +367,13 @@ def test_swagger_ui(client):
     assert response["Content-Type"].startswith("text/html")
     assert b"swagger" in response.content.lower()
     assert reverse("api:schema").encode() in response.content
+
+
+def test_schema_marks_the_profile_verify_distance_deprecated(client):
+    schema = yaml.safe_load(client.get(reverse("api:schema")).content)
+    fields = schema["components"]["schemas"]["ProfileVerifyOutput"]["properties"]
+    assert fields["distance"]["deprecated"] is True and fields["distance"]["type"] == "number"
+    assert fields["score"]["type"] == "number" and not fields["score"].get("deprecated")
+    ref = fields["score_method"]["allOf"][0]["$ref"]  # the enum is a component of its own
+    method = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert set(method["enum"]) == {"mean", "normalized", "pairwise"}
