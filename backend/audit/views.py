@@ -26,6 +26,9 @@ from .models import KINDS, VerificationRecord
 
 
 
+MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds: a larger filter is a 400, never a database overflow
+
+
 class RecordOutputSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="username", help_text='the user name, or "anonymous"')
     profile = serializers.IntegerField(source="profile_id", allow_null=True)
@@ -53,7 +56,7 @@ PaginatedRecordListSerializer = page_serializer("PaginatedRecordListSerializer",
 class RecordFilterSerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD: records of that day and later (UTC)")
     date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD: records of that day and earlier (UTC)")
-    profile = serializers.IntegerField(required=False, min_value=1, help_text="a profile id")
+    profile = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="a profile id")
     decision = serializers.ChoiceField(choices=DECISIONS, required=False)
     user = serializers.CharField(required=False, max_length=150, help_text='a user name, or "anonymous" (staff)')
     kind = serializers.ChoiceField(choices=KINDS, required=False, help_text="pair: /api/verify/; profile: a profile")
