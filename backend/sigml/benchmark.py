@@ -105,7 +105,7 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
         block, draws[str(k)] = scored_block(reference_scores, threshold, n_boot=n_boot, seed=boot_seed, level=level)
         if plots_dir:
             plot_protocol(reference_scores, Path(plots_dir), f"reference_k{k}", threshold)
-        by_k[str(k)] = {**block, "k": k, "score": score if k >= 2 else "pairwise"}
+        by_k[str(k)] = {**block, "k": k, "score": score}
         scores_by_k[str(k)] = reference_scores
     if not by_k:
         raise DatasetError(f"{dataset}: no writer has more than K={min(references)} genuine signatures; "
@@ -115,7 +115,7 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
     result["decisions"] = {  # how the card's three-way bands sort this dataset's genuine and forged scores
         "pairwise": decision.band_split(pairwise_scores.distances, pairwise_scores.labels, card.band("pairwise")),
         "headline": decision.band_split(scores_by_k[str(headline_k)].distances, scores_by_k[str(headline_k)].labels,
-                                        card.band("reference_based" if headline_k >= 2 else "pairwise")),
+                                        card.band(card.reference_policy(headline_k).protocol)),
     }
     draws["headline"] = draws[str(headline_k)]
     return result, draws
