@@ -1,4 +1,4 @@
-"""Score-level fusion of two or more models, measured like the benchmark (the issue's fusion lever).
+"""Score-level fusion of two or more models, measured like the benchmark.
 
     .venv/bin/python bench/fusion.py --model A.safetensors --model B.safetensors \
         --data CEDAR=../shared/datasets/CEDAR ... [--writers validation] [--boot 200] [--out fusion.json]

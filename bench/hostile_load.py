@@ -1,4 +1,4 @@
-"""A hostile corpus from 4 concurrent clients against the production setup, for a bounded time (issue 21).
+"""A hostile corpus from 4 concurrent clients against the production setup, for a bounded time.
 
 Starts `gunicorn -c python:config.gunicorn config.wsgi` (bench/_common.ApiServer: 1 worker x 4 threads by
 default, DEBUG off, throttling raised out of the way) and, with --proxy, nginx in front of it

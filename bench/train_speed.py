@@ -1,4 +1,4 @@
-"""Training speed of one optimisation step, eager vs torch.compile (the issue's speed lever): images per second.
+"""Training speed of one optimisation step, eager vs torch.compile: images per second.
 
     .venv/bin/python bench/train_speed.py [--config configs/all6_continue.json] [--steps 20] [--warmup 3]
         [--modes eager compile] [--threads N]

@@ -254,8 +254,10 @@ REST_FRAMEWORK = {
         "anon": env_str("SIGVER_THROTTLE_ANON", "60/min"),
         "user": env_str("SIGVER_THROTTLE_USER", "600/min"),
         "auth": env_str("SIGVER_THROTTLE_AUTH", "10/min"),  # register + token: against password guessing
-        "explain": env_str("SIGVER_THROTTLE_EXPLAIN", "10/min"),  # verify with explain=true (~0.8 s CPU each)
-        "pairs_verify": env_str("SIGVER_THROTTLE_PAIRS_VERIFY", "6/min"),  # batch pair verification (up to ~4 s)
+        # verify with explain=true: occlusion costs a forward pass per inked patch
+        "explain": env_str("SIGVER_THROTTLE_EXPLAIN", "10/min"),
+        # batch pair verification: up to SIGVER_PAIRS_MAX_LIMIT pairs per request
+        "pairs_verify": env_str("SIGVER_THROTTLE_PAIRS_VERIFY", "6/min"),
         "images": env_str("SIGVER_THROTTLE_IMAGES", "1200/min"),  # dataset images (thumbnails), instead of anon/user
     },
     # Client addresses come from REMOTE_ADDR unless told how many proxies to trust: a client

@@ -134,7 +134,7 @@ def corpus(max_upload_bytes: int) -> list[Hostile]:
     return cases
 
 
-# --- inputs of issue 21: costs and decoders (each made here, in memory) ------------------------------
+# --- inputs that cost: decoders (each made here, in memory) ------------------------------
 
 def tiff_tag_patch(data: bytes, tag: int, value: int) -> bytes:
     """A little-endian TIFF with the SHORT `tag` of its first IFD set to `value`."""

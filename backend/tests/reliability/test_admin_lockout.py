@@ -1,4 +1,4 @@
-"""Issue 21, finding 8: password guessing on /admin/login/ is locked out by django-axes (the API's token
+"""Password guessing on /admin/login/ is locked out by django-axes (the API's token
 endpoint has its own `auth` throttle and is not locked by it)."""
 
 from __future__ import annotations

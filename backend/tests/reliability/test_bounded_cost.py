@@ -1,4 +1,4 @@
-"""Issue 21: every request costs a bounded amount of CPU, memory and time, and bad input is a JSON 4xx.
+"""Every request costs a bounded amount of CPU, memory and time, and bad input is a JSON 4xx.
 
 The hostile inputs are made here, in memory (hostile_inputs.py): a TIFF of gray + associated alpha
 (Pillow mode "La"), deeply nested JSON, a Content-Type whose charset is a bytes codec, a TIFF of
@@ -42,7 +42,7 @@ def ok_status(endpoint: str) -> int:
     return 201 if endpoint == "references" else 200
 
 
-# --- finding 4: the 500s --------------------------------------------------------------------------
+# --- inputs that were once 500s --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_tiff_of_gray_and_associated_alpha_is_a_signature(endpoint, enrolled):
@@ -142,7 +142,7 @@ def test_text_and_unknown_charsets_still_work(charset):
     assert status == 200, content[:300]
 
 
-# --- finding 3: never walk the pages of a TIFF -------------------------------------------------------
+# --- never walk the pages of a TIFF -------------------------------------------------------
 
 def test_a_tiff_of_many_pages_is_read_from_its_first_page_only():
     data = tiff_page_bomb(signature_image(7, size=(300, 120)), 20_000)  # Pillow counted them in ~5 s
@@ -162,7 +162,7 @@ def test_tiff_page_bomb_costs_no_more_than_its_first_page(endpoint, enrolled):
     assert elapsed < 3.0, f"{elapsed:.1f} s"
 
 
-# --- finding 1: JPEG scan bombs ----------------------------------------------------------------------
+# --- JPEG scan bombs ----------------------------------------------------------------------
 
 def test_jpeg_scan_count_walks_segments_without_decoding():
     sig = signature_image(8, size=(300, 120))
@@ -197,7 +197,7 @@ def test_jpeg_with_thousands_of_scans_is_refused_before_decoding(endpoint, enrol
     assert Reference.objects.count() == before
 
 
-# --- finding 5: decode with exactly the accepted format ----------------------------------------------
+# --- decode with exactly the accepted format ----------------------------------------------
 
 def test_a_webp_is_decoded_by_the_webp_decoder_only():
     sig = signature_image(10, size=(300, 120))
@@ -220,7 +220,7 @@ def test_uploads_are_decoded_with_the_format_they_were_accepted_as(endpoint, enr
         assert np.allclose(stored.embedding_array(), clean, atol=1e-5)
 
 
-# --- finding 2: pixels, aspect ratio, decodes at once, memory given back ----------------------------
+# --- pixels, aspect ratio, decodes at once, memory given back ----------------------------
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("width, height, detail", [
@@ -357,7 +357,7 @@ def test_the_pixel_limit_is_the_lower_of_the_setting_and_the_card(verifier, sett
     assert PreprocessConfig().max_pixels == 40_000_000  # the card's own limit is unchanged
 
 
-# --- finding 1: a deadline per image request, and threads kept free for health ----------------------
+# --- a deadline per image request, and threads kept free for health ----------------------
 
 def test_no_image_is_decoded_after_the_request_deadline(enrolled, settings, monkeypatch):
     """A reference upload of many large images stops decoding once its deadline has passed: 503, and

@@ -1,11 +1,11 @@
-"""Issue 21 against the production setup: gunicorn (config/gunicorn.py, 2 workers x 4 threads) behind
+"""Bounded cost against the production setup: gunicorn (config/gunicorn.py, 2 workers x 4 threads) behind
 nginx (deploy/nginx/sigver.conf through scripts/proxy.sh), real HTTP on loopback.
 
-- slow clients holding connections do not starve health (finding 6), through nginx;
+- slow clients holding connections do not starve health, through nginx;
 - simultaneous uploads cannot push a profile past its reference limit, simultaneous registrations of
-  one name in several spellings give one account (finding 7);
-- a charset that is not one is a JSON 415 over real HTTP (finding 4); scan bombs are refused at once
-  while health answers (finding 1).
+  one name in several spellings give one account;
+- a charset that is not one is a JSON 415 over real HTTP; scan bombs are refused at once
+  while health answers.
 The nginx tests are skipped where nginx is not installed (Debian: apt-get install nginx-light).
 """
 

@@ -1,4 +1,4 @@
-"""Issue 21, finding 7: the reference limit holds under simultaneous uploads, usernames are one name
+"""The reference limit holds under simultaneous uploads, usernames are one name
 whatever their case, width or composition (also under simultaneous registrations), and a password of
 whitespace is refused. The simultaneous requests against a real server are in test_live_bounded.py."""
 

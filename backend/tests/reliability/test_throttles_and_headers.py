@@ -1,4 +1,4 @@
-"""Issue 21, finding 9: invalid tokens are throttled as anonymous, explain=true and batch pair verification
+"""Invalid tokens are throttled as anonymous, explain=true and batch pair verification
 have their own scopes, security headers are on by default, and 406 is a JSON error."""
 
 from __future__ import annotations

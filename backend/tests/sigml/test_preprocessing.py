@@ -446,7 +446,7 @@ def _dds_with_unknown_pixel_format() -> bytes:
 
 def test_tiff_with_corrupt_second_page_reads_its_first_page():
     """Only the first page is the signature and the pages are never walked (walking chained pages cost quadratic
-    time, issue 21): a corrupt second page is never read, so the first page's signature is judged."""
+    time): a corrupt second page is never read, so the first page's signature is judged."""
     tensor = preprocess(_tiff_with_bogus_second_page())
     assert tensor.shape[0] == 1 and float(tensor.max()) > 0
 
