@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -11,11 +10,8 @@ from sigml.datasets import SignatureRecord
 
 
 @pytest.fixture(scope="module")
-def fusion(repo_root):
-    spec = importlib.util.spec_from_file_location("fusion", repo_root / "bench" / "fusion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def fusion(bench_script):
+    return bench_script("fusion")
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ README and docs/ point at files that exist.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -16,11 +15,8 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def readme_results(repo_root):
-    spec = importlib.util.spec_from_file_location("readme_results", repo_root / "bench" / "readme_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def readme_results(bench_script):
+    return bench_script("readme_results")
 
 
 def test_every_generated_table_matches_its_json(readme_results, repo_root):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
 import pytest
 
@@ -13,11 +12,8 @@ from sigml.train import TrainConfig
 
 
 @pytest.fixture(scope="module")
-def train_speed(repo_root):
-    spec = importlib.util.spec_from_file_location("train_speed", repo_root / "bench" / "train_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def train_speed(bench_script):
+    return bench_script("train_speed")
 
 
 def test_random_batch_has_the_samplers_layout(train_speed):
