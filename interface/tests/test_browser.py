@@ -28,6 +28,21 @@ CHROMIUM_ARGS = [
 ]
 
 
+DECISION = re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished the script run an action started: a click during a rerun can be lost, and a
+    button enabled by the previous run is not yet the button for the new upload. The app's root carries the run state
+    (`data-test-script-state`); a run may take a moment to start, so a short wait for "running" comes first."""
+    app = '[data-testid="stApp"][data-test-script-state="{}"]'
+    try:
+        page.locator(app.format("running")).wait_for(state="attached", timeout=1_500)
+    except Exception:  # the run was over before we looked, or the action started none
+        pass
+    page.locator(app.format("notRunning")).wait_for(state="attached", timeout=90_000)
+
+
 @pytest.fixture
 def streamlit_server(backend_url, tmp_path):
     port = free_port()
@@ -109,12 +124,17 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             inputs.first.wait_for(state="attached")
             inputs.nth(0).set_input_files(
                 {"name": "reference.png", "mimeType": "image/png", "buffer": signature(41)})
+            page.get_by_text("reference.png").first.wait_for()  # uploaded: the widget names the file
+            settle(page)
             inputs.nth(1).set_input_files(
                 {"name": "questioned.png", "mimeType": "image/png", "buffer": signature(41, variant=5)})
+            page.get_by_text("questioned.png").first.wait_for()
+            settle(page)
             button = page.locator("button", has_text=re.compile(r"^\W*(search)?\W*Verify$"))
             sync_api.expect(button).to_be_enabled(timeout=90_000)  # after both uploads reran the script
             button.click()
-            verdict = page.get_by_text(re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")).first
+            decision_text = page.get_by_text(DECISION)
+            verdict = decision_text.first
             verdict.wait_for()
             text = verdict.inner_text()
             # the answer is in view without scrolling on a laptop screen (800 px high)
@@ -128,14 +148,19 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
 
             # a page with lines of writing above and below the signature: refused, then cropped and verified
             inputs.nth(1).set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": page_with_signature()})
+            # the rerun with the new file drops the answer about the old one: only then is the button for page.png
+            sync_api.expect(decision_text).to_have_count(0, timeout=90_000)
+            settle(page)
             sync_api.expect(button).to_be_enabled(timeout=90_000)
             button.click()
             page.get_by_text(re.compile("does not look like a signature crop")).first.wait_for()
+            settle(page)
             page.get_by_text("Crop to the signature").nth(1).click()  # the questioned image's crop step
             page.get_by_text(re.compile("Only the box is compared")).first.wait_for()
+            settle(page)
             sync_api.expect(button).to_be_enabled(timeout=90_000)
             button.click()
-            cropped = page.get_by_text(re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")).first
+            cropped = decision_text.first
             cropped.wait_for()
             cropped_text = cropped.inner_text()
         except Exception:
