@@ -42,17 +42,18 @@ def measure(mode: str, cfg, steps: int, warmup: int) -> tuple[float, float]:
     net = torch.compile(learner.net) if mode == "compile" else learner.net
     generator = torch.Generator().manual_seed(cfg.seed)
     learner.model.train()
-    started = time.perf_counter()
-    for _ in range(warmup):
-        train_step(net, learner.optimizer, *random_batch(cfg, generator)[:3], cfg, random_batch(cfg, generator)[3])
-    warm_s = time.perf_counter() - started
-    images = 0
-    started = time.perf_counter()
-    for _ in range(steps):
-        batch, writer_slot, is_genuine, labels = random_batch(cfg, generator)
-        train_step(net, learner.optimizer, batch, writer_slot, is_genuine, cfg, labels)
-        images += len(batch)
-    return warm_s, images / (time.perf_counter() - started)
+
+    def run(n: int) -> tuple[float, int]:
+        started, images = time.perf_counter(), 0
+        for _ in range(n):
+            batch, writer_slot, is_genuine, labels = random_batch(cfg, generator)
+            train_step(net, learner.optimizer, batch, writer_slot, is_genuine, cfg, labels)
+            images += len(batch)
+        return time.perf_counter() - started, images
+
+    warm_s, _ = run(warmup)
+    timed_s, images = run(steps)
+    return warm_s, images / timed_s
 
 
 def main(argv: list[str] | None = None) -> int:
