@@ -1,17 +1,19 @@
 """Training speed of one optimisation step, eager vs torch.compile: images per second.
 
     .venv/bin/python bench/train_speed.py [--config configs/all6_continue.json] [--steps 20] [--warmup 3]
-        [--modes eager compile] [--threads N]
+        [--modes eager compile] [--scales 1 0.5] [--pooling global multiscale] [--threads N]
 
 Runs `sigml.train.train_step` (bf16 autocast, channels-last, the writer classifier and triplet term of the config)
 on random batches of the config's size (writers_per_batch x (genuine + forged) images of the preprocessing canvas),
 first `--warmup` steps untimed (for torch.compile they include the compilation, printed separately), then `--steps`
-timed ones. Prints one line per mode. Nothing is written.
+timed ones. `--scales` times each canvas scale of progressive resizing (`low_res_scale`: 0.5 is the 75x110 canvas
+of the low-resolution epochs), `--pooling` each embedding head. Prints one line per combination. Nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -25,17 +27,18 @@ from sigml.distributed import DistContext  # noqa: E402
 from sigml.train import build_learner, load_train_config, train_step  # noqa: E402
 
 
-def random_batch(cfg, generator: torch.Generator):
+def random_batch(cfg, generator: torch.Generator, scale: float = 1.0):
     per_writer = cfg.genuine_per_writer + cfg.forged_per_writer
     n = cfg.writers_per_batch * per_writer
-    images = torch.rand(n, 1, cfg.preprocessing.canvas_height, cfg.preprocessing.canvas_width, generator=generator)
+    height, width = round(cfg.preprocessing.canvas_height * scale), round(cfg.preprocessing.canvas_width * scale)
+    images = torch.rand(n, 1, height, width, generator=generator)
     images = images.contiguous(memory_format=torch.channels_last)
     writer_slot = [i // per_writer for i in range(n)]
     is_genuine = [i % per_writer < cfg.genuine_per_writer for i in range(n)]
     return images, writer_slot, is_genuine, list(writer_slot)
 
 
-def measure(mode: str, cfg, steps: int, warmup: int) -> tuple[float, float]:
+def measure(mode: str, cfg, steps: int, warmup: int, scale: float = 1.0) -> tuple[float, float]:
     """(seconds of the warm-up steps, timed images per second)."""
     torch.manual_seed(cfg.seed)
     learner = build_learner(cfg, n_writer_classes=cfg.writers_per_batch, ctx=DistContext())
@@ -46,7 +49,7 @@ def measure(mode: str, cfg, steps: int, warmup: int) -> tuple[float, float]:
     def run(n: int) -> tuple[float, int]:
         started, images = time.perf_counter(), 0
         for _ in range(n):
-            batch, writer_slot, is_genuine, labels = random_batch(cfg, generator)
+            batch, writer_slot, is_genuine, labels = random_batch(cfg, generator, scale)
             train_step(net, learner.optimizer, batch, writer_slot, is_genuine, cfg, labels)
             images += len(batch)
         return time.perf_counter() - started, images
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=["eager", "compile"], choices=["eager", "compile"])
+    parser.add_argument("--scales", nargs="+", type=float, default=[1.0], help="canvas scales (0.5: half height and width)")
+    parser.add_argument("--pooling", nargs="+", default=None, choices=["global", "multiscale"],
+                        help="embedding heads to time (default: the config's)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -70,10 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch "
           f"{cfg.writers_per_batch * (cfg.genuine_per_writer + cfg.forged_per_writer)} images of "
           f"{cfg.preprocessing.canvas_height}x{cfg.preprocessing.canvas_width}, bf16 {cfg.bf16}")
-    for mode in args.modes:
-        warm_s, images_per_s = measure(mode, cfg, args.steps, args.warmup)
-        print(f"{mode}: {images_per_s:.1f} images/s over {args.steps} steps (warm-up {args.warmup} steps: {warm_s:.0f} s)",
-              flush=True)
+    for pooling in args.pooling or [cfg.model.pooling]:
+        pooled = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pooling=pooling))
+        for scale in args.scales:
+            for mode in args.modes:
+                warm_s, images_per_s = measure(mode, pooled, args.steps, args.warmup, scale)
+                print(f"{mode}, {pooling} pooling, canvas x{scale:g}: {images_per_s:.1f} images/s over {args.steps} steps "
+                      f"(warm-up {args.warmup} steps: {warm_s:.0f} s)", flush=True)
     return 0
 
 

@@ -1,11 +1,12 @@
 """Augmentation suited to signatures, applied to preprocessed 1 x H x W tensors (ink bright on 0).
 
 Small rotation / shear / scale / translation, stroke-width change (grey dilation or erosion), mild
-elastic jitter and ink-intensity jitter. Every image gets its own random parameters.
+elastic jitter, ink-intensity jitter and an optional change of the ink's aspect ratio. Every image gets its own random parameters.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -24,6 +25,9 @@ class AugmentConfig:
     elastic_prob: float = 0.2
     elastic_alpha: float = 6.0
     intensity_jitter: float = 0.15
+    # Largest log change of the ink's aspect ratio: the height (or the width) is squeezed by up to exp(aspect), so
+    # the squashed 256x256 scans of CEDAR and GPDS and natural-shape scans of the same hand meet. 0: off.
+    aspect: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,7 +51,7 @@ class SignatureAugment:
         cfg = self.cfg
         if not cfg.enabled:
             return image
-        out = self.affine(image)
+        out = self.affine(squeeze(image, float(torch.empty(1).uniform_(-cfg.aspect, cfg.aspect))) if cfg.aspect > 0 else image)
         if float(torch.rand(1)) < cfg.elastic_prob:
             out = self.elastic(out)
         if float(torch.rand(1)) < cfg.stroke_prob:
@@ -61,3 +65,12 @@ class SignatureAugment:
             factor = 1.0 + cfg.intensity_jitter * (2 * float(torch.rand(1)) - 1)
             out = out * factor
         return out.clamp_(0.0, 1.0)
+
+
+def squeeze(image: torch.Tensor, log_ratio: float) -> torch.Tensor:
+    """`image` (1 x H x W) with its content squeezed about the centre: the height by exp(-log_ratio) when
+    `log_ratio` > 0, else the width by exp(log_ratio). Squeezing (never stretching) keeps all the ink on the canvas."""
+    sx, sy = (1.0, math.exp(-log_ratio)) if log_ratio > 0 else (math.exp(log_ratio), 1.0)
+    theta = torch.tensor([[[1.0 / sx, 0.0, 0.0], [0.0, 1.0 / sy, 0.0]]], dtype=image.dtype)
+    grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
+    return F.grid_sample(image.unsqueeze(0), grid, mode="bilinear", padding_mode="zeros", align_corners=False).squeeze(0)

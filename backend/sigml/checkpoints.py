@@ -27,8 +27,9 @@ def save_weights(model: nn.Module, path: str | Path, dtype: torch.dtype = torch.
     tmp.replace(path)
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load safetensors weights into `model` (float32), raising `ModelLoadError` with the path."""
+def load_weights(model: nn.Module, path: str | Path, prefix: str = "") -> None:
+    """Load safetensors weights into `model` (float32), raising `ModelLoadError` with the path; with `prefix`, only
+    the file's tensors under it, the prefix removed (a backbone out of a whole network's file)."""
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(path, "weights file not found")
@@ -36,7 +37,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelLoadError(path, f"not a valid safetensors file ({exc})") from exc
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    state = {k[len(prefix):]: (v.float() if v.is_floating_point() else v) for k, v in state.items() if k.startswith(prefix)}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

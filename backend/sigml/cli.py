@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output weights, e.g. trained_model_parameters/NAME.safetensors")
     s.add_argument("--workdir", help="checkpoints and history (default runs/<out name>/)")
     s.add_argument("--resume", action="store_true", help="continue from <workdir>/last.safetensors")
+    s.add_argument("--cache", metavar="DIR", default="runs/cache",
+                   help="preprocessed images on disk, keyed by the preprocessing config ('' to preprocess in memory only)")
     s.add_argument("--init", metavar="M.safetensors",
                    help="fine-tune: start from these weights (their card's architecture and preprocessing are kept)")
     s.add_argument("--config", help="JSON file with TrainConfig fields (flags below override it)")
@@ -198,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     try:
         card = train(sources, args.out, cfg, workdir=args.workdir, resume=args.resume, progress=not args.no_progress, ctx=ctx,
-                     init=args.init)
+                     init=args.init, cache_dir=args.cache or None)
     finally:
         shutdown(ctx)
     if not ctx.is_main:

@@ -32,7 +32,8 @@ from .augment import AugmentConfig, SignatureAugment
 from .checkpoints import load_training_state, load_weights, save_training_state, save_weights
 from .datasets import SignatureRecord, read_dataset
 from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
-from .embedding import as_float, embed_tensors, preprocess_records
+from .cache import cached_preprocess
+from .embedding import as_float, embed_tensors, preprocess_records, to_uint8
 from .errors import DatasetError
 from .losses import CosineWriterClassifier, batch_contrastive_loss, batch_triplet_loss, writer_classification_loss
 from .model import ModelConfig, SiameseResNet18
@@ -81,6 +82,13 @@ class TrainConfig:
     # square root of a dataset's training writers); `dataset_weights` ({name: weight}) overrides any of them.
     dataset_balance: str = "writers"
     dataset_weights: dict[str, float] | None = None
+    # Datasets holding other scans of another dataset's writers ({"CEDAR-natural": "CEDAR"}): a writer of both is
+    # one training identity (its images of both pooled), never its own negative.
+    writer_groups: dict[str, str] | None = None
+    # Progressive resizing: the first `low_res_epochs` epochs train on images scaled by `low_res_scale` (about
+    # 1 / scale^2 cheaper per image), the rest at the full canvas that serving uses; validation is always full size.
+    low_res_epochs: int = 0
+    low_res_scale: float = 0.5
     bf16: bool = True
     threads: int | None = None
     workers: int = 0
@@ -204,8 +212,9 @@ class BatchSampler:
         self.cfg, self.rng = cfg, rng
         self.genuine: dict[str, list[int]] = {}
         self.forged: dict[str, list[int]] = {}
+        groups = cfg.writer_groups or {}
         for i, r in enumerate(records):
-            key = f"{r.dataset}/{r.writer}"
+            key = f"{groups.get(r.dataset, r.dataset)}/{r.writer}"
             (self.genuine if r.genuine else self.forged).setdefault(key, []).append(i)
             self.genuine.setdefault(key, [])
         self.writers = sorted(w for w, g in self.genuine.items() if len(g) >= 2)
@@ -216,7 +225,7 @@ class BatchSampler:
         self.active = self.identities
         position = {w: i for i, w in enumerate(self.writers)}
         # writer position of each record for the auxiliary writer classifier (-1: a writer never sampled)
-        self.writer_position = [position.get(f"{r.dataset}/{r.writer}", -1) for r in records]
+        self.writer_position = [position.get(f"{groups.get(r.dataset, r.dataset)}/{r.writer}", -1) for r in records]
         self.shares = dataset_shares(self.writers, cfg)
         self._group_active()
 
@@ -313,11 +322,42 @@ class TrainingImages:
     records: list[SignatureRecord]
 
 
-def preprocess_split(data: PreparedData, split: str, cfg: TrainConfig, *, progress: bool) -> TrainingImages:
-    """Every image of `split`'s writers preprocessed once for the whole run (unreadable ones are left out)."""
-    pixels, records = preprocess_records(data.split(split), data.roots, cfg.preprocessing, workers=cfg.workers,
-                                         desc=f"preprocess {split}", progress=progress, as_uint8=True)
-    return TrainingImages(pixels, records)
+def preprocess_split(data: PreparedData, split: str, cfg: TrainConfig, *, progress: bool,
+                     cache_dir: str | Path | None = None) -> TrainingImages:
+    """Every image of `split`'s writers preprocessed once for the whole run (unreadable ones are left out); with
+    `cache_dir`, each dataset's images are read from (or stored in) the on-disk cache (`sigml.cache`)."""
+    if cache_dir is None:
+        pixels, records = preprocess_records(data.split(split), data.roots, cfg.preprocessing, workers=cfg.workers,
+                                             desc=f"preprocess {split}", progress=progress, as_uint8=True)
+        return TrainingImages(pixels, records)
+    parts, records = [], []
+    for name in data.roots:
+        wanted = [r for r in data.split(split) if r.dataset == name]
+        if wanted:
+            pixels, kept = cached_preprocess(wanted, data.roots, cfg.preprocessing, cache_dir, name=f"{name}-{split}",
+                                             workers=cfg.workers, progress=progress)
+            parts.append(pixels)
+            records.extend(kept)
+    if not parts:
+        shape = (0, 1, cfg.preprocessing.canvas_height, cfg.preprocessing.canvas_width)
+        return TrainingImages(torch.zeros(shape, dtype=torch.uint8), [])
+    return TrainingImages(torch.cat(parts), records)
+
+
+def canvas_scale(epoch: int, cfg: TrainConfig) -> float:
+    """How much 0-based `epoch`'s training images are scaled: `cfg.low_res_scale` for the first
+    `cfg.low_res_epochs` epochs, then 1 (the serving canvas)."""
+    return cfg.low_res_scale if epoch < cfg.low_res_epochs else 1.0
+
+
+def scaled_pixels(pixels: torch.Tensor, scale: float, batch: int = 512) -> torch.Tensor:
+    """uint8 N x 1 x H x W images resized by `scale` (area-averaged, so thin strokes fade instead of vanishing)."""
+    if scale == 1.0:
+        return pixels
+    size = (max(1, round(pixels.shape[2] * scale)), max(1, round(pixels.shape[3] * scale)))
+    out = [to_uint8(torch.nn.functional.interpolate(as_float(pixels[i:i + batch]), size=size, mode="area"))
+           for i in range(0, len(pixels), batch)]
+    return torch.cat(out) if out else torch.zeros((0, 1, *size), dtype=torch.uint8)
 
 
 @dataclass
@@ -340,8 +380,12 @@ def build_learner(cfg: TrainConfig, n_writer_classes: int, ctx: DistContext, ini
     """A new network (or `init`'s weights), its writer classifier, moving average and optimizer, on `ctx.device`."""
     model = SiameseResNet18(cfg.model)
     if init is not None:
-        load_weights(model, init)
-        log.info("fine-tuning from %s", init)
+        if ModelCard.load(card_path_for(init)).architecture == cfg.model:
+            load_weights(model, init)
+            log.info("fine-tuning from %s", init)
+        else:  # a new head on the trained backbone
+            load_weights(model.backbone, init, prefix="backbone.")
+            log.info("backbone from %s, new embedding head", init)
     model = model.to(ctx.device, memory_format=torch.channels_last)
     classifier = None
     if cfg.aux_writer_weight > 0:
@@ -481,6 +525,7 @@ def train(
     ctx: DistContext | None = None,
     on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
     init: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> ModelCard:
     """Train, keep the best checkpoint by validation EER, write `out` (.safetensors) + its model card.
 
@@ -512,7 +557,8 @@ def train(
     if not data.split("validation"):
         raise DatasetError("no validation writers: the threshold cannot be calibrated")
     log.info("training on %d images, validating on %d images", len(data.split("train")), len(data.split("validation")))
-    training, validation = (preprocess_split(data, split, cfg, progress=progress) for split in ("train", "validation"))
+    training, validation = (preprocess_split(data, split, cfg, progress=progress, cache_dir=cache_dir)
+                            for split in ("train", "validation"))
     log.info("preprocessed %d training and %d validation images (%.0f MB as uint8)", len(training.records),
              len(validation.records), (training.pixels.numel() + validation.pixels.numel()) / 2**20)
 
@@ -524,10 +570,15 @@ def train(
         state = load_run_state(workdir, learner, rng)
         log.info("resumed from %s at epoch %d (step %d)", workdir, state.next_epoch, state.step)
 
+    resized: dict[float, torch.Tensor] = {}  # the training images at each canvas scale, made once
     for epoch in range(state.next_epoch, cfg.epochs):
         share_writers(sampler, cfg, ctx, epoch)
-        result = run_epoch(learner, sampler, augment, training.pixels, cfg, ctx, first_step=state.step,
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress)
+        scale = canvas_scale(epoch, cfg)
+        if scale not in resized:
+            resized = {scale: scaled_pixels(training.pixels, scale)}  # the previous scale is not needed again
+        result = run_epoch(learner, sampler, augment, resized[scale], cfg, ctx, first_step=state.step,
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}" + (f" at {scale:g}x" if scale != 1.0 else ""),
+                           progress=progress)
         state.step += cfg.steps_per_epoch
         if ctx.is_main:  # the other ranks wait at the barrier meanwhile
             record_epoch(epoch, result, state, learner, validation, cfg, workdir, rng, on_epoch)
@@ -554,9 +605,11 @@ def config_for_init(cfg: TrainConfig, init: str | Path) -> TrainConfig:
 
     card = ModelCard.load(card_path_for(init))
     preprocessing = card.preprocessing if cfg.preprocessing == PreprocessConfig() else cfg.preprocessing
-    if card.architecture != cfg.model or preprocessing != cfg.preprocessing:
+    # A config asking for another pooling keeps the backbone only (a new head); otherwise the card's architecture.
+    model = cfg.model if cfg.model.pooling != card.architecture.pooling else card.architecture
+    if card.architecture != model or preprocessing != cfg.preprocessing:
         log.info("fine-tuning keeps the architecture%s of %s", "" if preprocessing is cfg.preprocessing else " and preprocessing", init)
-    return dataclasses.replace(cfg, model=card.architecture, preprocessing=preprocessing)
+    return dataclasses.replace(cfg, model=model, preprocessing=preprocessing)
 
 
 def _init_description(init: str | Path | None) -> dict[str, Any] | None:

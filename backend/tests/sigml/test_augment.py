@@ -51,3 +51,26 @@ def test_seeded(image):
 def test_config_to_dict():
     d = AugmentConfig().to_dict()
     assert d["enabled"] is True and tuple(d["scale"]) == (0.88, 1.05)
+
+
+def test_squeeze_changes_the_aspect_and_keeps_the_ink_on_the_canvas():
+    """Aspect jitter squeezes the height (log ratio > 0) or the width (< 0) about the centre, never stretching ink
+    off the canvas; 0 changes nothing."""
+    from sigml.augment import squeeze
+
+    image = torch.zeros(1, 40, 60)
+    image[:, 5:35, 5:55] = 1.0  # an ink box almost filling the canvas
+
+    def extent(img, dim):
+        lit = (img[0] > 0.5).any(dim=dim).nonzero()
+        return int(lit.max() - lit.min() + 1)
+
+    assert torch.allclose(squeeze(image, 0.0), image, atol=1e-6)
+    taller, wider = extent(image, 1), extent(image, 0)
+    flat = squeeze(image, 0.4)
+    assert extent(flat, 1) < taller * 0.75 and abs(extent(flat, 0) - wider) <= 1
+    narrow = squeeze(image, -0.4)
+    assert extent(narrow, 0) < wider * 0.75 and abs(extent(narrow, 1) - taller) <= 1
+    torch.manual_seed(0)
+    out = SignatureAugment(AugmentConfig(aspect=0.4))(image)
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1

@@ -87,3 +87,39 @@ def test_config_round_trip():
     d = cfg.to_dict()
     assert d["name"] == "siamese_resnet18"
     assert ModelConfig.from_dict(d) == cfg
+
+
+def test_multiscale_pooling_embeds_any_canvas_and_feeds_the_head_every_region():
+    """The regional head: layers 3 and 4, each averaged globally, over 2 horizontal and 3 vertical strips; the same
+    weights embed the half-size training canvas and the serving canvas."""
+    from sigml.model import HORIZONTAL_STRIPS, VERTICAL_STRIPS
+
+    cfg = ModelConfig(embedding_dim=16, hidden_dim=32, pooling="multiscale")
+    assert cfg.feature_dim == (1 + HORIZONTAL_STRIPS + VERTICAL_STRIPS) * (256 + 512) == 4608
+    torch.manual_seed(0)
+    m = SiameseResNet18(cfg).eval()
+    for size in ((75, 110), (150, 220)):
+        x = torch.rand(2, 1, *size)
+        assert m.features(x).shape == (2, 4608)
+        e = m.embed(x)
+        assert e.shape == (2, 16) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_region_pool_means_of_whole_map_and_strips():
+    from sigml.model import region_pool
+
+    features = torch.zeros(1, 1, 4, 6)
+    features[0, 0, :2, :] = 1.0  # the top half lit
+    features[0, 0, :, :2] += 2.0  # the first third lit more
+    pooled = region_pool(features)[0].tolist()
+    whole, top, bottom, left, middle, right = pooled
+    assert top == pytest.approx(1 + 2 / 3) and bottom == pytest.approx(2 / 3)
+    assert left == pytest.approx(2.5) and middle == pytest.approx(0.5) and right == pytest.approx(0.5)
+    assert whole == pytest.approx(features.mean().item())
+
+
+def test_unknown_pooling_is_refused_and_global_keeps_the_original_head():
+    with pytest.raises(ValueError, match="pooling"):
+        ModelConfig(pooling="max")
+    assert ModelConfig().feature_dim == 512
+    assert ModelConfig.from_dict(ModelConfig(pooling="multiscale").to_dict()).pooling == "multiscale"

@@ -469,3 +469,72 @@ def test_history_entry_names_every_figure():
     assert entry == {"epoch": 5, "step": 50, "loss": 0.5, "images_per_s": 150.0, "val_eer": 0.2, "val_auc": 0.9,
                      "val_reference_eer": 0.1, "val_eer_A": 0.3, "val_eer_B": 0.1, "val_eer_macro": pytest.approx(0.2),
                      "pos_dist": 0.4}
+
+
+def test_writer_groups_make_one_identity_of_a_writer_in_two_datasets(synthetic_records):
+    """CEDAR-natural holds other scans of CEDAR's writers: grouped, writer 1 of both is one identity whose genuine
+    signatures of both shapes are positives of each other, never negatives."""
+    records = synthetic_records({"1": (3, 1), "2": (3, 1)}, "CEDAR") + synthetic_records({"1": (2, 1), "3": (3, 0)}, "NAT")
+    apart = BatchSampler(records, TrainConfig(), np.random.default_rng(0))
+    assert apart.writers == ["CEDAR/1", "CEDAR/2", "NAT/1", "NAT/3"]
+    grouped = BatchSampler(records, TrainConfig(writer_groups={"NAT": "CEDAR"}), np.random.default_rng(0))
+    assert grouped.writers == ["CEDAR/1", "CEDAR/2", "CEDAR/3"]
+    assert len(grouped.genuine["CEDAR/1"]) == 5 and len(grouped.forged["CEDAR/1"]) == 2
+    labels = grouped.writer_labels(list(range(len(records))))
+    assert labels[0] == labels[8]  # CEDAR/1 and NAT/1: one writer class
+
+
+def test_progressive_resizing_schedule_and_scaled_images():
+    import torch
+
+    from sigml.train import canvas_scale, scaled_pixels
+
+    cfg = TrainConfig(epochs=5, low_res_epochs=3, low_res_scale=0.5)
+    assert [canvas_scale(e, cfg) for e in range(5)] == [0.5, 0.5, 0.5, 1.0, 1.0]
+    assert [canvas_scale(e, TrainConfig(epochs=2)) for e in range(2)] == [1.0, 1.0]
+    pixels = torch.zeros(3, 1, 150, 220, dtype=torch.uint8)
+    pixels[:, :, 50:100, 20:200] = 200
+    half = scaled_pixels(pixels, 0.5)
+    assert half.shape == (3, 1, 75, 110) and half.dtype == torch.uint8
+    assert half.float().mean().item() == pytest.approx(pixels.float().mean().item(), rel=0.02)  # area averaging keeps the ink
+    assert scaled_pixels(pixels, 1.0) is pixels
+
+
+def test_init_with_another_pooling_keeps_the_backbone_and_makes_a_new_head(make_generic_dataset, tmp_path):
+    """A config asking for the multi-scale head, started from a global-pooling model: the backbone is loaded, the
+    head is new, and the card records the new architecture."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from sigml.model import ModelConfig
+    from sigml.train import train
+
+    source, cfg, base, work = _tiny_run(make_generic_dataset, tmp_path, "MS")
+    train(source, base, cfg, workdir=work, progress=False)
+    marked = load_file(str(base))
+    marked["backbone.conv1.weight"].fill_(0.125)
+    save_file(marked, str(base))
+    other = dataclasses.replace(cfg, model=ModelConfig(embedding_dim=8, hidden_dim=16, pooling="multiscale"), lr=1e-12,
+                                warmup_steps=1)
+    tuned = tmp_path / "ms" / "tuned.safetensors"
+    train(source, tuned, other, workdir=tmp_path / "ms_work", progress=False, init=base)
+    card = json.loads(tuned.with_suffix(".json").read_text())
+    assert card["architecture"]["pooling"] == "multiscale"
+    end = load_file(str(tuned))
+    assert (end["backbone.conv1.weight"].float() - 0.125).abs().max() < 1e-4
+    assert end["head.0.weight"].shape == (16, 4608)
+
+
+def test_training_images_come_from_the_cache_on_the_second_run(make_generic_dataset, tmp_path, monkeypatch):
+    import sigml.cache
+    from sigml.train import PreparedData, preprocess_split, prepare_data
+
+    source, cfg, _, _ = _tiny_run(make_generic_dataset, tmp_path, "CA")
+    data = prepare_data(source, seed=0, split_dir=None)
+    first = preprocess_split(data, "train", cfg, progress=False, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("CA-train-*.safetensors"))) == 1
+    monkeypatch.setattr(sigml.cache, "preprocess_records", lambda *a, **k: pytest.fail("the cache was not used"))
+    again = preprocess_split(data, "train", cfg, progress=False, cache_dir=tmp_path / "cache")
+    assert again.records == first.records and (again.pixels == first.pixels).all()
