@@ -5,8 +5,8 @@ questioned signature against stored reference embeddings (`verify_against`, by t
 checks references against each other (`reference_consistency`) and finds copies among references and uploads
 (`copy_among`, the card's copy rule). Every answer comes from `decide`.
 
-Forward passes use bfloat16 autocast and channels-last on CPU by default (SIGVER_BF16=0 turns autocast off;
-docs/performance.md has the speed-up) and are serialised by a lock: with few cores, parallel forwards only contend.
+Forward passes use channels-last and, on a CPU with AVX-512, bfloat16 autocast (SIGVER_BF16=1/0 forces it on or
+off; docs/performance.md has the speed-up; an AVX2-only CPU emulates bf16 many times slower than float32) and are serialised by a lock: with few cores, parallel forwards only contend.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PIL import Image
 
 from . import copies, decision, protocols
 from .checkpoints import load_weights
-from .embedding import embed_tensors
+from .embedding import bf16_native, embed_tensors
 from .env import env_flag
 from .errors import ModelLoadError
 from .model import SiameseResNet18
@@ -97,7 +97,7 @@ class Verifier:
     def __init__(self, model: SiameseResNet18, card: ModelCard, *, bf16: bool | None = None) -> None:
         self.model = model.eval()
         self.card = card
-        self.bf16 = env_flag("SIGVER_BF16", True) if bf16 is None else bf16
+        self.bf16 = env_flag("SIGVER_BF16", bf16_native()) if bf16 is None else bf16
         self.model = self.model.to(memory_format=torch.channels_last)
         self._lock = threading.Lock()
 

@@ -33,7 +33,7 @@ from .checkpoints import load_training_state, load_weights, save_training_state,
 from .datasets import SignatureRecord, read_dataset
 from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
 from .cache import cached_preprocess
-from .embedding import as_float, embed_tensors, preprocess_records, to_uint8
+from .embedding import as_float, embed_tensors, preprocess_records, to_uint8, use_bf16
 from .errors import DatasetError
 from .losses import CosineWriterClassifier, batch_contrastive_loss, batch_triplet_loss, writer_classification_loss
 from .model import ModelConfig, SiameseResNet18
@@ -89,7 +89,7 @@ class TrainConfig:
     # 1 / scale^2 cheaper per image), the rest at the full canvas that serving uses; validation is always full size.
     low_res_epochs: int = 0
     low_res_scale: float = 0.5
-    bf16: bool = True
+    bf16: bool | None = None  # bfloat16 autocast; None: where the device runs it fast (`embedding.use_bf16`)
     threads: int | None = None
     workers: int = 0
     validation_references: int = 10
@@ -644,7 +644,7 @@ def train_step(
     When `net` carries the auxiliary writer classifier it returns (embeddings, logits), and
     `cfg.aux_writer_weight` x cross-entropy on the genuine images' `writer_labels` joins the loss.
     """
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.bf16, images.device.type)):
         out = net(images)
     embeddings, logits = out if isinstance(out, tuple) else (out, None)
     loss, stats = training_loss(embeddings, writer_slot, is_genuine, cfg)

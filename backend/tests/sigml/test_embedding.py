@@ -44,3 +44,15 @@ def test_embed_tensors_restores_the_mode(verifier):
     np.testing.assert_allclose(emb[0], emb[1], atol=1e-6)  # eval mode: identical images, identical embeddings
     fp32 = embed_tensors(model, images, bf16=False)
     np.testing.assert_allclose(emb, fp32, atol=0.05)
+
+
+def test_bf16_is_used_only_where_requested_or_native(monkeypatch):
+    """None asks for bf16 where the CPU runs it fast (AVX-512); an AVX2-only CPU emulates it many times slower."""
+    import torch
+
+    from sigml import embedding
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert embedding.use_bf16(None) is False and embedding.use_bf16(True) is True
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert embedding.use_bf16(None) is True and embedding.use_bf16(False) is False

@@ -48,8 +48,8 @@ def test_verify_fields(verifier, png_signatures):
 
 
 def test_verdicts_follow_the_threshold(verifier, png_signatures):
-    strict = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=1e-9, calibration={}), bf16=True)
-    lenient = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=10.0, calibration={}), bf16=True)
+    strict = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=1e-9, calibration={}), bf16=verifier.bf16)
+    lenient = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=10.0, calibration={}), bf16=verifier.bf16)
     r_strict = strict.verify(png_signatures[0], png_signatures[2])
     r_lenient = lenient.verify(png_signatures[0], png_signatures[2])
     check_result(r_strict, strict, 1e-9)
@@ -117,7 +117,7 @@ def test_verify_against_normalises_the_mean_distance_by_the_references_spread(ve
 def test_verify_against_floors_the_spread(verifier, png_signatures):
     """One image enrolled twice has no spread: the card's floor keeps the score finite and meaningful."""
     card = dataclasses.replace(verifier.card, reference_calibration={"spread_floor": 0.25})
-    v = Verifier(verifier.model, card, bf16=True)
+    v = Verifier(verifier.model, card, bf16=verifier.bf16)
     refs = v.embed([png_signatures[0], png_signatures[0]])
     r = v.verify_against(refs, png_signatures[1])
     assert r.reference_spread == pytest.approx(0.0, abs=1e-6)
@@ -127,7 +127,7 @@ def test_verify_against_floors_the_spread(verifier, png_signatures):
 def test_verify_against_with_a_mean_card(verifier, png_signatures):
     """Cards written before the normalized score was introduced are served as they were calibrated: the mean distance."""
     card = dataclasses.replace(verifier.card, reference_score="mean", thresholds={"pairwise": 0.5, "reference_based": 0.6})
-    v = Verifier(verifier.model, card, bf16=True)
+    v = Verifier(verifier.model, card, bf16=verifier.bf16)
     r = v.verify_against(v.embed(png_signatures[:3]), png_signatures[4])
     assert r.score_method == "mean" and r.threshold == 0.6
     assert r.distance == pytest.approx(r.mean_distance) == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
@@ -142,7 +142,7 @@ def test_verify_against_one_reference_is_pairwise(verifier, png_signatures):
 
 def test_verify_against_uses_the_reference_threshold(verifier, png_signatures):
     card = dataclasses.replace(verifier.card, threshold=0.5, thresholds={"pairwise": 0.5, "reference_based": 1e-9})
-    v = Verifier(verifier.model, card, bf16=True)
+    v = Verifier(verifier.model, card, bf16=verifier.bf16)
     r = v.verify_against(v.embed(png_signatures[:2]), png_signatures[2])
     assert r.threshold == 1e-9 and r.verdict == "forged"
 
