@@ -33,7 +33,9 @@ class RegisterApi(APIView):
         username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
         password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False,
                                          style={"input_type": "password"})
-        email = serializers.EmailField(required=False, allow_blank=True, default="")
+        # the user model's column is 254 characters: a longer address was a DataError (500) on PostgreSQL
+        email = serializers.EmailField(required=False, allow_blank=True, default="",
+                                       max_length=User._meta.get_field("email").max_length)
 
         def validate_username(self, value: str) -> str:
             # the unique index on the normalised name (accounts.models) decides under races; this answers early

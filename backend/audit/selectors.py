@@ -25,6 +25,14 @@ def _start(value: date | datetime) -> datetime:
     return timezone.make_aware(datetime.combine(value, time.min))
 
 
+def _end(day: date) -> datetime | None:
+    """The first instant after `day` (UTC), or None after the calendar's last day (9999-12-31: no upper bound;
+    adding a day to it overflowed, a 500 on the list and the export)."""
+    if day >= date.max:
+        return None
+    return _start(day + timedelta(days=1))
+
+
 def record_list(*, user: AbstractBaseUser, date_from: date | datetime | None = None,
                 date_to: date | datetime | None = None, profile: int | None = None, decision: str | None = None,
                 username: str | None = None, kind: str | None = None, **_: Any) -> QuerySet[VerificationRecord]:
@@ -35,8 +43,8 @@ def record_list(*, user: AbstractBaseUser, date_from: date | datetime | None = N
     if date_to is not None:
         if isinstance(date_to, datetime):
             records = records.filter(created__lte=_start(date_to))
-        else:
-            records = records.filter(created__lt=_start(date_to) + timedelta(days=1))
+        elif (end := _end(date_to)) is not None:
+            records = records.filter(created__lt=end)
     if profile is not None:
         records = records.filter(profile_id=profile)
     if decision:

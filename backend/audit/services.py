@@ -7,7 +7,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -95,12 +95,30 @@ def verification_record_create(*, kind: str, user: Any, client_address: str, res
         return None
 
 
+def retention_cutoff(days: int, *, today: date | None = None) -> datetime | None:
+    """Case records created before this instant are older than `days` days: midnight (UTC) at the start of the
+    day `days` days before today, so 0 keeps today's records and 1 today's and yesterday's. None when that day
+    is before the calendar's first (a retention of a million days): no record is that old. (`now - timedelta`
+    overflowed there, and 0 purged records made seconds ago.)"""
+    if days < 0:
+        raise ValueError(f"a retention period is 0 days or more, not {days}")
+    today = timezone.localdate() if today is None else today
+    try:
+        day = today - timedelta(days=days)
+    except OverflowError:
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
 @transaction.atomic
 def records_purge(*, older_than_days: int | None = None, dry_run: bool = False) -> int:
-    """Deletes case records older than the retention period (SIGVER_AUDIT_RETENTION_DAYS unless given) and,
-    after the commit, their stored images; returns how many rows (would) go."""
+    """Deletes case records older than the retention period (SIGVER_AUDIT_RETENTION_DAYS unless given; see
+    `retention_cutoff`) and, after the commit, their stored images; returns how many rows (would) go."""
     days = settings.SIGVER_AUDIT_RETENTION_DAYS if older_than_days is None else older_than_days
-    old = VerificationRecord.objects.filter(created__lt=timezone.now() - timedelta(days=days))
+    cutoff = retention_cutoff(days)
+    if cutoff is None:
+        return 0
+    old = VerificationRecord.objects.filter(created__lt=cutoff)
     count = old.count()
     if dry_run or not count:
         return count

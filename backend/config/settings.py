@@ -232,8 +232,11 @@ SIGVER_PAIRS_VERIFY_MAX_LIMIT = env_int("SIGVER_PAIRS_VERIFY_MAX_LIMIT", 100)
 
 # --- case records (audit trail) ---------------------------------------------------------------------
 
-# `manage.py purge_records` deletes records older than this (run it daily); 0 keeps nothing older than today
+# `manage.py purge_records` deletes records from days (UTC) more than this many days before today (run it daily):
+# 0 keeps today's records only; a period longer than the calendar keeps everything
 SIGVER_AUDIT_RETENTION_DAYS = env_int("SIGVER_AUDIT_RETENTION_DAYS", 3650)
+if SIGVER_AUDIT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(f"SIGVER_AUDIT_RETENTION_DAYS={SIGVER_AUDIT_RETENTION_DAYS} must be 0 or more (days)")
 # keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
 SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
 

@@ -97,6 +97,8 @@ def test_register_race_on_the_same_username_is_a_400():
     ({"username": "bad name!", "password": PASSWORD}, "username", "invalid"),
     ({"username": "u" * 151, "password": PASSWORD}, "username", "invalid"),
     ({"username": "frank", "password": PASSWORD, "email": "not-an-email"}, "email", "invalid"),
+    # longer than the user model's 254-character column: a DataError (500) on PostgreSQL before
+    ({"username": "frank", "password": PASSWORD, "email": "a" * 291 + "@example.org"}, "email", "invalid"),
 ])
 def test_register_validation(client, payload, field, code):
     response = client.post(REGISTER, payload, format="json")

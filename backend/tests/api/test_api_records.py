@@ -213,6 +213,23 @@ def test_bad_filters_are_json_400s(user_client, params):
         assert error_of(response)["code"] == "invalid"
 
 
+@pytest.mark.parametrize("params", [{"date_to": "9999-12-31"}, {"date_from": "0001-01-01", "date_to": "9999-12-31"},
+                                    {"date_from": "9999-12-31"}, {"date_to": "0001-01-01"}])
+def test_the_calendar_s_first_and_last_days_are_filters_not_500s(user_client, params):
+    """The day after 9999-12-31 does not exist: `date_to` on it overflowed (a 500 on SQLite and PostgreSQL);
+    now it means no upper bound."""
+    api, _ = user_client("alice")
+    verify_pair(api)
+    everything = "date_from" not in params or params["date_from"] == "0001-01-01"
+    expected = 1 if everything and params.get("date_to") == "9999-12-31" else 0
+    response = api.get(RECORDS, params)
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == expected
+    export = api.get(EXPORT, params)
+    assert export.status_code == 200
+    assert len(b"".join(export.streaming_content).decode().splitlines()) == 1 + expected
+
+
 def test_csv_export(user_client):
     api, _ = user_client("alice")
     pid = make_profile(api, name="=HYPERLINK(\"http://evil\")")
@@ -260,5 +277,41 @@ def test_purge_command_deletes_records_older_than_the_retention_period(client, s
     assert not any(p.exists() for p in old_files)
     assert all((Path(settings.MEDIA_ROOT) / n).is_file() for n in new.image_files)
 
-    call_command("purge_records", "--older-than-days", "0")
+    call_command("purge_records", "--older-than-days", "0")  # 0 keeps today's records
+    assert list(VerificationRecord.objects.values_list("pk", flat=True)) == [new.pk]
+    _age(new.pk, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("purge_records", "--older-than-days", "0")
     assert not VerificationRecord.objects.exists()
+    assert not any((Path(settings.MEDIA_ROOT) / n).exists() for n in new.image_files)
+
+
+@pytest.mark.parametrize("days", ["1000000", "99999999", str(10**30)])
+def test_a_retention_longer_than_the_calendar_keeps_every_record(client, settings, capsys, days):
+    """`now - timedelta(days=1000000)` overflowed (the command crashed); no record is that old."""
+    verify_pair(client)
+    _age(VerificationRecord.objects.get().pk, 365 * 200)
+    call_command("purge_records", "--older-than-days", days)
+    assert f"0 case record(s) older than {days} days deleted" in capsys.readouterr().out
+    settings.SIGVER_AUDIT_RETENTION_DAYS = int(days)
+    call_command("purge_records")
+    assert VerificationRecord.objects.count() == 1
+
+
+def test_the_retention_counts_whole_days_before_today():
+    from datetime import date, datetime, timezone as tz
+
+    cutoff = audit_services.retention_cutoff
+    assert cutoff(0, today=date(2026, 3, 10)) == datetime(2026, 3, 10, tzinfo=tz.utc)
+    assert cutoff(1, today=date(2026, 3, 10)) == datetime(2026, 3, 9, tzinfo=tz.utc)
+    assert cutoff(3650, today=date(2026, 3, 10)) == datetime(2016, 3, 12, tzinfo=tz.utc)  # 3 leap days
+    assert cutoff(10**6, today=date(2026, 3, 10)) is None
+    with pytest.raises(ValueError):
+        cutoff(-1)
+
+
+def test_a_negative_retention_is_a_command_error():
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command("purge_records", "--older-than-days", "-1")

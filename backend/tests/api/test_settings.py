@@ -170,3 +170,10 @@ def test_defaults(load):
     assert ns["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
     assert ns["REST_FRAMEWORK"]["DEFAULT_RENDERER_CLASSES"] == ["rest_framework.renderers.JSONRenderer"]
     assert ns["FILE_UPLOAD_PERMISSIONS"] == 0o640  # stored references are never executable
+
+
+@pytest.mark.parametrize("value", ["-1", "-3650"])
+def test_a_negative_retention_period_is_an_error(load, value):
+    with pytest.raises(ImproperlyConfigured, match="SIGVER_AUDIT_RETENTION_DAYS"):
+        load(DJANGO_SECRET_KEY="k", SIGVER_AUDIT_RETENTION_DAYS=value)
+    assert load(DJANGO_SECRET_KEY="k", SIGVER_AUDIT_RETENTION_DAYS="99999999")["SIGVER_AUDIT_RETENTION_DAYS"] == 99999999

@@ -1,5 +1,8 @@
 """`manage.py purge_records [--older-than-days N] [--dry-run]`: delete case records older than the retention
-period (SIGVER_AUDIT_RETENTION_DAYS) and their stored images. Run it daily (cron, systemd timer)."""
+period (SIGVER_AUDIT_RETENTION_DAYS) and their stored images. Run it daily (cron, systemd timer).
+
+N counts whole days (UTC) before today: 0 keeps today's records, 1 today's and yesterday's; a period longer
+than the calendar deletes nothing (`audit.services.retention_cutoff`)."""
 
 from __future__ import annotations
 
@@ -14,8 +17,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--older-than-days", type=int, default=None,
-                            help="retention in days (default: SIGVER_AUDIT_RETENTION_DAYS, now "
-                                 f"{settings.SIGVER_AUDIT_RETENTION_DAYS})")
+                            help="retention in whole days before today, UTC; 0 keeps today's records (default: "
+                                 f"SIGVER_AUDIT_RETENTION_DAYS, now {settings.SIGVER_AUDIT_RETENTION_DAYS})")
         parser.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
 
     def handle(self, *args, older_than_days: int | None, dry_run: bool, **options) -> None:
