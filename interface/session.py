@@ -183,7 +183,7 @@ def sign_in_ui(purpose: str = "Sign in to manage the people whose signatures you
 def account_ui(also: Iterable[str] = ()) -> None:
     """"Signed in as …" and the sign-out button; `also`: the page's own session_state keys to forget."""
     left, right = st.columns([4, 1])
-    left.markdown(f"Signed in as **{st.session_state.get(ui.USERNAME_KEY, '?')}**")
+    left.markdown(f"Signed in as **{ui.md_text(st.session_state.get(ui.USERNAME_KEY, '?'))}**")
     if right.button("Sign out", key="sign_out_button", icon=":material/logout:"):
         sign_out(also=also)
         st.rerun()

@@ -28,6 +28,28 @@ TOKEN_KEY = "token"
 USERNAME_KEY = "username"
 AUTH_NOTICE_KEY = "auth_notice"
 
+# --------------------------------------------------------------------------------------------
+# user-supplied text in markdown
+
+# every ASCII character Markdown, GitHub tables, Streamlit's directives (:red[...], :material/...:), LaTeX ($) or
+# HTML give a meaning to; a backslash before any ASCII punctuation shows it as itself (CommonMark)
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$:&\"'=^%@/;?,")
+
+
+def md_text(value: Any) -> str:
+    """Text a user typed (a profile name, a user name, an external id, a file name) or a server echoed, made safe to
+    put in a Streamlit markdown string (st.markdown, st.caption, st.info, image captions, labels...): shown as the
+    characters typed, never as formatting, a link, an image, HTML or a new table row. Line breaks and tabs become
+    one space (a line break could start a heading, a list or a table row). Pages never pass user text to
+    `unsafe_allow_html`."""
+    text = " ".join(str(value).split())
+    out = []
+    for i, ch in enumerate(text):
+        intraword_underscore = (ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum()
+                                and text[i + 1].isalnum())  # never emphasis in GFM: clerk_ab12 stays readable
+        out.append("\\" + ch if ch in MARKDOWN_SPECIAL and not intraword_underscore else ch)
+    return "".join(out)
+
 
 # --------------------------------------------------------------------------------------------
 # client and cached reads (the base URL is part of every cache key; `_token`, the signed-in clerk's token the
@@ -106,19 +128,20 @@ def cached_dataset_image(base_url: str, url: str, _token: str | None = None) -> 
 def show_api_error(exc: api.ApiError, action: str = "") -> None:
     """One clear sentence per kind of failure; never a traceback."""
     prefix = f"{action}: " if action else ""
+    message = md_text(exc.message) if exc.message else ""  # server messages may echo a file name or a user's text
     if isinstance(exc, api.BackendUnavailable):
-        st.error(f"{prefix}{exc.message}", icon=":material/cloud_off:")
+        st.error(f"{prefix}{message}", icon=":material/cloud_off:")
     elif isinstance(exc, api.Throttled):
         wait = f" Please wait {exc.retry_after:.0f} seconds and try again." if exc.retry_after else " Please wait a moment and try again."
         st.warning(f"{prefix}Too many requests in a short time.{wait}", icon=":material/hourglass_top:")
     elif isinstance(exc, api.AuthError):
-        st.warning(f"{prefix}{exc.message or 'Please sign in again.'}", icon=":material/key:")
+        st.warning(f"{prefix}{message or 'Please sign in again.'}", icon=":material/key:")
     elif isinstance(exc, api.NotFound):
-        st.warning(f"{prefix}{exc.message or 'Not found.'}", icon=":material/search_off:")
+        st.warning(f"{prefix}{message or 'Not found.'}", icon=":material/search_off:")
     elif isinstance(exc, api.BadRequest):
-        st.error(f"{prefix}{exc.message}", icon=":material/warning:")
+        st.error(f"{prefix}{message}", icon=":material/warning:")
     else:
-        st.error(f"{prefix}The server had a problem: {exc.message}", icon=":material/warning:")
+        st.error(f"{prefix}The server had a problem: {message}", icon=":material/warning:")
 
 
 @contextmanager
@@ -154,7 +177,7 @@ def sidebar_ui() -> dict[str, Any] | None:
             health = cached_health(base)
         except api.ApiError as exc:
             st.error("Not reachable: verification is unavailable until it is back.", icon=":material/error:")
-            st.caption(f"{base} · {exc.message}")
+            st.caption(f"{md_text(base)} · {md_text(exc.message)}")
             health = None
         else:
             ok = health.get("status") == "ok"
@@ -164,17 +187,17 @@ def sidebar_ui() -> dict[str, Any] | None:
             elif not loaded:
                 st.warning("Online, but the model is not loaded: verification will fail.", icon=":material/warning:")
             else:
-                st.warning(f"Degraded: {health.get('status')}", icon=":material/warning:")
+                st.warning(f"Degraded: {md_text(health.get('status'))}", icon=":material/warning:")
             if health.get("database") not in (None, "ok"):
-                st.warning(f"Database: {health.get('database')} (profiles unavailable)")
-            st.caption(f"Model: `{health.get('model_version', 'unknown')}`")
-            st.caption(f"Server: {base}")
+                st.warning(f"Database: {md_text(health.get('database'))} (profiles unavailable)")
+            st.caption(f"Model: {md_text(health.get('model_version', 'unknown'))}")
+            st.caption(f"Server: {md_text(base)}")
         if st.session_state.get(USERNAME_KEY):
-            st.caption(f"Signed in as **{st.session_state[USERNAME_KEY]}**")
+            st.caption(f"Signed in as **{md_text(st.session_state[USERNAME_KEY])}**")
         st.caption("Decision support only: a verdict is not a forensic expert's opinion.")
     if health is None:
         st.error(
-            f"The verification server at {base} cannot be reached. Nothing can be verified until it is "
+            f"The verification server at {md_text(base)} cannot be reached. Nothing can be verified until it is "
             "running again; please try later or contact your administrator.",
             icon=":material/cloud_off:",
         )
@@ -207,6 +230,7 @@ def thumbnail_png(data: bytes | None, max_side: int = 800) -> bytes | None:
 
 def show_image(data: bytes | None, caption: str = "", width: int | str = "stretch") -> None:
     png = thumbnail_png(data)
+    caption = md_text(caption)  # captions are markdown and often name an uploaded file
     if png is None:
         st.info(f"{caption}: no preview available for this file." if caption else "No preview available.")
     else:
@@ -450,7 +474,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     st.markdown(decision_html(decision, rates, subject, list(result.get("flags") or [])), unsafe_allow_html=True)
     st.markdown(distance_scale_html(distance, genuine_below, forged_above), unsafe_allow_html=True)
     for warning in result.get("warnings") or []:
-        st.warning(f"{str(warning.get('field', '')).capitalize()}: {warning.get('message', '')}", icon=":material/crop:")
+        st.warning(f"{md_text(str(warning.get('field', '')).capitalize())}: {md_text(warning.get('message', ''))}", icon=":material/crop:")
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{distance:.3f}", help=SCORE_HELP.get(str(result.get("score_method")), SCORE_HELP["pair"]))
     c2.metric("Decision cuts", f"{genuine_below:.3f} / {forged_above:.3f}",
@@ -463,7 +487,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
             help="Calibrated score: about 50 % at the equal-error threshold; higher means more likely the same writer.",
         )
     st.caption(
-        f"Model `{result.get('model_version', 'unknown')}` · two-way verdict at the equal-error threshold "
+        f"Model {md_text(result.get('model_version', 'unknown'))} · two-way verdict at the equal-error threshold "
         f"{threshold:.3f}: {str(result.get('verdict', '')).upper() or 'n/a'} · answered in "
         f"{float(result.get('elapsed_ms', 0.0)):.0f} ms"
     )

@@ -53,7 +53,8 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
     with b:
         ui.show_image(api.decode_data_url(explanation.get("questioned")), "Questioned: heatmap")
     if explanation.get("note"):
-        st.caption(f"Server note ({explanation.get('method', 'unknown method')}): {explanation['note']}")
+        st.caption(f"Server note ({ui.md_text(explanation.get('method', 'unknown method'))}): "
+                   f"{ui.md_text(explanation['note'])}")
     st.markdown(
         "**How to read the heatmaps.** The model hid one small patch of each signature at a time and "
         "measured how much the distance between the two signatures changed. **Red** areas are the strokes "

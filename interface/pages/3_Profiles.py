@@ -63,7 +63,7 @@ def create_profile_ui(client: api.SigverClient) -> None:
                 with ui.api_errors("The profile could not be created", on_auth_error):
                     profile = client.create_profile(name.strip(), external_id.strip() or None)
                     st.session_state[PROFILE_KEY] = profile["id"]
-                    ui.flash(f"Profile **{profile['name']}** created. Now add a few genuine signatures.")
+                    ui.flash(f"Profile **{ui.md_text(profile['name'])}** created. Now add a few genuine signatures.")
                     st.rerun()
 
 
@@ -94,7 +94,7 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
     guidance = listing.get("guidance") or {}
     st.markdown(f"**{len(refs)} genuine reference signature{'s' if len(refs) != 1 else ''} on file.**")
     if guidance.get("message"):
-        (st.caption if guidance.get("enough") else st.info)(str(guidance["message"]).capitalize())
+        (st.caption if guidance.get("enough") else st.info)(ui.md_text(str(guidance["message"]).capitalize()))
     outliers = [r for r in refs if r.get("outlier")]
     if outliers:
         names = ", ".join(f"reference {r['id']}" for r in outliers)
@@ -138,7 +138,7 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
 
 def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any], refs: list[dict[str, Any]]) -> None:
     pid = profile["id"]
-    st.markdown(f"Score a questioned signature against all references of **{profile.get('name')}**.")
+    st.markdown(f"Score a questioned signature against all references of **{ui.md_text(profile.get('name'))}**.")
     questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned",
                                   max_upload_size=ui.upload_limit_mb())
     if questioned is not None:
@@ -214,13 +214,13 @@ def score_explanation(result: dict[str, Any], n_rows: int) -> str:
 def danger_zone_ui(client: api.SigverClient, profile: dict[str, Any]) -> None:
     with st.expander("Delete this profile"):
         st.write("Deletes the profile and all its reference signatures. This cannot be undone.")
-        sure = st.checkbox(f"Yes, delete {profile.get('name')}", key=f"confirm_delete_profile_{profile['id']}")
+        sure = st.checkbox(f"Yes, delete {ui.md_text(profile.get('name'))}", key=f"confirm_delete_profile_{profile['id']}")
         if st.button("Delete profile", disabled=not sure, key="delete_profile_button", icon=":material/delete:"):
             with ui.api_errors("The profile could not be deleted", on_auth_error):
                 client.delete_profile(profile["id"])
                 st.session_state.pop(PROFILE_KEY, None)
                 st.session_state.pop(PROFILE_RESULT_KEY, None)
-                ui.flash(f"Profile {profile.get('name')} deleted.")
+                ui.flash(f"Profile {ui.md_text(profile.get('name'))} deleted.")
                 st.rerun()
 
 

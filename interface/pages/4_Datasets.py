@@ -69,7 +69,7 @@ def thumbnails(base: str, images: list[dict[str, Any]], label: str, page_key: st
         for col, item in zip(cols, shown[row:row + per_row]):
             with col, ui.api_errors():
                 st.image(ui.cached_dataset_image(base, item["url"], token()),
-                         caption=item["path"].rsplit("/", 1)[-1], width="stretch")
+                         caption=ui.md_text(item["path"].rsplit("/", 1)[-1]), width="stretch")
 
 
 def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
@@ -82,7 +82,7 @@ def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
         return
     writer = st.selectbox("Writer", writers, key=f"dataset_writer_{info.get('name')}_{split}")
     data = ui.cached_writer(base, info["name"], writer, token())
-    st.caption(f"Writer {writer} · split: {data.get('split') or 'none'}")
+    st.caption(f"Writer {ui.md_text(writer)} · split: {ui.md_text(data.get('split') or 'none')}")
     st.markdown(f"**Genuine** ({len(data.get('genuine', []))})")
     key = f"dataset_thumbs_{info.get('name')}_{writer}"
     thumbnails(base, data.get("genuine", []), "genuine", f"{key}_genuine")
@@ -119,7 +119,7 @@ def random_pair_ui(base: str, info: dict[str, Any], split: str | None) -> None:
     truth = pair.get("label", "?")
     correct = result.get("verdict") == truth
     ui.result_ui(result)
-    msg = f"Ground truth: **{truth}** ({pair.get('kind')} pair). The model is **{'right' if correct else 'wrong'}**."
+    msg = f"Ground truth: **{ui.md_text(truth)}** ({ui.md_text(pair.get('kind'))} pair). The model is **{'right' if correct else 'wrong'}**."
     (st.success if correct else st.error)(msg)
 
 
@@ -158,7 +158,7 @@ def batch_ui(info: dict[str, Any], split: str | None) -> None:
         for r in results
     ]
     st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(f"Model `{batch.get('model_version', 'unknown')}`")
+    st.caption(f"Model {ui.md_text(batch.get('model_version', 'unknown'))}")
 
 
 def main() -> None:

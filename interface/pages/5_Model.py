@@ -59,9 +59,9 @@ def plot_caption(name: str) -> str:
 
 
 def summary_ui(card: dict[str, Any]) -> None:
-    st.subheader(f"{card.get('name', 'model')}")
-    st.caption(f"Version `{card.get('version', 'unknown')}` · created {card.get('created') or 'unknown'}"
-               + (f" · commit `{card['git_commit']}`" if card.get("git_commit") else ""))
+    st.subheader(ui.md_text(card.get("name", "model")))
+    st.caption(f"Version {ui.md_text(card.get('version', 'unknown'))} · created {ui.md_text(card.get('created') or 'unknown')}"
+               + (f" · commit {ui.md_text(card['git_commit'])}" if card.get("git_commit") else ""))
     c1, c2, c3 = st.columns(3)
     threshold = card.get("threshold")
     c1.metric("Equal-error threshold (two images)", f"{float(threshold):.3f}" if threshold is not None else "?",
@@ -127,7 +127,7 @@ def data_ui(card: dict[str, Any]) -> None:
     data = card.get("data") or {}
     protocol = data.get("protocol")
     if protocol:
-        st.markdown(f"**Protocol.** {protocol}")
+        st.markdown(f"**Protocol.** {ui.md_text(protocol)}")
     sources = data.get("sources")
     if isinstance(sources, dict) and sources:
         rows = [{"dataset": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in sources.items()]

@@ -63,7 +63,8 @@ def record_ui(record: dict[str, Any]) -> None:
     """One case record in full."""
     st.subheader(f"Case record #{record['id']}")
     decision = str(record.get("decision", ""))
-    text = f"**Decision: {DECISION_LABELS.get(decision, decision)}** (verdict at the threshold: {record.get('verdict')})"
+    text = (f"**Decision: {ui.md_text(DECISION_LABELS.get(decision, decision))}** "
+            f"(verdict at the threshold: {ui.md_text(record.get('verdict'))})")
     {"genuine": st.success, "forged": st.error}.get(decision, st.warning)(text)
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{float(record.get('distance', 0.0)):.4f}",
@@ -74,7 +75,7 @@ def record_ui(record: dict[str, Any]) -> None:
     who = record.get("user")
     if record.get("client_address"):
         who = f"{who} from {record['client_address']}"
-    facts = [
+    facts = [  # shown in a table of plain text: a name, a user or an address is never markdown or HTML here
         ("When (UTC)", str(record.get("created", "")).replace("T", " ")),
         ("Checked by", who),
         ("Kind", KINDS.get(record.get("kind"), record.get("kind"))),
@@ -83,11 +84,10 @@ def record_ui(record: dict[str, Any]) -> None:
         ("Score method", record.get("score")),
         ("Answered in", f"{float(record.get('elapsed_ms', 0.0)):.0f} ms"),
         ("Questioned image sha256", record.get("questioned_sha256")),
-        ("Reference image sha256", "<br>".join(record.get("reference_sha256") or []) or "–"),
+        ("Reference image sha256", ", ".join(record.get("reference_sha256") or []) or "–"),
         ("Images kept", "yes" if record.get("has_images") else "no (only their sha256)"),
     ]
-    st.markdown("\n".join(["| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in facts]]),
-                unsafe_allow_html=True)
+    st.dataframe([{"fact": k, "value": "" if v is None else str(v)} for k, v in facts], hide_index=True, width="stretch")
     if record.get("details"):
         with st.expander("Details (per-reference distances, decision rates)"):
             st.json(record["details"], expanded=False)

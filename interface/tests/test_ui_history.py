@@ -79,7 +79,8 @@ def test_a_signed_in_verification_is_in_the_clerks_history(app_test, clerk, sign
 
     run(at.selectbox(key="history_record").set_value(record_id))
     assert f"Case record #{record_id}" in [h.value for h in at.subheader]
-    assert "sha256" in markdown_text(at) and clerk[0] in markdown_text(at)
+    facts = dict(zip(at.dataframe[1].value["fact"], at.dataframe[1].value["value"]))
+    assert facts["Questioned image sha256"] and facts["Checked by"].startswith(clerk[0])
 
     run(at.button(key="history_export_button").click())
     data = at.session_state["history_csv"]["data"]

@@ -62,12 +62,13 @@ def test_evaluation_and_plot_labels():
 
 def test_datasets_shows_every_image_of_a_writer(app_test, backend_url):
     import api_client as api
+    import ui
 
     at = run(app_test("datasets"))
     name = at.selectbox(key="dataset_name").value
     writer = at.selectbox(key=f"dataset_writer_{name}_None").value
     data = api.SigverClient(backend_url).writer(name, writer)
     shown = {caption for img in at.get("image") for caption in img.captions}
-    expected = {item["path"].rsplit("/", 1)[-1] for item in data["genuine"] + data["forged"]}
+    expected = {ui.md_text(item["path"].rsplit("/", 1)[-1]) for item in data["genuine"] + data["forged"]}  # as text
     assert expected <= shown
     assert "more." not in "\n".join(c.value for c in at.caption)  # no "… and N more"
