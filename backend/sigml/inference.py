@@ -30,7 +30,7 @@ from .embedding import bf16_native, embed_tensors
 from .env import env_flag
 from .errors import ModelLoadError
 from .model import SiameseResNet18
-from .modelcard import ModelCard, card_path_for, file_sha256
+from .modelcard import CardError, ModelCard, card_path_for, file_sha256, require_weights_checksum
 from .preprocessing import ImageSource, preprocess
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,13 @@ class Verifier:
         weights_path = Path(weights_path)
         if not weights_path.is_file():
             raise ModelLoadError(weights_path, "weights file not found")
-        card = ModelCard.load(card_path or card_path_for(weights_path))
-        expected = str(card.weights.get("sha256") or "")
-        if expected and file_sha256(weights_path) != expected:
+        card_path = Path(card_path or card_path_for(weights_path))
+        card = ModelCard.load(card_path)
+        try:
+            expected = require_weights_checksum(card)
+        except CardError as exc:
+            raise ModelLoadError(card_path, f"model card is not valid: {exc}") from exc
+        if file_sha256(weights_path) != expected:
             # a damaged file can still parse (flipped bytes in the tensor data), and weights swapped
             # under an old card would serve under the old model_version: both are refused
             raise ModelLoadError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,151 @@ from .preprocessing import PreprocessConfig
 from .protocols import REFERENCE_SCORES
 
 PROTOCOLS = ("pairwise", "reference_based")
+
+
+# --------------------------------------------------------------------------------------------
+# the card's schema: checked on every load, so a card that would decide wrongly never serves
+
+MIN_CANVAS_SIDE, MAX_CANVAS_SIDE = 16, 2048  # pixels of the network's input canvas
+MAX_CANVAS_ASPECT = 8.0  # wider than 8:1 (or taller) leaves the ink a line a few pixels thick
+MAX_PIXELS_LIMIT = 1_000_000_000  # preprocessing.max_pixels: above this the decompression-bomb guard is off
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+CARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
+
+
+class CardError(ValueError):
+    """A model card field that fails the schema; `field` is its dotted path (`decision_bands.pairwise.forged_above`)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+def _number(data: dict, key: str, where: str, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False, required: bool = False, integer: bool = False) -> float | None:
+    """A finite number (a JSON bool is not one) within [low, high] (`low_open`: above low), or None when absent."""
+    name = f"{where}.{key}" if where else key
+    if key not in data or data[key] is None:
+        if required:
+            raise CardError(name, "is required")
+        return None
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise CardError(name, f"must be {'an integer' if integer else 'a number'}, not {value!r}")
+    if not math.isfinite(value):
+        raise CardError(name, f"must be a finite number, not {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise CardError(name, f"must be {'above' if low_open else 'at least'} {low}, not {value!r}")
+    if high is not None and value > high:
+        raise CardError(name, f"must be at most {high}, not {value!r}")
+    return float(value)
+
+
+def _mapping(data: dict, key: str, where: str = "") -> dict:
+    name = f"{where}.{key}" if where else key
+    value = data.get(key, {})
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CardError(name, f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def validate_card(data: Any) -> None:
+    """Check a model card's JSON against its schema; raise `CardError` naming the first field that fails.
+
+    Types, finite numbers and ranges of every field serving reads (thresholds, calibrations, decision cuts and the
+    rate curves, copy thresholds, architecture, preprocessing), the order of the cuts (genuine_below <= the EER
+    threshold <= forged_above), a canvas the network can use, max_pixels > 0, and the form of weights.sha256 where
+    given (serving requires it: `require_weights_checksum`). Unknown extra keys are kept, not refused."""
+    if not isinstance(data, dict):
+        raise CardError("(card)", f"must be a JSON object, not {type(data).__name__}")
+    name = data.get("name", "siamese_resnet18")
+    if not isinstance(name, str) or not CARD_NAME.fullmatch(name):
+        raise CardError("name", f"must be 1-100 letters, digits, '_', '.' or '-', not {name!r}")
+    thresholds = _mapping(data, "thresholds")
+    for protocol in thresholds:
+        if protocol not in PROTOCOLS:
+            raise CardError(f"thresholds.{protocol}", f"unknown protocol; choose among {', '.join(PROTOCOLS)}")
+        _number(thresholds, protocol, "thresholds", low=0.0, low_open=True, required=True)
+    if "threshold" not in data and "pairwise" not in thresholds:
+        raise CardError("threshold", "is required (or thresholds.pairwise)")
+    threshold = _number(data, "threshold", "", low=0.0, low_open=True) or float(thresholds["pairwise"])
+    for key in ("calibration", "reference_calibration"):
+        cal = _mapping(data, key)
+        for k in cal:
+            _number(cal, k, key, low=0.0 if k == "spread_floor" else None)
+    if str(data.get("reference_score", "mean")) not in REFERENCE_SCORES:
+        raise CardError("reference_score", f"must be one of {REFERENCE_SCORES}, not {data.get('reference_score')!r}")
+    bands = _mapping(data, "decision_bands")
+    for protocol, band in bands.items():
+        where = f"decision_bands.{protocol}"
+        if protocol not in PROTOCOLS:
+            raise CardError(where, f"unknown protocol; choose among {', '.join(PROTOCOLS)}")
+        if not isinstance(band, dict):
+            raise CardError(where, "must be an object")
+        low = _number(band, "genuine_below", where, required=True)
+        high = _number(band, "forged_above", where, low=0.0, required=True)
+        for rate in ("target_far", "target_frr"):
+            _number(band, rate, where, low=0.0, high=1.0)
+        eer = threshold if protocol == "pairwise" else float(thresholds.get(protocol, threshold))
+        if not low <= high:
+            raise CardError(where, f"genuine_below ({low}) must not be above forged_above ({high})")
+        if not low <= eer <= high:
+            raise CardError(where, f"the cuts [{low}, {high}] must hold the protocol's EER threshold ({eer})")
+    for protocol, curve in _mapping(data, "rate_curves").items():
+        where = f"rate_curves.{protocol}"
+        if protocol not in PROTOCOLS or not isinstance(curve, dict):
+            raise CardError(where, f"must be an object under one of {', '.join(PROTOCOLS)}")
+        columns = {}
+        for key in ("score", "far", "frr"):
+            values = curve.get(key)
+            if not isinstance(values, list) or not values:
+                raise CardError(f"{where}.{key}", "must be a non-empty list of numbers")
+            for i in range(len(values)):
+                _number(dict(enumerate(values)), i, f"{where}.{key}", required=True,
+                        **({"low": 0.0, "high": 1.0} if key != "score" else {}))
+            columns[key] = values
+        if len({len(v) for v in columns.values()}) != 1:
+            raise CardError(where, "score, far and frr must have the same length")
+        if any(b < a for a, b in zip(columns["score"], columns["score"][1:])):
+            raise CardError(f"{where}.score", "must be in increasing order")
+    for key in ("copy_threshold", "copy_pixel_threshold"):
+        _number(data, key, "", low=0.0)
+    arch = _mapping(data, "architecture")
+    _number(arch, "embedding_dim", "architecture", low=1, high=4096, integer=True)
+    _number(arch, "hidden_dim", "architecture", low=1, high=65536, integer=True)
+    if "normalize" in arch and not isinstance(arch["normalize"], bool):
+        raise CardError("architecture.normalize", f"must be true or false, not {arch['normalize']!r}")
+    pre = _mapping(data, "preprocessing")
+    height = _number(pre, "canvas_height", "preprocessing", low=MIN_CANVAS_SIDE, high=MAX_CANVAS_SIDE, integer=True)
+    width = _number(pre, "canvas_width", "preprocessing", low=MIN_CANVAS_SIDE, high=MAX_CANVAS_SIDE, integer=True)
+    defaults = PreprocessConfig()
+    height, width = height or defaults.canvas_height, width or defaults.canvas_width
+    if max(height, width) > MAX_CANVAS_ASPECT * min(height, width):
+        raise CardError("preprocessing.canvas_width", f"a {int(height)}x{int(width)} canvas is more than "
+                        f"{MAX_CANVAS_ASPECT:g} times wider than high (or higher than wide)")
+    _number(pre, "margin", "preprocessing", low=0, high=min(height, width) / 4, integer=True)
+    for key in ("min_component_fraction", "min_ink_fraction"):
+        _number(pre, key, "preprocessing", low=0.0, high=0.5)
+    _number(pre, "min_contrast", "preprocessing", low=0.0, high=1.0)
+    _number(pre, "max_pixels", "preprocessing", low=0, low_open=True, high=MAX_PIXELS_LIMIT, integer=True)
+    weights = _mapping(data, "weights")
+    sha = weights.get("sha256")
+    if sha is not None and (not isinstance(sha, str) or not SHA256_HEX.fullmatch(sha)):
+        raise CardError("weights.sha256", f"must be 64 lower-case hex digits, not {sha!r}")
+    for key in ("metrics", "data", "training"):
+        _mapping(data, key)
+
+
+def require_weights_checksum(card: "ModelCard") -> str:
+    """The weights' sha256 a card must carry to serve: without it any weights would load under it, with its
+    version "@unversioned", and stored embeddings would not be recomputed after a swap."""
+    sha = str(card.weights.get("sha256") or "")
+    if not SHA256_HEX.fullmatch(sha):
+        raise CardError("weights.sha256", "is required to serve: the checksum of the weights this card belongs to "
+                        "(`sigml train` writes it)")
+    return sha
 
 
 @dataclass(frozen=True)
@@ -160,8 +306,8 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
-        if str(data.get("reference_score", "mean")) not in REFERENCE_SCORES:
-            raise ValueError(f"reference_score must be one of {REFERENCE_SCORES}, not {data.get('reference_score')!r}")
+        """A card from its JSON, checked against the schema first (`validate_card`: a `CardError` names the field)."""
+        validate_card(data)
         thresholds = {k: float(v) for k, v in data.get("thresholds", {}).items()}
         threshold = float(data["threshold"]) if "threshold" in data else thresholds["pairwise"]
         thresholds.pop("pairwise", None)  # older cards repeat `threshold` there

@@ -280,6 +280,7 @@ class Health:
     model_loaded: bool
     model_version: str | None
     database: str
+    model_sha256: str | None = None  # the weights' checksum the card names and the loaded file matched
 
     @property
     def ok(self) -> bool:
@@ -293,10 +294,10 @@ class Health:
 def health_get() -> Health:
     try:
         verifier = verifier_get()
-        model_loaded, version = True, verifier.model_version
+        model_loaded, version, sha256 = True, verifier.model_version, str(verifier.card.weights.get("sha256"))
     except ModelLoadError as exc:
         log.error("health: %s", exc)
-        model_loaded, version = False, None
+        model_loaded, version, sha256 = False, None, None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -304,4 +305,4 @@ def health_get() -> Health:
     except DatabaseError:
         log.exception("health: database unavailable")
         database = "unavailable"
-    return Health(model_loaded=model_loaded, model_version=version, database=database)
+    return Health(model_loaded=model_loaded, model_version=version, database=database, model_sha256=sha256)

@@ -219,6 +219,8 @@ class HealthApi(APIView):
         status = serializers.ChoiceField(choices=["ok", "degraded"])
         model_loaded = serializers.BooleanField()
         model_version = serializers.CharField(allow_null=True)
+        model_sha256 = serializers.CharField(allow_null=True, help_text="sha256 of the loaded weights (from the "
+                                             "model card, checked against the file at load)")
         database = serializers.ChoiceField(choices=["ok", "unavailable"])
 
     @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, summary="Liveness and readiness")
@@ -226,7 +228,7 @@ class HealthApi(APIView):
         health = selectors.health_get()
         data = self.OutputSerializer(
             {"status": health.status, "model_loaded": health.model_loaded, "model_version": health.model_version,
-             "database": health.database}
+             "model_sha256": health.model_sha256, "database": health.database}
         ).data
         return Response(data, status=status.HTTP_200_OK if health.ok else status.HTTP_503_SERVICE_UNAVAILABLE)
 

@@ -13,7 +13,7 @@ def test_health_ok(client, verifier):
     response = client.get(reverse("api:health"))
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "model_loaded": True, "model_version": verifier.model_version,
-                               "database": "ok"}
+                               "model_sha256": verifier.card.weights["sha256"], "database": "ok"}
 
 
 @pytest.mark.django_db

@@ -66,7 +66,7 @@ def gunicorn_server(test_model_path, tmp_path_factory):
 def test_health_and_model(gunicorn_server, verifier):
     health = requests.get(f"{gunicorn_server['url']}/api/health/", timeout=10)
     assert health.json() == {"status": "ok", "model_loaded": True, "model_version": verifier.model_version,
-                             "database": "ok"}
+                             "model_sha256": verifier.card.weights["sha256"], "database": "ok"}
     card = requests.get(f"{gunicorn_server['url']}/api/model/", timeout=10).json()
     assert card["version"] == verifier.model_version
 
