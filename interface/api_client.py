@@ -8,7 +8,7 @@ typed errors below, so the pages stay declarative and tests can run them against
 
 Errors (all subclasses of `ApiError`, each with `status`, `code`, `message`, `details`):
     BackendUnavailable  connection refused, DNS failure, timeout, 502/503/504 (e.g. model_unavailable)
-    AuthError           401/403: missing, invalid or expired token, wrong password
+    AuthError           401/403: missing, invalid, expired or signed-out token, wrong password
     Throttled           429; `retry_after` in seconds (from the Retry-After header) or None
     NotFound            404
     BadRequest          any other 4xx (400, 405, 409, 413, 415, ...) with the backend's message
@@ -339,6 +339,21 @@ class SigverClient:
         if not token:
             raise ServerError("The server did not return a token.", code="invalid_response")
         return str(token)
+
+    def sign_out(self, *, everywhere: bool = False) -> None:
+        """POST /api/auth/sign-out/ (token) -> 204: the token ends on the server (with `everywhere`, every token of
+        the account). Forget `token` afterwards whatever happens."""
+        self._request("POST", "/api/auth/sign-out/", json={"everywhere": everywhere}, auth=True)
+
+    def change_password(self, current_password: str, new_password: str) -> str:
+        """POST /api/auth/password/ (token) -> a new token; every other token of the account has ended (this
+        client's `token` is replaced by the new one)."""
+        body = {"current_password": current_password, "new_password": new_password}
+        token = self._request("POST", "/api/auth/password/", json=body, auth=True).get("token")
+        if not token:
+            raise ServerError("The server did not return a token.", code="invalid_response")
+        self.token = str(token)
+        return self.token
 
     def delete_account(self) -> None:
         """DELETE /api/auth/account/ (token) -> 204."""

@@ -4,7 +4,8 @@ Signing in keeps the clerk's API token in this interface process only, under a r
 browser gets just that id, in the cookie `sigver_session` (SameSite=Strict, path /, expires with the session),
 set through extra-streamlit-components' CookieManager. On a refresh Streamlit starts a new session: `restore()`
 (called on every run by `ui.sidebar_ui`, which every page calls first) reads the cookie from the request
-(`st.context.cookies`) and finds the token again. Signing out forgets the id here, so the cookie is worthless from then on even if a copy of it is kept,
+(`st.context.cookies`) and finds the token again. Signing out ends the token on the server (POST /api/auth/sign-out/)
+and forgets the id here, so neither the token nor the cookie is worth anything from then on even if a copy is kept,
 and deletes the cookie. Sessions end after SIGVER_UI_SESSION_HOURS (default 12) and when the interface restarts.
 """
 
@@ -20,6 +21,7 @@ from typing import Iterable
 
 import streamlit as st
 
+import api_client as api
 import ui
 
 SESSION_COOKIE = "sigver_session"
@@ -93,8 +95,21 @@ def sign_in(username: str, new_token: str) -> None:
     st.session_state.pop(SIGNED_OUT_KEY, None)
 
 
+def server_sign_out() -> None:
+    """The clerk's token ends on the server too (POST /api/auth/sign-out/), so a copy of it is worthless. Best
+    effort: a server that cannot be reached, or a token that has already ended, still signs the clerk out here."""
+    current = token()
+    if not current:
+        return
+    try:
+        ui.client(current).sign_out()
+    except api.ApiError:
+        pass
+
+
 def sign_out(notice: str | None = None, also: Iterable[str] = ()) -> None:
-    """Ends the session here (the cookie no longer leads anywhere) and in this browser session."""
+    """Ends the session here (the cookie no longer leads anywhere) and in this browser session. (The sign-out
+    button also ends the token on the server first: `server_sign_out`.)"""
     session_store().drop(st.session_state.get(SESSION_ID_KEY))
     for key in (ui.TOKEN_KEY, ui.USERNAME_KEY, SESSION_ID_KEY, *also):
         st.session_state.pop(key, None)
@@ -185,5 +200,6 @@ def account_ui(also: Iterable[str] = ()) -> None:
     left, right = st.columns([4, 1])
     left.markdown(f"Signed in as **{ui.md_text(st.session_state.get(ui.USERNAME_KEY, '?'))}**")
     if right.button("Sign out", key="sign_out_button", icon=":material/logout:"):
+        server_sign_out()
         sign_out(also=also)
         st.rerun()

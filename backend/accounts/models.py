@@ -15,10 +15,22 @@ import unicodedata
 from django.conf import settings
 from django.db import models
 
+from audit.models import ANONYMOUS, DELETED_USER
+
 
 def username_key(username: str) -> str:
     """NFKC, case-folded, NFKC again (Unicode's NFKC_Casefold up to default-ignorable characters)."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+
+
+# Names no one may register, compared by `username_key`: a case record names "anonymous" as the user of an anonymous
+# verification, and "deleted user" as the user of a deleted account's records; a clerk of either name would be
+# indistinguishable from them.
+RESERVED_USERNAME_KEYS = frozenset(username_key(name) for name in (ANONYMOUS, DELETED_USER))
+
+
+def username_reserved(username: str) -> bool:
+    return username_key(username) in RESERVED_USERNAME_KEYS
 
 
 class UsernameKey(models.Model):

@@ -8,12 +8,14 @@ from django.db import models
 
 KINDS = ("pair", "profile")  # POST /api/verify/ ; POST /api/profiles/<id>/verify/
 ANONYMOUS = "anonymous"
+DELETED_USER = "deleted user"  # the user of a deleted account's records (a space: no account can have this name)
 
 
 class VerificationRecord(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=10, choices=[(k, k) for k in KINDS])
-    # who: the signed-in user (kept as a name when the account is later deleted), or anonymous + address
+    # who: the signed-in user, or anonymous + address; when the account is deleted, DELETED_USER and no address,
+    # profile name or images (audit.services.records_anonymise_of_user)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="verification_records")
     username = models.CharField(max_length=150, default=ANONYMOUS)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from config.storage import files_delete, files_delete_on_commit
 from signatures.models import Reference
 
-from .models import ANONYMOUS, VerificationRecord
+from .models import ANONYMOUS, DELETED_USER, VerificationRecord
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,22 @@ def verification_record_create(*, kind: str, user: Any, client_address: str, res
         log.exception("could not write the case record of a %s verification (%d failed so far)", kind, _failures)
         files_delete(stored)
         return None
+
+
+def records_anonymise_of_user(*, user: Any) -> int:
+    """A deleted account's case records, anonymised; returns how many. What a bank must keep stays: when, what kind,
+    the inputs' sha256, the model version, distance/score, threshold, verdict, decision, the per-reference distances
+    and rates (`details`) and the time taken. What named or showed the clerk and their customer goes: the user link,
+    the user name (now DELETED_USER), the client address, the profile link and name, and the stored images (deleted
+    after the commit). Runs inside the deletion's transaction (`audit.signals`)."""
+    records = VerificationRecord.objects.filter(user=user)
+    names = [n for files in records.values_list("image_files", flat=True) for n in (files or [])]
+    count = records.update(user=None, username=DELETED_USER, client_address="", profile=None, profile_name="",
+                           image_files=[])
+    files_delete_on_commit(names)
+    if count:
+        log.info("anonymised %d case record(s) of a deleted account", count)
+    return count
 
 
 def retention_cutoff(days: int, *, today: date | None = None) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -23,6 +24,18 @@ class AutoSchema(openapi.AutoSchema):
             return cls.__name__
         prefix = "".join(part.removesuffix("Api").removesuffix("Serializer") for part in outer)
         return prefix + cls.__name__
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The API's token authentication (knox's, throttled: `config.throttles.ThrottledTokenAuthentication`) as the
+    `tokenAuth` scheme: `Authorization: Token <token>`."""
+
+    target_class = "config.throttles.ThrottledTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": 'Token-based authentication with required prefix "Token"'}
+
 
 ErrorSerializer = inline_serializer(
     name="Error",

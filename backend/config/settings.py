@@ -88,7 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # django-rest-knox: API tokens stored hashed, each with an expiry, revocable one by one (REST_KNOX)
     "axes",  # django-axes: locks out password guessing on /admin/login/ (AXES_* below)
     "csp",  # django-csp: its system checks of CONTENT_SECURITY_POLICY
     "drf_spectacular",
@@ -240,10 +240,29 @@ if SIGVER_AUDIT_RETENTION_DAYS < 0:
 # keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
 SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
 
+# --- API tokens (django-rest-knox) -------------------------------------------------------------------
+
+# Every sign-in (POST /api/auth/token/) issues a new token; it ends SIGVER_TOKEN_TTL_HOURS later (0: never, not
+# advised), at sign-out (POST /api/auth/sign-out/) and when the password changes. The database keeps only
+# each token's sha512. A user holds at most SIGVER_TOKENS_PER_USER at once: signing in again drops the oldest.
+SIGVER_TOKEN_TTL_HOURS = env_int("SIGVER_TOKEN_TTL_HOURS", 12)
+if not 0 <= SIGVER_TOKEN_TTL_HOURS <= 24 * 366 * 10:
+    raise ImproperlyConfigured(
+        f"SIGVER_TOKEN_TTL_HOURS={SIGVER_TOKEN_TTL_HOURS} must be between 0 (tokens never end) and 87840 (ten years)")
+SIGVER_TOKENS_PER_USER = env_int("SIGVER_TOKENS_PER_USER", 10)
+if SIGVER_TOKENS_PER_USER < 1:
+    raise ImproperlyConfigured(f"SIGVER_TOKENS_PER_USER={SIGVER_TOKENS_PER_USER} must be 1 or more")
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=SIGVER_TOKEN_TTL_HOURS) if SIGVER_TOKEN_TTL_HOURS else None,
+    "AUTH_HEADER_PREFIX": "Token",  # `Authorization: Token <token>`, as with DRF's tokens before
+    "AUTO_REFRESH": False,  # a token ends at a fixed time, however busy its clerk
+}
+
 # --- REST framework ---------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
-    # DRF's token authentication; a request with an invalid token uses up the `anon` budget (then 429)
+    # knox's token authentication (`Authorization: Token <token>`); a request with an invalid, expired or revoked
+    # token uses up the `anon` budget (then 429)
     "DEFAULT_AUTHENTICATION_CLASSES": ["config.throttles.ThrottledTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -5,8 +5,10 @@ DRF's own classes copy DEFAULT_THROTTLE_RATES once at import, which override_set
 
 from __future__ import annotations
 
+import re
+
+from knox.auth import TokenAuthentication
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.fields import BooleanField
 from rest_framework.settings import api_settings
 from rest_framework.throttling import (AnonRateThrottle, BaseThrottle, ScopedRateThrottle, SimpleRateThrottle,
@@ -95,8 +97,14 @@ class _InvalidTokenThrottle(_RatesFromSettings, AnonRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+# a token is hex: knox's are 64 characters, DRF's (carried over by accounts' migration 0003) 40. Anything else
+# (non-ASCII bytes, NUL, 10 kB) is refused before a database lookup (knox decodes it as UTF-8: a 500 otherwise)
+TOKEN_SHAPE = re.compile(rb"[0-9a-fA-F]{1,128}")
+
+
 class ThrottledTokenAuthentication(TokenAuthentication):
-    """DRF's token authentication, with requests bearing an invalid token throttled as anonymous.
+    """django-rest-knox's token authentication (`Authorization: Token <token>`; expired tokens are refused and
+    deleted), with requests bearing an invalid token throttled as anonymous.
 
     DRF answers an unknown token with 401 before any throttle runs, so token guessing was never
     limited. Here each such request uses up the `anon` budget of its address (the same counter as
@@ -110,3 +118,8 @@ class ThrottledTokenAuthentication(TokenAuthentication):
             if not throttle.allow_request(request, None):
                 raise exceptions.Throttled(throttle.wait()) from None
             raise
+
+    def authenticate_credentials(self, token: bytes):
+        if not TOKEN_SHAPE.fullmatch(token):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(token)

@@ -20,8 +20,12 @@ INDEX_LINKS: list[tuple[str, str, str]] = [
     ("profiles", "api:profile-list", "GET/POST your profiles (token)"),
     ("records", "api:record-list", "GET the case records of your verifications (token); ?format=csv"),
     ("register", "api:register", "POST username + password: an account and its token"),
-    ("token", "api:token", "POST username + password: your token"),
-    ("account", "api:account", "DELETE your account and all its data (token)"),
+    ("token", "api:token", "POST username + password: sign in, a new token (it ends after SIGVER_TOKEN_TTL_HOURS)"),
+    ("sign_out", "api:sign-out", "POST (token): sign out, the token ends; everywhere=true: all your tokens"),
+    ("password", "api:password", "POST current_password + new_password (token): all your tokens end, a new one"),
+    ("account", "api:account", "DELETE your account, tokens, profiles, references and their images (token); your "
+                               "case records stay, anonymised: decision, scores, hashes, model and time, without "
+                               "user, address, profile name or images"),
     ("schema", "api:schema", "GET the OpenAPI 3 schema"),
     ("docs", "api:docs", "Swagger UI (works offline)"),
     ("redoc", "api:redoc", "ReDoc (works offline)"),

@@ -13,6 +13,7 @@ on demand (unknown 5xx, non-JSON error pages, a forbidden answer, a 413).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import sys
@@ -87,11 +88,13 @@ def degraded_backend_url(live_backend: LiveBackend, tmp_path_factory: pytest.Tem
 
 @pytest.fixture
 def revoke_token(live_backend: LiveBackend) -> Callable[[str], None]:
-    """`revoke_token(token)`: the server forgets the token (as when it expires or an admin revokes it)."""
+    """`revoke_token(token)`: the token's time is up (django-rest-knox keeps each token as its sha512, with an
+    expiry); the server refuses it from then on, as after an admin revoked it."""
 
     def revoke(token: str) -> None:
+        digest = hashlib.sha512(token.encode()).hexdigest()
         with sqlite3.connect(live_backend.db_path, timeout=20) as db:
-            db.execute("DELETE FROM authtoken_token WHERE key = ?", (token,))
+            db.execute("UPDATE knox_authtoken SET expiry = '2000-01-01 00:00:00' WHERE digest = ?", (digest,))
         db.close()
 
     return revoke

@@ -212,6 +212,29 @@ def test_expired_token_is_auth_error(user_client, revoke_token):
     assert err.value.status == 401 and err.value.message
 
 
+def test_sign_out_ends_the_token_on_the_server(user_client, backend_url, unique_username):
+    other = api.SigverClient(backend_url, token=api.SigverClient(backend_url).login(unique_username, "correct horse"))
+    user_client.sign_out()
+    with pytest.raises(api.AuthError):
+        user_client.profiles()
+    assert other.profiles() == []  # another sign-in of the same clerk goes on
+    other.sign_out(everywhere=True)
+    with pytest.raises(api.AuthError):
+        other.profiles()
+
+
+def test_change_password_ends_the_other_tokens(user_client, backend_url, unique_username):
+    other = api.SigverClient(backend_url, token=api.SigverClient(backend_url).login(unique_username, "correct horse"))
+    old = user_client.token
+    new = user_client.change_password("correct horse", "a new battery staple")
+    assert new != old and user_client.token == new and user_client.profiles() == []
+    with pytest.raises(api.AuthError):
+        other.profiles()
+    with pytest.raises(api.BadRequest) as err:
+        user_client.change_password("wrong", "another battery staple")
+    assert "current_password" in err.value.details
+
+
 def test_forbidden_is_auth_error(fake, unique_username):
     token = api.SigverClient(fake.url).register(unique_username, "correct horse")["token"]
     fake.state.fail_next("/api/profiles/", 403, "permission_denied", "You do not have permission.")

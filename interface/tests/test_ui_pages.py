@@ -259,6 +259,18 @@ def test_profiles_sign_in_with_existing_account(app_test, backend_url, unique_us
     assert "Sign out" in [b.label for b in at.button]
 
 
+def test_sign_out_ends_the_token_on_the_server(app_test, backend_url, unique_username):
+    import api_client as api
+
+    at = register(run(app_test("profiles")), unique_username)
+    token = at.session_state["token"]
+    assert api.SigverClient(backend_url, token=token).profiles() == []
+    run(at.button(key="sign_out_button").click())
+    assert "token" not in at.session_state
+    with pytest.raises(api.AuthError):  # a copy of the token is worthless
+        api.SigverClient(backend_url, token=token).profiles()
+
+
 def test_profiles_expired_token_goes_back_to_sign_in(app_test, revoke_token, unique_username):
     at = register(run(app_test("profiles")), unique_username)
     assert at.session_state["token"]

@@ -33,7 +33,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.cache import cache  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from knox.models import AuthToken  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from sigml.inference import Verifier, load_verifier  # noqa: E402
@@ -130,7 +130,7 @@ def client() -> APIClient:
 def make_user(db) -> Callable[..., tuple]:
     def make(username: str = "alice", password: str = "a-long-passphrase-1") -> tuple:
         user = get_user_model().objects.create_user(username=username, password=password)
-        return user, Token.objects.create(user=user).key
+        return user, AuthToken.objects.create(user=user)[1]
 
     return make
 

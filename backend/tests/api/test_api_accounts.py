@@ -1,4 +1,5 @@
-"""Accounts: register, obtain a token, delete the account with all of its data."""
+"""Accounts: register, sign in (a new token each time), sign out, change the password, tokens that end, delete the
+account (its case records stay, anonymised)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from api_helpers import error_of, png, upload
@@ -19,11 +21,24 @@ User = get_user_model()
 REGISTER = reverse("api:register")
 TOKEN = reverse("api:token")
 ACCOUNT = reverse("api:account")
+SIGN_OUT = reverse("api:sign-out")
+PASSWORD_URL = reverse("api:password")
+PROFILES = reverse("api:profile-list")
 PASSWORD = "correct horse battery staple"
 
 
 def register(client, username: str = "carol", password: str = PASSWORD, **extra):
     return client.post(REGISTER, {"username": username, "password": password, **extra}, format="json")
+
+
+def token_row(token: str) -> AuthToken | None:
+    return AuthToken.objects.filter(digest=hash_token(token)).first()
+
+
+def sign_in(client, username: str = "carol", password: str = PASSWORD) -> str:
+    response = client.post(TOKEN, {"username": username, "password": password}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()["token"]
 
 
 def authed(token: str) -> APIClient:
@@ -38,11 +53,12 @@ def test_register_answers_a_working_token(client):
     response = register(client, email="carol@example.org")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert set(body) == {"id", "username", "token"}
+    assert set(body) == {"id", "username", "token", "expiry"}
     user = User.objects.get(pk=body["id"])
     assert user.username == "carol" and user.email == "carol@example.org"
     assert user.check_password(PASSWORD) and user.password != PASSWORD
-    assert Token.objects.get(user=user).key == body["token"]
+    row = token_row(body["token"])
+    assert row.user == user and body["token"] not in {row.digest, row.token_key}  # stored as its sha512 only
     assert authed(body["token"]).get(reverse("api:profile-list")).status_code == 200
 
 
@@ -73,6 +89,25 @@ def test_register_a_taken_username(client, username):
     error = error_of(response)
     assert error["code"] == "invalid" and "username" in error["details"]
     assert User.objects.count() == 1
+
+
+@pytest.mark.parametrize("username", ["anonymous", "Anonymous", "ANONYMOUS", "\uff21nonymous"])
+def test_the_name_case_records_give_anonymous_users_is_reserved(client, username):
+    """A clerk named `anonymous` would have records indistinguishable from anonymous verifications."""
+    response = register(client, username=username)
+    assert response.status_code == 400, response.content
+    assert error_of(response)["code"] == "invalid" and "username" in error_of(response)["details"]
+    assert User.objects.count() == 0
+    assert register(client, username="anonymous_clerk").status_code == 201
+
+
+def test_reserved_names_are_refused_by_the_service_too():
+    from accounts.services import user_register
+    from config.errors import ApplicationError
+
+    for name in ("anonymous", "deleted user"):
+        with pytest.raises(ApplicationError, match="reserved"):
+            user_register(username=name, password=PASSWORD)
 
 
 def test_register_race_on_the_same_username_is_a_400():
@@ -123,18 +158,21 @@ def test_register_with_plain_text_is_415(client):
 
 # --- token ------------------------------------------------------------------------------------------
 
-def test_token_for_correct_credentials(client):
-    token = register(client).json()["token"]
+def test_each_sign_in_is_a_new_token_and_the_old_ones_keep_working(client):
+    first = register(client).json()["token"]
     response = client.post(TOKEN, {"username": "carol", "password": PASSWORD}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"token": token}
+    assert set(response.json()) == {"token", "expiry"}
+    second = response.json()["token"]
+    assert second != first and len(second) == 64
+    for token in (first, second):  # two clients of one clerk: each signs out on its own
+        assert authed(token).get(PROFILES).status_code == 200
 
 
 def test_token_is_created_for_users_without_one(client):
     User.objects.create_user(username="henry", password=PASSWORD)
-    response = client.post(TOKEN, {"username": "henry", "password": PASSWORD}, format="json")
-    assert response.status_code == 200
-    assert response.json()["token"] == Token.objects.get(user__username="henry").key
+    token = sign_in(client, "henry")
+    assert token_row(token).user.username == "henry"
 
 
 @pytest.mark.parametrize("username, password", [("carol", "wrong password"), ("nobody", PASSWORD), ("carol", "")])
@@ -181,7 +219,7 @@ def test_delete_account_removes_user_token_profiles_references_and_files(client,
     assert response.status_code == 204 and not response.content
 
     assert not User.objects.filter(username="carol").exists()
-    assert not Token.objects.filter(key=token).exists()
+    assert token_row(token) is None and not AuthToken.objects.exists()
     assert Profile.objects.count() == 0 and Reference.objects.count() == 0
     assert not any(f.exists() for f in files)
     after = api.get(reverse("api:profile-list"))

@@ -253,6 +253,56 @@ def test_index_lists_the_records(client):
     assert client.get("/api/").json()["links"]["records"]["href"].endswith("/api/records/")
 
 
+# --- account deletion ------------------------------------------------------------------------------
+
+KEPT = ["id", "created", "kind", "questioned_sha256", "reference_sha256", "model_version", "distance", "threshold",
+        "similarity", "score", "verdict", "decision", "details", "elapsed_ms"]
+
+
+@pytest.mark.parametrize("how", ["api", "orm"])
+def test_a_deleted_account_s_records_stay_anonymised(client, user_client, staff_client, settings, how,
+                                                     django_capture_on_commit_callbacks):
+    """What a bank must keep stays (when, the inputs' hashes, the model, scores, decision); what named or showed
+    the clerk and their customer goes (user, address, profile name, stored images), whichever way the account goes."""
+    from django.contrib.auth import get_user_model
+
+    settings.SIGVER_AUDIT_STORE_IMAGES = True
+    alice, user = user_client("alice")
+    pid = make_profile(alice, name="Customer Name")
+    verify_pair(alice)
+    verify_profile(alice, pid)
+    verify_pair(client, 3, 4)  # an anonymous record, and one of another clerk, stay as they are
+    bob, _ = user_client("bob")
+    verify_pair(bob, 5, 6)
+    mine = VerificationRecord.objects.filter(user=user)
+    before = {r.pk: {f: getattr(r, f) for f in KEPT} for r in mine}
+    others = {r.pk: (r.username, r.client_address, r.image_files) for r in VerificationRecord.objects.exclude(user=user)}
+    files = [Path(settings.MEDIA_ROOT) / n for r in mine for n in r.image_files]
+    assert len(before) == 2 and len(files) == 3 and all(f.is_file() for f in files)  # pair: 2, profile: 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if how == "api":
+            assert alice.delete(reverse("api:account")).status_code == 204
+        else:
+            get_user_model().objects.filter(username="alice").delete()
+
+    for record in VerificationRecord.objects.filter(pk__in=before):
+        assert {f: getattr(record, f) for f in KEPT} == before[record.pk]
+        assert (record.user, record.username, record.client_address) == (None, "deleted user", "")
+        assert (record.profile, record.profile_name, record.image_files) == (None, "", [])
+    assert not any(f.exists() for f in files)
+    assert {r.pk: (r.username, r.client_address, r.image_files)
+            for r in VerificationRecord.objects.exclude(pk__in=before)} == others
+    staff, _ = staff_client
+    listed = staff.get(RECORDS, {"user": "deleted user"}).json()
+    assert listed["count"] == 2 and all(r["client_address"] == "" and not r["has_images"] for r in listed["results"])
+
+
+def test_the_index_says_what_account_deletion_keeps(client):
+    text = client.get("/api/").json()["links"]["account"]["description"]
+    assert "case records stay, anonymised" in text and "all its data" not in text
+
+
 # --- retention -------------------------------------------------------------------------------------
 
 def test_purge_command_deletes_records_older_than_the_retention_period(client, settings, capsys,

@@ -177,3 +177,16 @@ def test_a_negative_retention_period_is_an_error(load, value):
     with pytest.raises(ImproperlyConfigured, match="SIGVER_AUDIT_RETENTION_DAYS"):
         load(DJANGO_SECRET_KEY="k", SIGVER_AUDIT_RETENTION_DAYS=value)
     assert load(DJANGO_SECRET_KEY="k", SIGVER_AUDIT_RETENTION_DAYS="99999999")["SIGVER_AUDIT_RETENTION_DAYS"] == 99999999
+
+
+def test_token_lifetime_from_the_environment(load):
+    from datetime import timedelta
+
+    assert load(DJANGO_SECRET_KEY="k")["REST_KNOX"]["TOKEN_TTL"] == timedelta(hours=12)
+    assert load(DJANGO_SECRET_KEY="k", SIGVER_TOKEN_TTL_HOURS="8")["REST_KNOX"]["TOKEN_TTL"] == timedelta(hours=8)
+    assert load(DJANGO_SECRET_KEY="k", SIGVER_TOKEN_TTL_HOURS="0")["REST_KNOX"]["TOKEN_TTL"] is None
+    for value in ("-1", "99999999"):  # a lifetime past the calendar overflowed at the first sign-in
+        with pytest.raises(ImproperlyConfigured, match="SIGVER_TOKEN_TTL_HOURS"):
+            load(DJANGO_SECRET_KEY="k", SIGVER_TOKEN_TTL_HOURS=value)
+    with pytest.raises(ImproperlyConfigured, match="SIGVER_TOKENS_PER_USER"):
+        load(DJANGO_SECRET_KEY="k", SIGVER_TOKEN_TTL_HOURS="12", SIGVER_TOKENS_PER_USER="0")
