@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from sigml.benchmark import decision_table, markdown_table, percent, with_interval
+from sigml.benchmark import automation, decision_table, markdown_table, percent, with_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -38,18 +38,31 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def automation_cells(decisions: dict[str, Any]) -> list[str]:
+    """Genuine decided genuine with K references / with one; skilled forgeries decided genuine and genuine decided
+    forged with K references (`sigml.benchmark.automation`, computed from the JSON's decisions)."""
+    share = automation(decisions)
+    refs, one = share["references"], share["one_reference"]
+    return [f"{percent(refs['genuine_decided_genuine'])} / {percent(one['genuine_decided_genuine'])}",
+            f"{percent(refs['forgery_decided_genuine'])} / {percent(refs['genuine_decided_forged'])}"]
+
+
 def headline_table(result: dict[str, Any]) -> str:
     """The README's headline table: per dataset and macro, the reference-based EER at the headline K, the pairwise
-    EER (both with their writer-bootstrap intervals) and the skilled forgeries the pairwise threshold accepts."""
+    EER (both with their writer-bootstrap intervals), how many genuine signatures the three-way decision settles
+    (with K references and with one) beside its two wrong decisions, and the skilled forgeries the pairwise
+    threshold accepts."""
     level = result["protocol"]["level"]
     header = ["dataset", "test writers", "K", f"reference EER [{level:.0%} CI]", f"pairwise EER [{level:.0%} CI]",
+              "genuine decided genuine (K refs / 1 ref)", "wrong decisions, K refs (forgery → genuine / genuine → forged)",
               "skilled forgeries accepted"]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for name, d in result["datasets"].items():
         h = d["headline"]
         lines.append("| " + " | ".join([
             name, str(d["n_writers"]), str(d["headline_k"]), with_interval(h["eer"], h["eer_ci"]),
-            with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]), percent(d["skilled_accepted"])]) + " |")
+            with_interval(d["pairwise"]["eer"], d["pairwise"]["eer_ci"]), *automation_cells(d["decisions"]),
+            percent(d["skilled_accepted"])]) + " |")
     m = result["macro"]
     ks = m["headline"]["k"]
     main_k = max(ks.values())
@@ -59,11 +72,14 @@ def headline_table(result: dict[str, Any]) -> str:
         f"**macro ({n} dataset{'s' if n != 1 else ''})**", str(m["n_writers"]),
         f"{main_k} ({others})" if others else str(main_k),
         f"**{with_interval(m['headline']['eer'], m['headline']['eer_ci'])}**",
-        with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), percent(m["skilled_accepted"])]) + " |")
+        with_interval(m["pairwise"]["eer"], m["pairwise"]["eer_ci"]), *automation_cells(m["decisions"]),
+        percent(m["skilled_accepted"])]) + " |")
     p = result["protocol"]
     note = (f"Model {result['model_version']}, {p['writers']} writers of each dataset (never seen in training or "
             f"calibration). Reference EER: each questioned signature scored against K of the writer's genuine "
-            f"signatures as the API's profile verify scores it; pairwise: single pairs. Skilled forgeries accepted: "
+            f"signatures as the API's profile verify scores it; pairwise: single pairs. Decisions: the three-way answer at "
+            f"the model card's bands (fitted on validation writers); a genuine signature not decided genuine is left "
+            f"inconclusive for a specialist or, wrongly, decided forged. Skilled forgeries accepted: "
             f"pairs, at the model card's pairwise threshold ({p['pairwise_threshold']:.4f}). Intervals: "
             f"{level:.0%} percentile, {p['n_boot']} resamples of the writers; macro: unweighted mean over datasets.")
     return "\n".join(lines) + "\n\n" + note + "\n"

@@ -118,7 +118,21 @@ def score_dataset(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureR
                                         card.band(card.reference_policy(headline_k).protocol)),
     }
     draws["headline"] = draws[str(headline_k)]
+    result["automation"] = automation(result["decisions"])
     return result, draws
+
+
+def automation(decisions: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """What the three-way decision leaves to the machine, from `decisions` (`decision.band_split` per protocol):
+    with the headline K references ("references") and with one reference ("one_reference", the pairwise protocol),
+    the share of genuine signatures decided genuine (decided without a specialist) beside the two wrong decisions,
+    skilled forgeries decided genuine and genuine signatures decided forged."""
+    return {
+        name: {"genuine_decided_genuine": decisions[protocol]["genuine"]["genuine"],
+               "forgery_decided_genuine": decisions[protocol]["forged"]["genuine"],
+               "genuine_decided_forged": decisions[protocol]["genuine"]["forged"]}
+        for name, protocol in (("references", "headline"), ("one_reference", "pairwise"))
+    }
 
 
 def stratified_interval(draws_by_dataset: Sequence[np.ndarray], level: float = 0.95) -> tuple[list[float], int]:
@@ -157,6 +171,7 @@ def macro_average(datasets: Mapping[str, dict[str, Any]], draws: Mapping[str, di
                                for d in decision.DECISIONS} for truth in ("genuine", "forged")}
             for protocol in ("pairwise", "headline")
         }
+        macro["automation"] = automation(macro["decisions"])
     return macro
 
 
@@ -249,7 +264,7 @@ def benchmark(
 
 
 CARD_KEEP = ("n_writers", "n_images", "split_file", "pairwise", "skilled_accepted", "reference_based_by_k",
-             "random_forgeries", "headline_k", "decisions")
+             "random_forgeries", "headline_k", "decisions", "automation")
 
 
 def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
@@ -267,7 +282,8 @@ def update_card(weights: str | Path, result: dict[str, Any]) -> ModelCard:
     card.metrics[f"{writers}_macro"] = {"datasets": result["macro"]["datasets"], "pairwise": result["macro"]["pairwise"],
                                         "headline": result["macro"]["headline"],
                                         "skilled_accepted": result["macro"]["skilled_accepted"],
-                                        **({"decisions": result["macro"]["decisions"]} if "decisions" in result["macro"] else {})}
+                                        **{key: result["macro"][key] for key in ("decisions", "automation")
+                                           if key in result["macro"]}}
     card.save(path)
     return card
 

@@ -266,3 +266,28 @@ def test_update_card_stores_each_dataset_and_the_macro(result, test_model_path, 
         assert stored["dataset"] == name and stored["pairwise"] == d["pairwise"]
         assert stored["reference_based_by_k"] == d["reference_based_by_k"]
     assert metrics["test_macro"]["headline"]["eer"] == result["macro"]["headline"]["eer"]
+
+
+def test_automation_reads_the_decisions_of_k_references_and_of_one():
+    """Automation: the share of genuine signatures decided genuine (no specialist needed) with K references and with
+    one, beside the two wrong decisions; taken from the band split of each protocol."""
+    from sigml.benchmark import automation
+
+    decisions = {
+        "headline": {"genuine": {"genuine": 0.7, "inconclusive": 0.28, "forged": 0.02},
+                     "forged": {"genuine": 0.01, "inconclusive": 0.3, "forged": 0.69}},
+        "pairwise": {"genuine": {"genuine": 0.5, "inconclusive": 0.45, "forged": 0.05},
+                     "forged": {"genuine": 0.03, "inconclusive": 0.5, "forged": 0.47}},
+    }
+    assert automation(decisions) == {
+        "references": {"genuine_decided_genuine": 0.7, "forgery_decided_genuine": 0.01, "genuine_decided_forged": 0.02},
+        "one_reference": {"genuine_decided_genuine": 0.5, "forgery_decided_genuine": 0.03, "genuine_decided_forged": 0.05},
+    }
+
+
+def test_automation_of_every_dataset_and_of_the_macro(result):
+    for d in result["datasets"].values():
+        assert d["automation"]["references"]["genuine_decided_genuine"] == d["decisions"]["headline"]["genuine"]["genuine"]
+        assert d["automation"]["one_reference"]["forgery_decided_genuine"] == d["decisions"]["pairwise"]["forged"]["genuine"]
+    shares = [d["automation"]["references"]["genuine_decided_genuine"] for d in result["datasets"].values()]
+    assert result["macro"]["automation"]["references"]["genuine_decided_genuine"] == pytest.approx(np.mean(shares))
