@@ -4,8 +4,10 @@ records, a staff user every record (anonymous verifications included)."""
 from __future__ import annotations
 
 import csv
-from typing import Any, Iterator
+import threading
+from typing import Any, Callable, Iterator
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -16,9 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import Unavailable
 from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.schema import error_responses
+from config.throttles import AnonThrottle, ExportThrottle, UserThrottle
 from sigml.decision import DECISIONS
 
 from . import selectors
@@ -118,35 +122,97 @@ class _Echo:
         return value
 
 
+CSV_FIELDS = ["id", "created", "kind", "username", "client_address", "profile_id", "profile_name", "questioned_sha256",
+              "reference_sha256", "model_version", "distance", "threshold", "similarity", "score", "verdict",
+              "decision", "elapsed_ms"]  # the columns' sources, in CSV_COLUMNS' order
+
+
+def _number(value: float | None, digits: int) -> str | None:
+    return None if value is None else f"{value:.{digits}f}"
+
+
 def csv_rows(records) -> Iterator[str]:
+    """The header, then one line per record: read as tuples of the columns it needs (no model instances)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
-    for record in records.iterator(chunk_size=500):
-        row = {
-            "id": record.pk, "created": record.created.isoformat(), "kind": record.kind, "user": record.username,
-            "client_address": record.client_address, "profile": record.profile_id, "profile_name": record.profile_name,
-            "questioned_sha256": record.questioned_sha256, "reference_sha256": record.reference_sha256,
-            "model_version": record.model_version, "distance": f"{record.distance:.6f}",
-            "threshold": f"{record.threshold:.6f}",
-            "similarity": f"{record.similarity:.6f}" if record.similarity is not None else None,
-            "score": record.score, "verdict": record.verdict, "decision": record.decision,
-            "elapsed_ms": f"{record.elapsed_ms:.1f}",
-        }
-        yield writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    for (pk, created, kind, username, address, profile_id, profile_name, questioned, references, model_version,
+         distance, threshold, similarity, score, verdict, decision, elapsed_ms) in records.values_list(
+            *CSV_FIELDS).iterator(chunk_size=2000):
+        row = [pk, created.isoformat(), kind, username, address, profile_id, profile_name, questioned, references,
+               model_version, _number(distance, 6), _number(threshold, 6), _number(similarity, 6), score, verdict,
+               decision, _number(elapsed_ms, 1)]
+        yield writer.writerow([_cell(v) for v in row])
+
+
+class ExportSlots:
+    """At most SIGVER_MAX_CONCURRENT_EXPORTS CSV exports stream at once in a process; one more is a 503 `server_busy`
+    with Retry-After at once (it does not wait: a waiting export would hold a server thread). With gunicorn's
+    gthread workers the other threads stay free for health checks, verifications and the record list."""
+
+    _semaphore: threading.BoundedSemaphore | None = None
+    _size: int | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def semaphore(cls) -> threading.BoundedSemaphore:
+        size = max(1, int(settings.SIGVER_MAX_CONCURRENT_EXPORTS))
+        with cls._lock:
+            if cls._semaphore is None or cls._size != size:  # settings may change in tests
+                cls._semaphore, cls._size = threading.BoundedSemaphore(size), size
+            return cls._semaphore
+
+    @classmethod
+    def reset(cls) -> None:
+        with cls._lock:
+            cls._semaphore = cls._size = None
+
+
+class _RowsHoldingASlot:
+    """The CSV rows; the export's slot goes back when the response is closed (Django calls the `close` of
+    streaming content, the WSGI server closes every response: sent in full, cut off, or never started)."""
+
+    def __init__(self, rows: Iterator[str], release: Callable[[], None]) -> None:
+        self._rows = rows
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> Iterator[str]:
+        return self._rows
+
+    def close(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
+
+
+EXPORT_RETRY_AFTER_SECONDS = 10
 
 
 class RecordExportApi(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [AnonThrottle, UserThrottle, ExportThrottle]
     content_negotiation_class = IgnoreClientContentNegotiation
 
     @extend_schema(parameters=[RecordFilterSerializer],
-                   responses={(200, "text/csv"): OpenApiTypes.STR, **error_responses(400, 401)},
-                   summary="The same records as CSV (every matching row, no pages)")
+                   responses={(200, "text/csv"): OpenApiTypes.STR, **error_responses(400, 401, 429, 503)},
+                   summary="The same records as CSV (every matching row, no pages; its own throttle scope, and a "
+                           "few at a time per server process: else 503 with Retry-After)")
     def get(self, request: Request) -> StreamingHttpResponse:
         query = RecordFilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         records = selectors.record_list(user=request.user, **query.validated_data)
-        response = StreamingHttpResponse(csv_rows(records), content_type="text/csv; charset=utf-8")
+        slots = ExportSlots.semaphore()
+        if not slots.acquire(blocking=False):
+            raise Unavailable("Other exports of case records are running; try again shortly.",
+                              retry_after=EXPORT_RETRY_AFTER_SECONDS)
+        try:
+            response = StreamingHttpResponse(_RowsHoldingASlot(csv_rows(records), slots.release),
+                                             content_type="text/csv; charset=utf-8")
+        except BaseException:
+            slots.release()
+            raise
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="case-records-{stamp}.csv"'
         response["Cache-Control"] = "private, no-store"

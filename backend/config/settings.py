@@ -237,6 +237,8 @@ SIGVER_PAIRS_VERIFY_MAX_LIMIT = env_int("SIGVER_PAIRS_VERIFY_MAX_LIMIT", 100)
 SIGVER_AUDIT_RETENTION_DAYS = env_int("SIGVER_AUDIT_RETENTION_DAYS", 3650)
 if SIGVER_AUDIT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(f"SIGVER_AUDIT_RETENTION_DAYS={SIGVER_AUDIT_RETENTION_DAYS} must be 0 or more (days)")
+# CSV exports streaming at once per process; one more is a 503 server_busy with Retry-After (audit.views.ExportSlots)
+SIGVER_MAX_CONCURRENT_EXPORTS = env_int("SIGVER_MAX_CONCURRENT_EXPORTS", 1)
 # keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
 SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
 
@@ -281,6 +283,8 @@ REST_FRAMEWORK = {
         # batch pair verification: up to SIGVER_PAIRS_MAX_LIMIT pairs per request
         "pairs_verify": env_str("SIGVER_THROTTLE_PAIRS_VERIFY", "6/min"),
         "images": env_str("SIGVER_THROTTLE_IMAGES", "1200/min"),  # dataset images (thumbnails), instead of anon/user
+        # the CSV export of case records: every matching row (a staff export of 100,000 rows is seconds of CPU)
+        "export": env_str("SIGVER_THROTTLE_EXPORT", "6/min"),
     },
     # Client addresses come from REMOTE_ADDR unless told how many proxies to trust: a client
     # must not dodge throttling with a forged X-Forwarded-For header.

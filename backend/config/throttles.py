@@ -90,6 +90,13 @@ class PairsVerifyThrottle(_CostlyScopeThrottle):
     scope = "pairs_verify"
 
 
+class ExportThrottle(_CostlyScopeThrottle):
+    """The CSV export of case records (every matching row, seconds of CPU for a large trail): scope `export`
+    (SIGVER_THROTTLE_EXPORT), on top of the anon/user budget."""
+
+    scope = "export"
+
+
 class _InvalidTokenThrottle(_RatesFromSettings, AnonRateThrottle):
     """The `anon` budget of the client's address, counted before anyone is authenticated."""
 

@@ -230,12 +230,14 @@ def account_ui(client: api.SigverClient) -> None:
 
 def delete_account_ui(client: api.SigverClient) -> None:
     with st.expander("Delete my account"):
-        st.write("Deletes your account, every profile and every stored signature image.")
-        sure = st.checkbox("Yes, delete my account and all my data", key="confirm_delete_account")
+        st.write("Deletes your account, every profile and every stored signature image. The case records of your "
+                 "verifications stay for the bank, anonymised: the decision, scores, image fingerprints and time, "
+                 "without your name, your address, the profile's name or the images.")
+        sure = st.checkbox("Yes, delete my account, my profiles and their images", key="confirm_delete_account")
         if st.button("Delete account", disabled=not sure, key="delete_account_button"):
             with ui.api_errors("The account could not be deleted", on_auth_error):
                 client.delete_account()
-                sign_out("Your account and all its data were deleted.")
+                sign_out("Your account, profiles and images were deleted; your case records stay, anonymised.")
                 st.rerun()
 
 

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from api_helpers import error_of, png, upload
 from audit import services as audit_services
@@ -247,6 +248,58 @@ def test_csv_export(user_client):
     assert len(rows[0]["reference_sha256"].split(";")) == 3
     only_pairs = api.get(EXPORT, {"kind": "pair"})
     assert len(list(csv.DictReader(io.StringIO(b"".join(only_pairs.streaming_content).decode())))) == 1
+
+
+# --- the export's own limits ---------------------------------------------------------------------
+
+def _rates(settings, **overrides: str) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+        **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **overrides}}
+
+
+def test_the_export_has_its_own_throttle_scope(user_client, settings):
+    _rates(settings, export="2/min")
+    alice, _ = user_client("alice")
+    bob, _ = user_client("bob")
+    for _ in range(2):
+        assert b"".join(alice.get(EXPORT).streaming_content).startswith(b"id,created")
+    response = alice.get(EXPORT)
+    assert response.status_code == 429 and error_of(response)["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0
+    assert alice.get(RECORDS).status_code == 200  # the list, and everything else, keeps its own budget
+    assert bob.get(EXPORT).status_code == 200  # per clerk
+
+
+def test_exports_beyond_the_concurrency_limit_are_503_while_health_answers(user_client, client, settings):
+    settings.SIGVER_MAX_CONCURRENT_EXPORTS = 1
+    alice, _ = user_client("alice")
+    verify_pair(alice)
+    running = alice.get(EXPORT)  # streaming: holds its slot until the response is closed
+    assert running.status_code == 200
+    busy = alice.get(EXPORT)
+    assert busy.status_code == 503 and error_of(busy)["code"] == "server_busy"
+    assert busy["Retry-After"] == "10" and error_of(busy)["details"]["retry_after"] == 10
+    assert client.get(reverse("api:health")).status_code == 200
+    assert alice.get(RECORDS).status_code == 200
+    running.close()  # the WSGI server closes every response, read in full or cut off
+    done = alice.get(EXPORT)
+    assert done.status_code == 200
+    assert len(b"".join(done.streaming_content).decode().splitlines()) == 2  # read in full: closed, slot back
+    assert alice.get(EXPORT).status_code == 200
+    settings.SIGVER_MAX_CONCURRENT_EXPORTS = 2
+    first, second = alice.get(EXPORT), alice.get(EXPORT)
+    assert (first.status_code, second.status_code, alice.get(EXPORT).status_code) == (200, 200, 503)
+    first.close(), second.close()
+
+
+def test_a_refused_export_takes_no_slot(user_client, settings):
+    settings.SIGVER_MAX_CONCURRENT_EXPORTS = 1
+    alice, _ = user_client("alice")
+    assert alice.get(EXPORT, {"decision": "maybe"}).status_code == 400
+    assert APIClient().get(EXPORT).status_code == 401
+    response = alice.get(EXPORT)
+    assert response.status_code == 200
+    response.close()
 
 
 def test_index_lists_the_records(client):
