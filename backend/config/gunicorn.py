@@ -19,14 +19,21 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # "-": stdout; em
 errorlog = "-"
 limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn >= 25.1 opens a control socket for `gunicornc`, by default one path per user ($XDG_RUNTIME_DIR or
+# ~/.gunicorn/gunicorn.ctl) that a second instance of the same user takes over. Off unless GUNICORN_CONTROL_SOCKET
+# names a path for this instance (older gunicorns ignore both settings).
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip() or None
+control_socket_disable = control_socket is None
+if control_socket is None:
+    del control_socket
 
 
 def post_worker_init(worker) -> None:
-    """Each worker, once the app is loaded: delete reference files older than SIGVER_ORPHAN_SWEEP_AGE
-    seconds (default 3600) that no row names, left by a worker killed mid-upload."""
+    """Each worker, once the app is loaded: delete the stored files (references/, audit/) that no row names and no
+    live worker is writing, left by a worker killed mid-upload (signatures.services.stored_files_sweep)."""
     try:
-        from signatures.services import reference_files_sweep
+        from signatures.services import stored_files_sweep
 
-        reference_files_sweep(older_than_s=float(os.environ.get("SIGVER_ORPHAN_SWEEP_AGE", "3600")))
+        stored_files_sweep()
     except Exception as exc:  # the database may be down at start-up: serving matters more
-        worker.log.warning("orphaned reference files not swept: %s", exc)
+        worker.log.warning("orphaned files not swept: %s", exc)

@@ -197,6 +197,12 @@ MEDIA_ROOT = env_path("SIGVER_MEDIA_ROOT", BASE_DIR / "media")
 MEDIA_URL = "/media-not-served/"
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+# stored files appear whole or not at all, with their permissions set before any byte, journaled while in flight so
+# that the start-up sweep removes what a killed worker left and nothing a live one is writing (config/storage.py)
+STORAGES = {
+    "default": {"BACKEND": "config.storage.AtomicFileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 SIGVER_MAX_UPLOAD_BYTES = env_int("SIGVER_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)  # per file → 413
 SIGVER_MAX_REQUEST_BYTES = env_int("SIGVER_MAX_REQUEST_BYTES", 32 * 1024 * 1024)  # whole body → 413

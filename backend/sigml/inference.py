@@ -89,6 +89,8 @@ class CopyCandidate:
     embedding: np.ndarray
     same_bytes: bool = False  # byte-identical to the questioned upload (the caller compared sha256)
     image: CandidateImage = None
+    # its `copies.fingerprint`, kept when it was enrolled: compared instead of its image (nothing is read)
+    fingerprint: np.ndarray | None = None
 
 
 class Verifier:
@@ -178,14 +180,18 @@ class Verifier:
         """The candidate a questioned upload (`image`, embedded as `embedding`) is a copy of under the card's copy
         rule (a byte-identical one first, else the closest in the embedding), with its index and embedding
         distance; None if it is a copy of none. Candidates with a tensor are also compared as pictures; of those
-        whose image must be read (a callable), only the closest one is."""
+        whose image is stored (a callable or a kept `fingerprint`), only the closest one is."""
         distances = [pair_distance(c.embedding, embedding) for c in candidates]
-        lazy = [i for i, c in enumerate(candidates) if callable(c.image)]
+        lazy = [i for i, c in enumerate(candidates) if callable(c.image) or c.fingerprint is not None]
         closest_lazy = min(lazy, key=lambda i: distances[i]) if lazy else None
         for i in sorted(range(len(candidates)), key=lambda i: (not candidates[i].same_bytes, distances[i])):
             candidate = candidates[i]
-            other = candidate.image() if i == closest_lazy else None if callable(candidate.image) else candidate.image
-            pixels = self.pixel_difference(other, image) if other is not None else None
+            if candidate.fingerprint is not None:
+                pixels = (copies.pixel_difference(candidate.fingerprint, copies.fingerprint(image.numpy()))
+                          if i == closest_lazy else None)
+            else:
+                other = candidate.image() if i == closest_lazy else None if callable(candidate.image) else candidate.image
+                pixels = self.pixel_difference(other, image) if other is not None else None
             if self.is_copy(distances[i], same_bytes=candidate.same_bytes, pixels=pixels):
                 return i, distances[i]
         return None
@@ -216,12 +222,14 @@ class Verifier:
 
     def verify_against(self, reference_embeddings: np.ndarray | Sequence[np.ndarray],
                        questioned: ImageSource | torch.Tensor, *, same_bytes_as: int | None = None,
-                       closest_reference: Callable[[int], torch.Tensor | None] | None = None) -> ProfileVerificationResult:
+                       closest_reference: Callable[[int], torch.Tensor | None] | None = None,
+                       reference_fingerprints: Sequence[np.ndarray | None] | None = None) -> ProfileVerificationResult:
         """Questioned signature vs stored reference embeddings, scored as the model card's `reference_policy` for
         that many references says (with a single reference there is no spread to normalise by: that is a pairwise
         comparison). `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
         it, or a copy of the reference closest in the embedding (`closest_reference(i)` gives its preprocessed image
-        for the pixel comparison: stored references keep only embeddings), makes the answer a flagged copy."""
+        for the pixel comparison), makes the answer a flagged copy. `reference_fingerprints[i]`: reference i's
+        `copies.fingerprint` kept at enrolment, compared instead of reading its image."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
@@ -233,8 +241,10 @@ class Verifier:
         policy = self.card.reference_policy(len(refs))
         score = float(policy.scores(q, refs)[0])
         read = closest_reference if closest_reference is not None and same_bytes_as is None else None
+        kept = list(reference_fingerprints) if reference_fingerprints is not None else [None] * len(refs)
         copy = self.copy_among(q, tensor, [
-            CopyCandidate(ref, same_bytes=i == same_bytes_as, image=functools.partial(read, i) if read else None)
+            CopyCandidate(ref, same_bytes=i == same_bytes_as, fingerprint=kept[i] if same_bytes_as is None else None,
+                          image=functools.partial(read, i) if read and kept[i] is None else None)
             for i, ref in enumerate(refs)])
         copy_of = copy[0] if copy is not None else None
         return ProfileVerificationResult(

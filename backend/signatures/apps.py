@@ -8,7 +8,7 @@ class SignaturesConfig(AppConfig):
     verbose_name = "Signatures"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, signals  # noqa: F401  (registers the system checks and the file-deleting signal)
         from .model_loader import should_load_at_startup, verifier_warm
 
         if should_load_at_startup():

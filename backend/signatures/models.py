@@ -47,6 +47,10 @@ class Reference(models.Model):
     embedding = models.BinaryField()  # float32 little-endian, `embedding_dim` values
     embedding_dim = models.PositiveIntegerField()
     model_version = models.CharField(max_length=100)
+    # `sigml.copies.fingerprint` of the preprocessed image under `model_version` (float32 little-endian, the card's
+    # canvas / 4 in each side), kept at enrolment so the copy check never decodes the stored image; empty for
+    # references enrolled before it (filled once: `manage.py reference_fingerprints`, or on first use)
+    fingerprint = models.BinaryField(blank=True, default=b"")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +58,17 @@ class Reference(models.Model):
 
     def __str__(self) -> str:
         return f"reference #{self.pk} of profile #{self.profile_id}"
+
+    @staticmethod
+    def encode_fingerprint(fingerprint: np.ndarray) -> bytes:
+        return np.ascontiguousarray(fingerprint, dtype="<f4").tobytes()
+
+    def fingerprint_array(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """The kept fingerprint as an array of `shape` (the current card's), or None when none of that size is kept."""
+        data = bytes(self.fingerprint or b"")
+        if not data or len(data) != 4 * shape[0] * shape[1]:
+            return None
+        return np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
 
     @staticmethod
     def encode_embedding(vector: np.ndarray) -> bytes:

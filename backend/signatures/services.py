@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ from django.db import IntegrityError, transaction
 from django.contrib.auth.models import AbstractBaseUser
 
 from config.errors import ApplicationError, Conflict, NotFound
-from config.storage import files_delete, files_delete_on_commit
+from config.storage import chunked, files_delete_on_commit, files_sweep
+from sigml import copies
 from sigml.errors import ImageError
 from sigml.inference import CopyCandidate, Verifier, overlay_png
 from sigml.pairs import Pair
@@ -186,15 +186,15 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, upload
                                   images: list, tensors: list[torch.Tensor], embeddings: list) -> None:
     """Refuse (Conflict `duplicate_reference`) an upload that is the same image as an enrolled reference or as
     another upload of the batch, byte for byte or as a near-identical copy (`Verifier.copy_among`: the pixel
-    comparison against the other uploads and the closest enrolled reference, whose image is read from storage;
-    a byte-identical one is named first, else the closest):
+    comparison against the other uploads and the closest enrolled reference, by the fingerprint kept with it:
+    no stored image is decoded; a byte-identical one is named first, else the closest):
     a repeated image adds no evidence and shrinks the references' spread, which makes every later score look
     worse than it is."""
     enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]
+    kept = _references_fingerprints(verifier=verifier, references=enrolled)
     for i, ((field, _), image) in enumerate(zip(uploads, images)):
-        candidates = [CopyCandidate(r.embedding_array(), same_bytes=r.sha256 == image.sha256,
-                                    image=functools.partial(_reference_tensor, verifier=verifier, reference=r))
-                      for r in enrolled]
+        candidates = [CopyCandidate(r.embedding_array(), same_bytes=r.sha256 == image.sha256, fingerprint=f)
+                      for r, f in zip(enrolled, kept)]
         candidates += [CopyCandidate(embeddings[j], same_bytes=images[j].sha256 == image.sha256, image=tensors[j])
                        for j in range(i)]
         found = verifier.copy_among(embeddings[i], tensors[i], candidates)
@@ -227,11 +227,12 @@ def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile
             list(Profile.objects.select_for_update().filter(pk=profile.pk).values_list("pk", flat=True))  # row lock
             _references_limit_check(profile=profile, adding=len(images))
             references = []
-            for image, embedding in zip(images, embeddings):
+            for image, tensor, embedding in zip(images, tensors, embeddings):
                 reference = Reference(
                     profile=profile, content_type=image.content_type, width=image.width, height=image.height,
                     size_bytes=len(image.data), sha256=image.sha256, embedding=Reference.encode_embedding(embedding),
                     embedding_dim=int(embedding.shape[0]), model_version=verifier.model_version,
+                    fingerprint=reference_fingerprint(verifier=verifier, tensor=tensor),
                 )
                 reference.image.save(f"reference.{image.extension}", ContentFile(image.data), save=False)
                 saved.append(reference.image.name)
@@ -252,39 +253,83 @@ def reference_delete(*, reference: Reference) -> None:
 
 
 REFERENCE_FOLDER = "references"
+AUDIT_FOLDER = "audit"
 
 
-def reference_files_sweep(*, older_than_s: float = 3600.0, dry_run: bool = False) -> list[str]:
-    """Delete image files under MEDIA_ROOT/references/ that no Reference row names and that are older
-    than `older_than_s`; returns their storage names.
+def _references_named(names: list[str]) -> set[str]:
+    known: set[str] = set()
+    for batch in chunked(names):
+        known.update(Reference.objects.filter(image__in=batch).values_list("image", flat=True))
+    return known
 
-    Rows and files are written so that a failed request leaves neither (the row's transaction rolls
-    back and the files written for it are deleted; deleted rows' files go after the commit). Only a
-    process killed outright (SIGKILL, OOM killer, power loss) between writing a file and committing
-    its row, or between committing a delete and removing the file, leaves a file without a row: never
-    a reference, but biometric data nobody can reach. The age margin keeps the files of transactions
-    still in flight in other workers. Run at every worker start (config/gunicorn.py) and by
-    `manage.py sweep_reference_files`."""
-    root = Path(settings.MEDIA_ROOT) / REFERENCE_FOLDER
-    if not root.is_dir():
-        return []
-    now = time.time()
-    candidates = []
-    for path in root.iterdir():
-        try:
-            if path.is_file() and now - path.stat().st_mtime >= older_than_s:
-                candidates.append(f"{REFERENCE_FOLDER}/{path.name}")
-        except OSError:  # deleted meanwhile
-            continue
-    if not candidates:
-        return []
-    known = set(Reference.objects.filter(image__in=candidates).values_list("image", flat=True))
-    orphans = [name for name in candidates if name not in known]
-    if not dry_run:
-        files_delete(orphans)
-    if orphans:
-        log.warning("%s %d reference image file(s) without a database row", "found" if dry_run else "deleted", len(orphans))
-    return orphans
+
+def _records_named(names: list[str]) -> set[str]:
+    from audit.models import VerificationRecord  # noqa: PLC0415 - audit's rows name the images under audit/
+
+    wanted, known = set(names), set()
+    for files in (VerificationRecord.objects.exclude(image_files=[]).values_list("image_files", flat=True)
+                  .iterator(chunk_size=2000)):
+        known.update(n for n in (files or []) if n in wanted)
+    return known
+
+
+def stored_files_sweep(*, dry_run: bool = False) -> list[str]:
+    """Delete the files under MEDIA_ROOT/references/ and MEDIA_ROOT/audit/ that no row names, and the temporary
+    files of killed processes (`config.storage.files_sweep`: no age rule; uploads in flight in live workers are
+    kept through their journals); returns their storage names.
+
+    A file is written whole before its row is created, so a killed process (SIGKILL, OOM killer, power loss) leaves
+    at most a file without a row, never a row without its file: biometric data nobody can reach, removed here. Run
+    at every worker start (config/gunicorn.py) and by `manage.py sweep_reference_files`."""
+    return files_sweep({REFERENCE_FOLDER: _references_named, AUDIT_FOLDER: _records_named}, dry_run=dry_run)
+
+
+def reference_files_sweep(*, dry_run: bool = False) -> list[str]:
+    """`stored_files_sweep` (the name the start-up hook and the command used before it also swept audit/)."""
+    return stored_files_sweep(dry_run=dry_run)
+
+
+def reference_fingerprint(*, verifier: Verifier, tensor: torch.Tensor) -> bytes:
+    """What the copy check compares of a reference (`sigml.copies.fingerprint` of its preprocessed image), kept
+    with it at enrolment: the stored image is never decoded to check a copy."""
+    return Reference.encode_fingerprint(copies.fingerprint(tensor.numpy()))
+
+
+def _fingerprint_shape(verifier: Verifier) -> tuple[int, int]:
+    pre = verifier.card.preprocessing
+    return pre.canvas_height // copies.FINGERPRINT_POOL, pre.canvas_width // copies.FINGERPRINT_POOL
+
+
+def _references_fingerprints(*, verifier: Verifier, references: list[Reference]) -> list:
+    """The kept fingerprints of these references (current model version); one kept before this field existed is
+    computed from its stored image once and saved (or by `manage.py reference_fingerprints`); None if unreadable."""
+    shape = _fingerprint_shape(verifier)
+    out, missing = [], []
+    for reference in references:
+        kept = reference.fingerprint_array(shape)
+        if kept is None:
+            tensor = _reference_tensor(verifier=verifier, reference=reference)
+            if tensor is not None:
+                reference.fingerprint = reference_fingerprint(verifier=verifier, tensor=tensor)
+                missing.append(reference)
+                kept = reference.fingerprint_array(shape)
+        out.append(kept)
+    if missing:
+        Reference.objects.bulk_update(missing, ["fingerprint"])
+    return out
+
+
+def references_fingerprints_fill(*, batch: int = 200) -> int:
+    """Compute and keep the fingerprint of every reference of the current model version that lacks one; returns
+    how many (`manage.py reference_fingerprints`)."""
+    verifier = verifier_get()
+    shape = _fingerprint_shape(verifier)
+    done = 0
+    query = Reference.objects.filter(model_version=verifier.model_version).order_by("pk")
+    for start in range(0, query.count(), batch):
+        chunk = [r for r in query[start:start + batch] if r.fingerprint_array(shape) is None]
+        done += sum(f is not None for f in _references_fingerprints(verifier=verifier, references=chunk))
+    return done
 
 
 def _reference_tensor(*, verifier: Verifier, reference: Reference) -> torch.Tensor | None:
@@ -309,11 +354,12 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
             log.warning("reference %s cannot be re-embedded: %s", reference.pk, exc)
     if usable:
         embeddings = verifier.embed_tensors(tensors)
-        for reference, embedding in zip(usable, embeddings):
+        for reference, tensor, embedding in zip(usable, tensors, embeddings):
             reference.embedding = Reference.encode_embedding(embedding)
             reference.embedding_dim = int(embedding.shape[0])
             reference.model_version = verifier.model_version
-        Reference.objects.bulk_update(usable, ["embedding", "embedding_dim", "model_version"])
+            reference.fingerprint = reference_fingerprint(verifier=verifier, tensor=tensor)  # the new preprocessing's
+        Reference.objects.bulk_update(usable, ["embedding", "embedding_dim", "model_version", "fingerprint"])
     return usable
 
 
@@ -334,9 +380,9 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox 
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
     same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
-    result = verifier.verify_against(
+    result = verifier.verify_against(  # the copy check compares kept fingerprints: no stored image is decoded
         [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
-        closest_reference=lambda i: _reference_tensor(verifier=verifier, reference=current[i]))
+        reference_fingerprints=_references_fingerprints(verifier=verifier, references=current))
     out = result.to_dict()
     distances = out.pop("distances")
     copy_of = out.pop("copy_of")

@@ -105,6 +105,8 @@ def upload_read(*, upload: UploadedFile, field: str, max_pixels: int) -> Uploade
             f"{field}: not an image, or not one of the accepted formats (PNG, JPEG, TIFF, BMP, GIF, WebP, PNM).",
             kind=UnreadableImageError, details={"field": field},
         ) from None
+    if fmt == "MPO":  # a phone's multi-picture JPEG: a JPEG whose first picture is the photo (decoded as such)
+        fmt = "JPEG"
     if fmt not in EXTENSIONS or width <= 0 or height <= 0:
         raise ImageRejected(f"{field}: not a usable image.", kind=UnreadableImageError, details={"field": field})
     if width * height > max_pixels:

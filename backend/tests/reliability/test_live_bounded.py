@@ -150,6 +150,20 @@ def test_slow_clients_do_not_starve_health_behind_nginx(production):
     assert latencies and max(latencies) < 2.0, latencies
 
 
+def test_the_proxy_forwards_the_port_of_the_host():
+    """Behind nginx on a port other than 80, absolute links must keep it: the Host header is the client's, port and
+    all ($http_host; $host drops the port)."""
+    conf = (REPO / "deploy" / "nginx" / "sigver.conf").read_text()
+    assert "proxy_set_header Host $http_host;" in conf and "proxy_set_header Host $host;" not in conf
+
+
+@needs_nginx
+def test_absolute_links_keep_the_proxy_port(production):
+    links = requests.get(production["proxy"] + "/api/", timeout=10).json()
+    hrefs = [v["href"] for v in (links.get("links") or links).values() if isinstance(v, dict) and "href" in v]
+    assert hrefs and all(h.startswith(production["proxy"] + "/") for h in hrefs), hrefs
+
+
 @needs_nginx
 def test_a_large_upload_passes_through_the_proxy(production):
     """nginx buffers bodies over 1 MiB on disk: that must work (its workers can write their buffers)."""

@@ -157,28 +157,48 @@ def test_gunicorn_with_a_missing_model_exits_non_zero(bad_models, tmp_path):
 
 # --- files left by a killed upload ------------------------------------------------------------------
 
-def test_sweep_removes_only_old_files_without_a_row(user_client, settings):
+def test_sweep_removes_files_without_a_row_but_not_those_in_flight(user_client, settings):
+    """No age rule: a file no row names goes at once, in references/ and audit/, with a killed writer's temporary
+    file; a file a live process journaled (an upload in flight in another worker) stays."""
+    from config.storage import _inflight
     from signatures.models import Reference
-    from signatures.services import reference_files_sweep
+    from signatures.services import stored_files_sweep
 
     api, _ = user_client("sweeper")
     profile = api.post("/api/profiles/", {"name": "P"}, format="json").json()["id"]
     upload = SimpleUploadedFile("r.png", png(1), "image/png")
     assert api.post(f"/api/profiles/{profile}/references/", {"image": upload}, format="multipart").status_code == 201
-    folder = Path(settings.MEDIA_ROOT) / "references"
-    kept = folder / Reference.objects.get().image.name.split("/")[-1]
-    old_orphan, young_orphan = folder / ("a" * 32 + ".png"), folder / ("b" * 32 + ".png")
-    for path in (old_orphan, young_orphan):
-        path.write_bytes(png(2)[:100])  # what a worker killed mid-write leaves
-    past = time.time() - 7200
-    os.utime(old_orphan, (past, past))
-    os.utime(kept, (past, past))
-    assert reference_files_sweep(older_than_s=3600, dry_run=True) == ["references/" + old_orphan.name]
-    assert old_orphan.exists()
-    assert reference_files_sweep(older_than_s=3600) == ["references/" + old_orphan.name]
-    assert not old_orphan.exists() and young_orphan.exists() and kept.exists()  # in-flight uploads and rows are kept
-    assert reference_files_sweep(older_than_s=0) == ["references/" + young_orphan.name]
-    assert kept.exists() and Reference.objects.count() == 1
+    media = Path(settings.MEDIA_ROOT)
+    kept = media / Reference.objects.get().image.name
+    (media / "audit").mkdir(exist_ok=True)
+    orphan, audit_orphan = media / "references" / ("a" * 32 + ".png"), media / "audit" / ("b" * 32 + ".img")
+    dead_tmp = media / "references" / f".{'c' * 32}.png.999999-deadbeef0000.tmp"  # its writer's lock is gone
+    in_flight = "references/" + "d" * 32 + ".png"
+    _inflight.add(in_flight)  # this live process is about to write it
+    for path in (orphan, audit_orphan, dead_tmp, media / in_flight):
+        path.write_bytes(png(2)[:100])
+    expected = sorted(["references/" + orphan.name, "audit/" + audit_orphan.name, "references/" + dead_tmp.name])
+    assert sorted(stored_files_sweep(dry_run=True)) == expected and orphan.exists()
+    assert sorted(stored_files_sweep()) == expected
+    assert not orphan.exists() and not audit_orphan.exists() and not dead_tmp.exists()
+    assert kept.exists() and (media / in_flight).exists() and Reference.objects.count() == 1
+
+
+def test_a_killed_process_journal_no_longer_protects_its_files(settings, db):
+    """A dead process's lock is free (the kernel dropped its flock): its journaled names are swept."""
+    from config.storage import inflight_root
+    from signatures.services import stored_files_sweep
+
+    media = Path(settings.MEDIA_ROOT)
+    (media / "references").mkdir(parents=True, exist_ok=True)
+    inflight = inflight_root()
+    inflight.mkdir(parents=True, exist_ok=True)
+    (inflight / "1-dead.lock").write_bytes(b"")
+    name = "references/" + "e" * 32 + ".png"
+    (inflight / "1-dead.journal").write_text(f"{int(time.time())} {name}\n")
+    (media / name).write_bytes(b"x")
+    assert stored_files_sweep() == [name]
+    assert not (inflight / "1-dead.lock").exists() and not (inflight / "1-dead.journal").exists()
 
 
 def test_sweep_command(settings, tmp_path, capsys, db):
@@ -187,8 +207,8 @@ def test_sweep_command(settings, tmp_path, capsys, db):
     folder = Path(settings.MEDIA_ROOT) / "references"
     folder.mkdir(parents=True)
     (folder / ("c" * 32 + ".png")).write_bytes(b"x")
-    call_command("sweep_reference_files", "--older-than", "0", "--dry-run")
+    call_command("sweep_reference_files", "--dry-run")
     assert "1 orphaned file(s) found" in capsys.readouterr().out
-    call_command("sweep_reference_files", "--older-than", "0")
+    call_command("sweep_reference_files")
     assert "1 orphaned file(s) deleted" in capsys.readouterr().out
     assert not any(folder.iterdir())
