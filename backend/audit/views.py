@@ -22,33 +22,37 @@ from config.errors import Unavailable
 from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.schema import error_responses
+from config.serializers import StrictSerializer
 from config.throttles import AnonThrottle, ExportThrottle, UserThrottle
 from sigml.decision import DECISIONS
+from sigml.protocols import REFERENCE_SCORES
 
 from . import selectors
 from .models import KINDS, VerificationRecord
 
 
 
+SCORE_METHODS = [*REFERENCE_SCORES, "pairwise"]
 MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds: a larger filter is a 400, never a database overflow
 
 
 class RecordOutputSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="username", help_text='the user name, or "anonymous"')
     profile = serializers.IntegerField(source="profile_id", allow_null=True)
+    # the answer's vocabulary (docs/api.md): the stored columns `distance` and `score` hold the score and its method
+    score = serializers.FloatField(source="distance", help_text="the number the decision judged: the pair's "
+                                   "distance, or the profile verification's score")
+    score_method = serializers.ChoiceField(source="score", choices=SCORE_METHODS,
+                                           help_text="how `score` was formed: `pairwise`, `normalized` or `mean`")
+    decision = serializers.ChoiceField(choices=list(DECISIONS), help_text="the answer given")
     has_images = serializers.SerializerMethodField()
 
     class Meta:
         model = VerificationRecord
         fields = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_sha256",
-                  "reference_sha256", "model_version", "distance", "threshold", "similarity", "score", "verdict",
-                  "decision", "elapsed_ms", "details", "has_images"]
-        extra_kwargs = {
-            "distance": {"help_text": "what the decision judged: the pair's distance, or the profile verification's "
-                         "score"},
-            "score": {"help_text": "how `distance` was computed: `pairwise`, `normalized` or `mean` (the profile "
-                      "verification's `score_method`)"},
-        }
+                  "reference_sha256", "model_version", "decision", "score", "score_method", "threshold",
+                  "elapsed_ms", "details", "has_images"]
+        extra_kwargs = {"threshold": {"help_text": "the equal-error-rate threshold of this score"}}
 
     def get_has_images(self, record: VerificationRecord) -> bool:
         return bool(record.image_files)
@@ -57,7 +61,7 @@ class RecordOutputSerializer(serializers.ModelSerializer):
 PaginatedRecordListSerializer = page_serializer("PaginatedRecordListSerializer", RecordOutputSerializer)
 
 
-class RecordFilterSerializer(serializers.Serializer):
+class RecordFilterSerializer(StrictSerializer):
     date_from = serializers.DateField(required=False, help_text="YYYY-MM-DD: records of that day and later (UTC)")
     date_to = serializers.DateField(required=False, help_text="YYYY-MM-DD: records of that day and earlier (UTC)")
     profile = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="a profile id")
@@ -66,8 +70,7 @@ class RecordFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=KINDS, required=False, help_text="pair: /api/verify/; profile: a profile")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("date_from") and attrs.get("date_to") and attrs["date_from"] > attrs["date_to"]:
-            raise serializers.ValidationError({"date_to": ["must not be before date_from."]})
+        # `date_from` after `date_to` is no error: no record is in that period (an empty result)
         if "user" in attrs:
             attrs["username"] = attrs.pop("user")
         return attrs
@@ -87,7 +90,7 @@ class RecordListApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="records_list", parameters=[RecordListQuerySerializer],
-                   responses={200: PaginatedRecordListSerializer, **error_responses(400, 401)},
+                   responses={200: PaginatedRecordListSerializer, **error_responses(400, 401, 404)},
                    summary="Case records of verifications, newest first (yours; staff: everyone's)")
     def get(self, request: Request) -> Response:
         records = selectors.record_list(user=request.user, **_filters(request))
@@ -103,8 +106,7 @@ class RecordDetailApi(APIView):
 
 
 CSV_COLUMNS = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_sha256",
-               "reference_sha256", "model_version", "distance", "threshold", "similarity", "score", "verdict",
-               "decision", "elapsed_ms"]
+               "reference_sha256", "model_version", "decision", "score", "score_method", "threshold", "elapsed_ms"]
 
 
 def _cell(value: Any) -> str:
@@ -123,8 +125,8 @@ class _Echo:
 
 
 CSV_FIELDS = ["id", "created", "kind", "username", "client_address", "profile_id", "profile_name", "questioned_sha256",
-              "reference_sha256", "model_version", "distance", "threshold", "similarity", "score", "verdict",
-              "decision", "elapsed_ms"]  # the columns' sources, in CSV_COLUMNS' order
+              "reference_sha256", "model_version", "decision", "distance", "score", "threshold",
+              "elapsed_ms"]  # the columns' sources, in CSV_COLUMNS' order
 
 
 def _number(value: float | None, digits: int) -> str | None:
@@ -136,11 +138,11 @@ def csv_rows(records) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for (pk, created, kind, username, address, profile_id, profile_name, questioned, references, model_version,
-         distance, threshold, similarity, score, verdict, decision, elapsed_ms) in records.values_list(
+         decision, score, score_method, threshold, elapsed_ms) in records.values_list(
             *CSV_FIELDS).iterator(chunk_size=2000):
         row = [pk, created.isoformat(), kind, username, address, profile_id, profile_name, questioned, references,
-               model_version, _number(distance, 6), _number(threshold, 6), _number(similarity, 6), score, verdict,
-               decision, _number(elapsed_ms, 1)]
+               model_version, decision, _number(score, 6), score_method, _number(threshold, 6),
+               _number(elapsed_ms, 1)]
         yield writer.writerow([_cell(v) for v in row])
 
 

@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.serializers import StrictSerializer
+
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
@@ -27,7 +29,7 @@ def paginated_response(*, serializer_class: type, queryset: Any, request: Reques
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
-class PageQuerySerializer(serializers.Serializer):
+class PageQuerySerializer(StrictSerializer):
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=Pagination.max_page_size)
 

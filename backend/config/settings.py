@@ -307,15 +307,17 @@ SPECTACULAR_SETTINGS = {
         "browse datasets and pairs, enroll a person's genuine references and verify against them. "
         'Errors are always `{"error": {"code", "message", "details"}}`.'
     ),
-    "VERSION": "1.0.0",
+    "VERSION": "2.0.0",  # docs/api.md "Changes"
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not from a CDN (works offline)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # the statuses every operation can answer and the constraints the server enforces (config.schema)
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.document_everything"],
     "ENUM_NAME_OVERRIDES": {
-        "VerdictEnum": ["genuine", "forged"],  # `verdict` and the ground-truth `label`
+        "LabelEnum": ["genuine", "forged"],  # the ground-truth `label` of a dataset pair
         "DecisionEnum": "sigml.decision.DECISIONS",
         "PairKindEnum": "sigml.pairs.PAIR_KINDS",
         "PairKindOrMixedEnum": "signatures.selectors.PAIR_KIND_CHOICES",

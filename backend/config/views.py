@@ -13,12 +13,13 @@ from rest_framework.views import APIView
 
 # (key in the index, URL name in the `api` namespace, what it is); URLs with parameters are listed as templates
 INDEX_LINKS: list[tuple[str, str, str]] = [
-    ("verify", "api:verify", "POST reference + questioned (multipart): distance, verdict, decision"),
+    ("verify", "api:verify", "POST reference + questioned (multipart): decision, score, score_method"),
     ("health", "api:health", "GET liveness and readiness"),
     ("model", "api:model", "GET the model card"),
     ("datasets", "api:dataset-list", "GET the datasets under SIGVER_DATA_DIR"),
     ("profiles", "api:profile-list", "GET/POST your profiles (token)"),
-    ("records", "api:record-list", "GET the case records of your verifications (token); ?format=csv"),
+    ("records", "api:record-list", "GET the case records of your verifications (token)"),
+    ("records_export", "api:record-export", "GET the same case records as CSV (token; the list's filters)"),
     ("register", "api:register", "POST username + password: an account and its token"),
     ("token", "api:token", "POST username + password: sign in, a new token (it ends after SIGVER_TOKEN_TTL_HOURS)"),
     ("sign_out", "api:sign-out", "POST (token): sign out, the token ends; everywhere=true: all your tokens"),

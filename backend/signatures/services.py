@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.contrib.auth.models import AbstractBaseUser
 
 from config.errors import ApplicationError, Conflict, NotFound
@@ -96,14 +96,21 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
     for pair, answer in zip(usable, answers):
         truth = pair_truth(pair)
         results.append({
-            "pair": pair, "label": truth, "distance": answer.distance, "similarity": answer.similarity,
-            "match": answer.match, "verdict": answer.verdict, "decision": answer.decision,
-            "correct": answer.verdict == truth,
+            "pair": pair, "label": truth, "score": answer.distance, "score_method": "pairwise",
+            "decision": answer.decision,
+            # judged by the decision: right, wrong, or (inconclusive) neither
+            "correct": None if answer.decision == "inconclusive" else answer.decision == truth,
         })
     n = len(results)
+
+    def share(outcome: bool | None) -> float | None:
+        return (sum(r["correct"] is outcome for r in results) / n) if n else None
+
     return {
         "results": results,
-        "accuracy": (sum(r["correct"] for r in results) / n) if n else None,
+        "accuracy": share(True),
+        "inconclusive": share(None),
+        "wrong": share(False),
         "n": n,
         "skipped": len(pairs) - n,
         "threshold": verifier.threshold,
@@ -133,6 +140,10 @@ def _profile_save(*, profile: Profile, update_fields: list[str] | None = None) -
             profile.save(update_fields=update_fields)
     except IntegrityError as exc:
         raise _external_id_taken(owner=profile.owner, external_id=profile.external_id) from exc
+    except DatabaseError as exc:  # an update of a row deleted meanwhile (a PATCH racing a DELETE) saves nothing
+        if update_fields is not None and not Profile.objects.filter(pk=profile.pk).exists():
+            raise NotFound("No Profile matches the given query.") from exc
+        raise
     return profile
 
 

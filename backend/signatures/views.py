@@ -23,7 +23,8 @@ from config.errors import NotFound
 from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.parsers import JSONParser
-from config.schema import error_responses
+from config.schema import error_responses, multipart
+from config.serializers import StrictSerializer
 from config.throttles import (AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle,
                               client_address)
 from sigml.copies import COPY_FLAG
@@ -57,11 +58,20 @@ def _required(field: str, message: str) -> serializers.ValidationError:
 # --- shared output serializers ----------------------------------------------------------------------
 
 DECISION_HELP = (
-    "the answer to act on: `genuine` = the score is below the cut at which at most 2% of validation writers' skilled "
-    "forgeries score; `forged` = above the cut at which at most 2% of their genuine signatures score; `inconclusive` = "
-    "in between: refer to a specialist. `verdict`/`match` are the older two-way answer at the EER `threshold`: a "
-    "`genuine` decision always has verdict genuine and a `forged` one verdict forged."
+    "the answer to act on: `genuine` = the score is at or below the cut at which at most 2% of validation writers' "
+    "skilled forgeries score; `forged` = above the cut at which at most 2% of their genuine signatures score; "
+    "`inconclusive` = in between (or a copy of the reference): refer to a specialist"
 )
+SCORE_HELP = ("the number the decision compares with its cuts (`decision_rates`); smaller = more alike; what it is "
+              "says `score_method`")
+SCORE_METHODS = [*REFERENCE_SCORES, "pairwise"]
+SCORE_METHOD_HELP = (
+    "what `score` is: `pairwise` = the embedding distance of two signatures (a pair, or a profile with a single "
+    "reference), `normalized` = the mean distance to a profile's references divided by their spread (two or more "
+    "references), `mean` = the mean distance to the references (older model cards)"
+)
+THRESHOLD_HELP = ("the equal-error-rate threshold of this score (validation writers' false accepts = false rejects): "
+                  "a reference point; the decision uses the cuts in `decision_rates`")
 
 
 class DecisionRatesSerializer(serializers.Serializer):
@@ -79,6 +89,34 @@ class DecisionRatesSerializer(serializers.Serializer):
 @extend_schema_field({"type": "number", "format": "double", "deprecated": True})
 class DeprecatedFloatField(serializers.FloatField):
     """A number kept under an older name for clients written before its rename (marked deprecated in the schema)."""
+
+
+@extend_schema_field({"type": "boolean", "deprecated": True})
+class DeprecatedMatchField(serializers.Field):
+    """`match` of API version 1, now defined from the decision (`decision == "genuine"`), so that it can never say
+    true where the decision is inconclusive or forged; read-only, marked deprecated in the schema."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("read_only", True)
+        kwargs.setdefault("help_text", 'deprecated: `decision == "genuine"`; read `decision`')
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> bool:
+        return value["decision"] == "genuine"
+
+
+class ScoreMethodField(serializers.ChoiceField):
+    """`score_method` of an answer; a pair's answer is always `pairwise`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("source", "*")
+        kwargs.setdefault("read_only", True)
+        kwargs.setdefault("help_text", SCORE_METHOD_HELP)
+        super().__init__(choices=SCORE_METHODS, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return str(value.get("score_method") or "pairwise")
 
 
 class CropField(serializers.CharField):
@@ -111,21 +149,23 @@ class WarningSerializer(serializers.Serializer):
 
 
 class VerificationOutputSerializer(serializers.Serializer):
-    distance = serializers.FloatField(help_text="embedding distance; smaller = more alike")
-    threshold = serializers.FloatField(help_text="the EER threshold: distances at or below it have verdict genuine")
-    match = serializers.BooleanField(help_text="verdict == genuine")
-    verdict = serializers.ChoiceField(choices=["genuine", "forged"], help_text="two-way answer at `threshold`")
+    """Every verification's answer: `decision` is the answer, `score` what it judged (API version 2: no `verdict`
+    or `similarity`, which could disagree with the decision; docs/api.md "Changes")."""
+
     decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
+    score = serializers.FloatField(source="distance", help_text=SCORE_HELP)
+    score_method = ScoreMethodField()
+    threshold = serializers.FloatField(help_text=THRESHOLD_HELP)
     decision_rates = DecisionRatesSerializer(help_text="the decision's cuts and the rates measured at this score")
     warnings = WarningSerializer(many=True, help_text="what the quality gate doubted in an upload (not refused)")
     flags = serializers.ListField(
         child=serializers.ChoiceField(choices=[COPY_FLAG]),
         help_text="`identical_to_reference`: the questioned image is the reference itself or a near-identical copy "
         "(a photocopy, a scan of the same sheet, a replayed image); a genuine hand never repeats exactly, so the "
-        "answer is never genuine: decision inconclusive, verdict forged")
-    similarity = serializers.FloatField(help_text="calibrated probability-like score in [0, 1]")
+        "answer is never genuine: decision inconclusive")
     model_version = serializers.CharField()
     elapsed_ms = serializers.FloatField()
+    match = DeprecatedMatchField()
 
 
 class PairSerializer(serializers.Serializer):
@@ -184,6 +224,8 @@ class VerifyApi(APIView):
             return {**attrs, **files, "field_names": sent_as}
 
     class OutputSerializer(VerificationOutputSerializer):
+        distance = DeprecatedFloatField(help_text="deprecated: the same value as `score` (a pair's score is its "
+                                        "distance); read `score`")
         previews = inline_serializer(
             name="VerifyPreviews", required=False,
             fields={"reference": serializers.CharField(), "questioned": serializers.CharField()},
@@ -197,7 +239,7 @@ class VerifyApi(APIView):
         )
 
     @extend_schema(
-        request=InputSerializer,
+        request=multipart(InputSerializer),
         responses={200: OutputSerializer, **error_responses(400, 413, 415, 422, 429, 503)},
         summary="Verify a questioned signature against one reference",
     )
@@ -332,20 +374,21 @@ class DatasetImageApi(APIView):
         return response
 
 
-class PairsQuerySerializer(serializers.Serializer):
+class PairsQuerySerializer(StrictSerializer):
     split = serializers.ChoiceField(choices=SPLIT_CHOICES, required=False,
                                     help_text='default: "test" when the dataset has a split file, else "all"')
     kind = serializers.ChoiceField(choices=selectors.PAIR_KIND_CHOICES, default="mixed")
-    limit = serializers.IntegerField(min_value=1, default=10)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
 
     max_limit_setting = "SIGVER_PAIRS_MAX_LIMIT"
+    default_limit = 10
 
-    def validate_limit(self, value: int) -> int:
-        most = getattr(settings, self.max_limit_setting)
-        if value > most:
-            raise serializers.ValidationError(f"Ensure this value is less than or equal to {most}.", code="max_value")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """`limit` with the maximum the settings allow, so that the schema advertises the bound it enforces."""
+        fields = super().get_fields()
+        fields["limit"] = serializers.IntegerField(min_value=1, max_value=getattr(settings, self.max_limit_setting),
+                                                   default=self.default_limit, help_text="how many pairs")
+        return fields
 
 
 def _default_split(dataset: selectors.Dataset, split: str | None) -> str:
@@ -374,28 +417,31 @@ class DatasetPairsVerifyApi(APIView):
     throttle_classes = [AnonThrottle, UserThrottle, PairsVerifyThrottle]  # its own `pairs_verify` scope too
 
     class InputSerializer(PairsQuerySerializer):
-        limit = serializers.IntegerField(min_value=1, default=20)
         max_limit_setting = "SIGVER_PAIRS_VERIFY_MAX_LIMIT"
+        default_limit = 20
 
     class OutputSerializer(serializers.Serializer):
         class ResultSerializer(PairSerializer):
-            distance = serializers.FloatField()
-            similarity = serializers.FloatField()
-            match = serializers.BooleanField()
-            verdict = serializers.ChoiceField(choices=["genuine", "forged"])
             decision = serializers.ChoiceField(choices=list(DECISIONS), help_text=DECISION_HELP)
-            correct = serializers.BooleanField(help_text="verdict == label")
+            score = serializers.FloatField(help_text=SCORE_HELP)
+            score_method = ScoreMethodField()
+            correct = serializers.BooleanField(allow_null=True, help_text="the decision against `label`: true = "
+                                               "decided right, false = decided the opposite, null = inconclusive")
+            distance = DeprecatedFloatField(source="score", help_text="deprecated: the same value as `score`")
+            match = DeprecatedMatchField()
 
         results = ResultSerializer(many=True)
-        accuracy = serializers.FloatField(allow_null=True)
+        accuracy = serializers.FloatField(allow_null=True, help_text="share of the pairs decided right (null: none)")
+        inconclusive = serializers.FloatField(allow_null=True, help_text="share of the pairs left inconclusive")
+        wrong = serializers.FloatField(allow_null=True, help_text="share of the pairs decided the opposite of the truth")
         n = serializers.IntegerField()
         skipped = serializers.IntegerField(help_text="pairs left out because an image could not be read")
-        threshold = serializers.FloatField()
+        threshold = serializers.FloatField(help_text=THRESHOLD_HELP)
         model_version = serializers.CharField()
         elapsed_ms = serializers.FloatField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer, **error_responses(400, 404, 415, 503)},
-                   summary="Run the model on sampled pairs and score its verdicts")
+                   summary="Run the model on sampled pairs and count its decisions right, inconclusive and wrong")
     def post(self, request: Request, name: str) -> Response:
         dataset = selectors.dataset_get(name=name)
         serializer = self.InputSerializer(data=request.data)
@@ -424,18 +470,18 @@ PaginatedProfileListSerializer = page_serializer("PaginatedProfileListSerializer
 class ProfileListApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         name = serializers.CharField(max_length=200)
         external_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(StrictSerializer):
         external_id = serializers.CharField(required=False, allow_blank=True, max_length=200,
                                             help_text="only the profile with exactly this external id")
         search = serializers.CharField(required=False, max_length=200,
                                        help_text="profiles whose name or external id contains this text (any case)")
 
     @extend_schema(operation_id="profiles_list", parameters=[PageQuerySerializer, FilterSerializer],
-                   responses={200: PaginatedProfileListSerializer, **error_responses(400, 401)},
+                   responses={200: PaginatedProfileListSerializer, **error_responses(400, 401, 404)},
                    summary="Your profiles, paginated; look one up by `external_id` or `search`")
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
@@ -444,7 +490,7 @@ class ProfileListApi(APIView):
                                   queryset=selectors.profile_list(owner=request.user, **filters.validated_data),
                                   request=request, view=self)
 
-    @extend_schema(request=InputSerializer, responses={201: ProfileOutputSerializer, **error_responses(400, 401)},
+    @extend_schema(request=InputSerializer, responses={201: ProfileOutputSerializer, **error_responses(400, 401, 409)},
                    summary="Create a profile")
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -457,7 +503,7 @@ class ProfileListApi(APIView):
 class ProfileDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         name = serializers.CharField(max_length=200, required=False)
         external_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
@@ -465,7 +511,8 @@ class ProfileDetailApi(APIView):
     def get(self, request: Request, profile_id: int) -> Response:
         return Response(ProfileOutputSerializer(selectors.profile_get(owner=request.user, profile_id=profile_id)).data)
 
-    @extend_schema(request=InputSerializer, responses={200: ProfileOutputSerializer, **error_responses(400, 401, 404)},
+    @extend_schema(request=InputSerializer, responses={200: ProfileOutputSerializer,
+                                                      **error_responses(400, 401, 404, 409)},
                    summary="Rename a profile or change its external id")
     def patch(self, request: Request, profile_id: int) -> Response:
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
@@ -549,8 +596,9 @@ class ReferenceListApi(APIView):
     def get(self, request: Request, profile_id: int) -> Response:
         return reference_list_response(selectors.profile_get(owner=request.user, profile_id=profile_id))
 
-    @extend_schema(request=InputSerializer,
-                   responses={201: ReferenceListOutputSerializer, **error_responses(400, 401, 404, 409, 413, 415, 422, 503)},
+    @extend_schema(request=multipart(InputSerializer),
+                   responses={201: ReferenceListOutputSerializer,
+                              **error_responses(400, 401, 404, 409, 413, 415, 422, 429, 503)},
                    summary="Upload genuine references (embeddings are computed once and stored); answers with the "
                    "new ones, each checked against all of the profile's references")
     def post(self, request: Request, profile_id: int) -> Response:
@@ -614,23 +662,11 @@ class ProfileVerifyApi(APIView):
         copy_of_reference = serializers.IntegerField(
             allow_null=True, help_text="id of the reference the questioned image is a copy of (flags has "
             "`identical_to_reference`), else null")
-        distance = DeprecatedFloatField(
-            help_text="deprecated: the same value as `score` (its name before `score` held the number); "
-            "read `score` instead")
-        score = serializers.FloatField(
-            help_text="the questioned signature's score against the references, judged by `threshold` and the "
-            "decision: what it is says `score_method`; smaller = more alike")
-        score_method = serializers.ChoiceField(
-            choices=[*REFERENCE_SCORES, "pairwise"],
-            help_text="what `score` is: `normalized` = mean distance to the references divided by their spread "
-            "(the default with two or more references), `mean` = mean distance (older model cards), "
-            "`pairwise` = the plain distance to a single reference, against the pairwise threshold",
-        )
         mean_distance = serializers.FloatField(help_text="mean embedding distance to the references")
         reference_spread = serializers.FloatField(
             allow_null=True, help_text="mean distance between the references themselves (null with one reference)")
 
-    @extend_schema(request=InputSerializer,
+    @extend_schema(request=multipart(InputSerializer),
                    responses={200: OutputSerializer, **error_responses(400, 401, 404, 413, 415, 422, 429, 503)},
                    summary="Verify a questioned signature against all references of a profile")
     def post(self, request: Request, profile_id: int) -> Response:

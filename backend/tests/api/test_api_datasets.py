@@ -206,17 +206,22 @@ def test_pairs_verify(client, verifier, dataset_dirs, monkeypatch):
     body = response.json()
     assert body["n"] == 6 and body["skipped"] == 0 and len(body["results"]) == 6
     assert body["threshold"] == verifier.threshold and body["model_version"] == verifier.model_version
-    assert body["accuracy"] == pytest.approx(np.mean([r["correct"] for r in body["results"]]))
+    assert body["accuracy"] == pytest.approx(np.mean([r["correct"] is True for r in body["results"]]))
+    assert body["inconclusive"] == pytest.approx(np.mean([r["correct"] is None for r in body["results"]]))
+    assert body["wrong"] == pytest.approx(np.mean([r["correct"] is False for r in body["results"]]))
     unique = {p for r in body["results"] for p in (r["path_a"], r["path_b"])}
     assert calls["embed"] == [len(unique)]  # every image embedded once, in one batch
     assert calls["preprocess"] == len(unique)
     root = dataset_dirs["data"] / "SYNTH"
     for result in body["results"]:
-        assert result["correct"] == (result["verdict"] == result["label"])
-        assert result["match"] == (result["verdict"] == "genuine")
+        decided = None if result["decision"] == "inconclusive" else result["decision"] == result["label"]
+        assert result["correct"] is decided  # judged by the decision
+        assert result["match"] == (result["decision"] == "genuine")
         expected = embed(torch_stack([preprocess(root / result["path_a"]), preprocess(root / result["path_b"])]))
-        assert result["distance"] == pytest.approx(float(np.linalg.norm(expected[0] - expected[1])), abs=1e-4)
-    assert body["results"][0].keys() >= {"kind", "label", "writer_a", "url_a", "path_b", "distance", "verdict", "correct"}
+        assert result["score"] == pytest.approx(float(np.linalg.norm(expected[0] - expected[1])), abs=1e-4)
+        assert result["distance"] == result["score"] and result["score_method"] == "pairwise"
+    assert body["results"][0].keys() >= {"kind", "label", "writer_a", "url_a", "path_b", "decision", "score", "correct"}
+    assert not {"verdict", "similarity"} & set(body["results"][0])
 
 
 def torch_stack(tensors):

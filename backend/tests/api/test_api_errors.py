@@ -369,10 +369,13 @@ def test_swagger_ui(client):
     assert reverse("api:schema").encode() in response.content
 
 
-def test_schema_marks_the_profile_verify_distance_deprecated(client):
+def test_schema_marks_the_kept_aliases_deprecated(client):
     schema = yaml.safe_load(client.get(reverse("api:schema")).content)
+    pair = schema["components"]["schemas"]["VerifyOutput"]["properties"]
+    assert pair["distance"]["deprecated"] is True and pair["distance"]["type"] == "number"
+    assert pair["match"]["deprecated"] is True and pair["match"]["type"] == "boolean"
     fields = schema["components"]["schemas"]["ProfileVerifyOutput"]["properties"]
-    assert fields["distance"]["deprecated"] is True and fields["distance"]["type"] == "number"
+    assert "distance" not in fields  # v2: not a distance, gone (docs/api.md "Changes")
     assert fields["score"]["type"] == "number" and not fields["score"].get("deprecated")
     ref = fields["score_method"]["allOf"][0]["$ref"]  # the enum is a component of its own
     method = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]

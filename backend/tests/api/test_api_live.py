@@ -77,13 +77,13 @@ def test_verify_over_http(gunicorn_server, verifier):
     assert response.status_code == 200, response.text
     body = response.json()
     expected = verifier.verify(png(1), png(2))
-    assert body["distance"] == pytest.approx(expected.distance, rel=1e-3, abs=1e-4)
-    assert body["verdict"] in {"genuine", "forged"} and 0 <= body["similarity"] <= 1
+    assert body["score"] == pytest.approx(expected.distance, rel=1e-3, abs=1e-4)
+    assert body["decision"] == expected.decision and body["score_method"] == "pairwise"
     aliases = {"image_1": ("a.png", png(1), "image/png"), "image_2": ("b.png", png(1), "image/png")}
     same = requests.post(f"{gunicorn_server['url']}/api/verify/", files=aliases, timeout=60).json()
     # the same image twice is a copy, never genuine (a hand never repeats exactly)
-    assert same["distance"] == pytest.approx(0.0, abs=1e-3) and same["flags"] == ["identical_to_reference"]
-    assert same["decision"] == "inconclusive" and same["verdict"] == "forged"
+    assert same["score"] == pytest.approx(0.0, abs=1e-3) and same["flags"] == ["identical_to_reference"]
+    assert same["decision"] == "inconclusive" and same["match"] is False
 
 
 def test_bad_input_over_http_is_json_never_500(gunicorn_server):

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version", "consistency_score",
                     "outlier"}
-VERIFY_FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "warnings", "copy_of_reference", "similarity", "model_version", "elapsed_ms",
-                 "references", "reference_count", "score", "score_method", "mean_distance", "reference_spread"}
+VERIFY_FIELDS = {"decision", "score", "score_method", "threshold", "decision_rates", "flags", "warnings",
+                 "copy_of_reference", "model_version", "elapsed_ms", "references", "reference_count", "mean_distance",
+                 "reference_spread", "match"}  # match: deprecated (docs/api.md "Changes")
 
 
 def profile_url(profile_id: int) -> str:
@@ -370,12 +371,12 @@ def test_profile_verify(api, verifier, embed_calls):
     assert body["mean_distance"] == pytest.approx(float(np.mean(distances)), rel=1e-5, abs=1e-6)
     assert body["reference_spread"] == pytest.approx(float(np.mean(pair)), rel=1e-3)
     assert body["score"] == pytest.approx(body["mean_distance"] / body["reference_spread"], rel=1e-4)
-    assert body["distance"] == body["score"]  # the deprecated name of the same value
+    assert "distance" not in body  # v2: the score is no distance, and has one name
     assert body["threshold"] == verifier.card.reference_threshold() != verifier.card.threshold
     assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
     # the questioned image IS reference 2: a copy, never genuine
     assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[1]["id"]
-    assert body["decision"] == "inconclusive" and body["match"] is False and body["verdict"] == "forged"
+    assert body["decision"] == "inconclusive" and body["match"] is False
 
 
 def test_profile_verify_of_a_new_signature(api, verifier):
@@ -383,18 +384,16 @@ def test_profile_verify_of_a_new_signature(api, verifier):
     add_references(api, profile["id"], [1, 2, 3])
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
     assert body["flags"] == [] and body["copy_of_reference"] is None
-    assert body["match"] == (body["distance"] <= body["threshold"])
-    assert body["verdict"] == ("genuine" if body["match"] else "forged")
-    assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"], "reference_based"), abs=1e-6)
-    # the test card has no decision bands: the three-way decision falls back to the reference threshold
-    assert body["decision"] == body["verdict"]
+    # the test card has no decision bands: the decision falls back to the reference threshold
+    assert body["decision"] == ("genuine" if body["score"] <= body["threshold"] else "forged")
+    assert body["match"] == (body["decision"] == "genuine")
     assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}
 
 
 def test_profile_verify_uses_the_reference_based_band(api, verifier, monkeypatch):
     profile = create_profile(api)
     add_references(api, profile["id"], [1, 2, 3])
-    score = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()["distance"]
+    score = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()["score"]
     bands = {"pairwise": {"genuine_below": -1.0, "forged_above": -1.0},  # would say forged: must not be used
              "reference_based": {"genuine_below": score + 0.01, "forged_above": score + 0.02}}
     monkeypatch.setattr(verifier.card, "decision_bands", bands)
@@ -409,19 +408,17 @@ def test_profile_verify_with_one_reference_is_a_pairwise_comparison(api, verifie
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
     expected = float(np.linalg.norm(np.subtract(*verifier.embed([png(1), png(4)]))))
     assert body["score_method"] == "pairwise" and body["reference_spread"] is None
-    assert body["score"] == pytest.approx(expected, rel=1e-3) == pytest.approx(body["mean_distance"])
-    assert body["distance"] == body["score"]
+    assert body["score"] == pytest.approx(expected, rel=1e-3) and body["score"] == pytest.approx(body["mean_distance"])
     assert body["threshold"] == verifier.card.threshold  # no spread to normalise by: the pair threshold
-    assert body["similarity"] == pytest.approx(verifier.card.similarity(body["distance"]), abs=1e-6)
 
 
 def test_profile_verify_of_a_reference_itself_is_a_flagged_copy(api):
     profile = create_profile(api)
     created = add_references(api, profile["id"], [6])
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(6))}, format="multipart").json()
-    assert body["distance"] == pytest.approx(0.0, abs=1e-3)
+    assert body["score"] == pytest.approx(0.0, abs=1e-3)
     assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[0]["id"]
-    assert body["decision"] != "genuine" and body["verdict"] == "forged" and body["match"] is False
+    assert body["decision"] != "genuine" and body["match"] is False
 
 
 def test_profile_verify_without_references(api):
@@ -467,7 +464,7 @@ def test_references_of_another_model_version_are_reembedded_once(api, verifier, 
     embed_calls.clear()
     second = api.post(verify_url(profile["id"]), {"questioned": upload(png(1))}, format="multipart").json()
     assert embed_calls == [1]
-    assert second["distance"] == pytest.approx(first["distance"], abs=1e-5)
+    assert second["score"] == pytest.approx(first["score"], abs=1e-5)
 
 
 def test_profile_verify_model_unavailable(api, settings, tmp_path):
