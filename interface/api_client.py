@@ -273,8 +273,8 @@ class SigverClient:
         self, reference: FileLike, questioned: FileLike, *, previews: bool = False, explain: bool = False,
         reference_crop: Box | None = None, questioned_crop: Box | None = None,
     ) -> dict[str, Any]:
-        """POST /api/verify/ -> {distance, threshold, match, verdict, decision, decision_rates, flags, warnings,
-        similarity, model_version, elapsed_ms, ...}; a crop box (left, top, right, bottom) is judged alone."""
+        """POST /api/verify/ -> {decision, score, score_method, threshold, decision_rates, flags, warnings,
+        model_version, elapsed_ms, ...}; a crop box (left, top, right, bottom) is judged alone."""
         files = {
             "reference": _file_tuple(reference, "reference.png"),
             "questioned": _file_tuple(questioned, "questioned.png"),

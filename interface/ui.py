@@ -1,4 +1,4 @@
-"""Pieces every page shares: the sidebar, cached reads, friendly errors, the verdict and the distance scale.
+"""Pieces every page shares: the sidebar, cached reads, friendly errors, the decision and the score's scale.
 
 No HTTP here: everything goes through `api_client`.
 """
@@ -194,7 +194,7 @@ def sidebar_ui() -> dict[str, Any] | None:
             st.caption(f"Server: {md_text(base)}")
         if st.session_state.get(USERNAME_KEY):
             st.caption(f"Signed in as **{md_text(st.session_state[USERNAME_KEY])}**")
-        st.caption("Decision support only: a verdict is not a forensic expert's opinion.")
+        st.caption("Decision support only: a decision is not a forensic expert's opinion.")
     if health is None:
         st.error(
             f"The verification server at {md_text(base)} cannot be reached. Nothing can be verified until it is "
@@ -329,11 +329,9 @@ DECISION_STYLE = {  # title, colour, background
 
 
 def decision_of(result: dict[str, Any]) -> str:
-    """The three-way decision; a backend from before it only has the two-way verdict."""
+    """The answer's `decision`; an answer without a known one is shown as inconclusive, never as genuine."""
     decision = result.get("decision")
-    if decision in DECISION_STYLE:
-        return str(decision)
-    return str(result.get("verdict", "genuine" if result.get("match") else "forged"))
+    return str(decision) if decision in DECISION_STYLE else "inconclusive"
 
 
 def in_100(share: float) -> str:
@@ -432,29 +430,17 @@ def distance_scale_html(distance: float, genuine_below: float, forged_above: flo
     )
 
 
-def percent(p: float) -> str:
-    """0.995 -> '> 99 %': a calibrated score is never a certainty."""
-    if p > 0.99:
-        return "> 99 %"
-    if p < 0.01:
-        return "< 1 %"
-    return f"{100 * p:.0f} %"
-
-
 def score_of(result: dict[str, Any]) -> float:
-    """The number the decision judged: `score` of a profile verification, `distance` of a pair (and of a profile
-    verification from a server older than `score`, where that field named the method)."""
-    score = result.get("score")
-    return float(score if isinstance(score, (int, float)) else result.get("distance", 0.0))
+    """The number the decision judged: the answer's (or case record's) `score`."""
+    return float(result.get("score") or 0.0)
 
 
 def score_method_of(result: dict[str, Any]) -> str:
-    """How a profile verification's score was computed: "normalized", "mean" or "pairwise"."""
-    method = result.get("score_method", result.get("score"))
-    return method if isinstance(method, str) else "mean"
+    """How the score was formed: "pairwise", "normalized" or "mean" (the answer's `score_method`)."""
+    return str(result.get("score_method") or "pairwise")
 
 
-SCORE_HELP = {  # what the score is, by the API's `score_method` (a pair has none)
+SCORE_HELP = {  # what the score is, by the API's `score_method`
     "pair": "How different the questioned signature looks to the model from the reference (0 = identical).",
     "normalized": "The questioned signature's mean distance to the references divided by how far they lie from "
                   "each other (0 = identical): a variable signer is allowed more distance.",
@@ -464,31 +450,29 @@ SCORE_HELP = {  # what the score is, by the API's `score_method` (a pair has non
 
 
 def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
-    """Three-way decision in its colour and words, the score on the band's scale, similarity, model and time."""
+    """The decision in its colour and words, the score on the band's scale, the cuts, model and time. A copy of the
+    reference is judged by no zone: its score says only that the images are the same."""
     decision = decision_of(result)
-    distance = score_of(result)
+    score = score_of(result)
     threshold = float(result.get("threshold", 0.0))
     rates = result.get("decision_rates") or {}
     genuine_below = float(rates.get("genuine_below", threshold))
     forged_above = float(rates.get("forged_above", threshold))
-    st.markdown(decision_html(decision, rates, subject, list(result.get("flags") or [])), unsafe_allow_html=True)
-    st.markdown(distance_scale_html(distance, genuine_below, forged_above), unsafe_allow_html=True)
+    flags = list(result.get("flags") or [])
+    st.markdown(decision_html(decision, rates, subject, flags), unsafe_allow_html=True)
+    if COPY_FLAG not in flags:
+        st.markdown(distance_scale_html(score, genuine_below, forged_above), unsafe_allow_html=True)
     for warning in result.get("warnings") or []:
         st.warning(f"{md_text(str(warning.get('field', '')).capitalize())}: {md_text(warning.get('message', ''))}", icon=":material/crop:")
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Score", f"{distance:.3f}", help=SCORE_HELP.get(str(result.get("score_method")), SCORE_HELP["pair"]))
+    c1, c2 = st.columns(2)
+    c1.metric("Score", f"{score:.3f}", help=SCORE_HELP.get(str(result.get("score_method")), SCORE_HELP["pair"])
+              + (" A copy is never judged by its score." if COPY_FLAG in flags else ""))
     c2.metric("Decision cuts", f"{genuine_below:.3f} / {forged_above:.3f}",
               help="At or below the first: decided genuine (at most 2 in 100 skilled forgeries of validation writers "
               "score that low). Above the second: decided forged (at most 2 in 100 of their genuine signatures score "
               "that high). In between: inconclusive.")
-    if result.get("similarity") is not None:
-        c3.metric(
-            "Similarity", percent(float(result["similarity"])),
-            help="Calibrated score: about 50 % at the equal-error threshold; higher means more likely the same writer.",
-        )
     st.caption(
-        f"Model {md_text(result.get('model_version', 'unknown'))} · two-way verdict at the equal-error threshold "
-        f"{threshold:.3f}: {str(result.get('verdict', '')).upper() or 'n/a'} · answered in "
+        f"Model {md_text(result.get('model_version', 'unknown'))} · answered in "
         f"{float(result.get('elapsed_ms', 0.0)):.0f} ms"
     )
 

@@ -59,9 +59,9 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
         "**How to read the heatmaps.** The model hid one small patch of each signature at a time and "
         "measured how much the distance between the two signatures changed. **Red** areas are the strokes "
         "that mattered most to the decision; strokes left uncoloured hardly mattered.\n\n"
-        "- If the verdict is **forged**, the red areas are where the questioned signature departs most from "
+        "- If the decision is **forged**, the red areas are where the questioned signature departs most from "
         "the reference: compare those strokes by eye (letter shapes, joins, pen lifts).\n"
-        "- If the verdict is **genuine**, the red areas are the features the two signatures share most.\n"
+        "- If the decision is **genuine**, the red areas are the features the two signatures share most.\n"
         "- Red on empty background or on the page edge suggests a poor scan rather than a forgery: rescan "
         "and try again.\n\n"
         "The heatmaps show what the model relied on, not proof of forgery."
@@ -70,7 +70,7 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
 
 def main() -> None:
     ui.sidebar_ui()
-    st.title("Explain a verdict")
+    st.title("Explain a decision")
     st.markdown("See which strokes of the two signatures made the model decide **genuine** or **forged**.")
     reference, questioned = uploads_ui()
     explain_ui(reference, questioned)

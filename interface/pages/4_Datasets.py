@@ -117,10 +117,14 @@ def random_pair_ui(base: str, info: dict[str, Any], split: str | None) -> None:
     with right:
         ui.show_image(stored["b"], f"Questioned · writer {pair.get('writer_b')} · {pair.get('path_b')}")
     truth = pair.get("label", "?")
-    correct = result.get("verdict") == truth
+    decision = ui.decision_of(result)
     ui.result_ui(result)
-    msg = f"Ground truth: **{ui.md_text(truth)}** ({ui.md_text(pair.get('kind'))} pair). The model is **{'right' if correct else 'wrong'}**."
-    (st.success if correct else st.error)(msg)
+    msg = f"Ground truth: **{ui.md_text(truth)}** ({ui.md_text(pair.get('kind'))} pair). "
+    if decision == "inconclusive":
+        st.warning(msg + "The model left it **inconclusive**: a specialist would decide.")
+    else:
+        correct = decision == truth
+        (st.success if correct else st.error)(msg + f"The decision is **{'right' if correct else 'wrong'}**.")
 
 
 def batch_ui(info: dict[str, Any], split: str | None) -> None:
@@ -139,19 +143,23 @@ def batch_ui(info: dict[str, Any], split: str | None) -> None:
     if not batch:
         return
     results = batch.get("results", [])
-    m1, m2, m3 = st.columns(3)
-    m1.metric("Accuracy", f"{100 * float(batch.get('accuracy', 0.0)):.1f} %")
-    m2.metric("Pairs", batch.get("n", len(results)))
-    m3.metric("Threshold", f"{float(batch.get('threshold', 0.0)):.3f}")
+    m1, m2, m3, m4 = st.columns(4)
+    share = lambda key: f"{100 * float(batch.get(key) or 0.0):.1f} %"  # noqa: E731
+    m1.metric("Decided right", share("accuracy"), help="Pairs whose decision is the ground truth.")
+    m2.metric("Inconclusive", share("inconclusive"), help="Pairs the model left to a specialist.")
+    m3.metric("Decided wrong", share("wrong"), help="Pairs decided the opposite of the ground truth.")
+    m4.metric("Pairs", batch.get("n", len(results)))
     by_kind: dict[str, list[bool]] = {}
     for r in results:
-        by_kind.setdefault(str(r.get("kind")), []).append(bool(r.get("correct")))
+        by_kind.setdefault(str(r.get("kind")), []).append(r.get("correct") is True)
     if len(by_kind) > 1:
-        st.caption(" · ".join(f"{k}: {100 * sum(v) / len(v):.0f} % of {len(v)}" for k, v in sorted(by_kind.items())))
+        st.caption("Decided right: " + " · ".join(
+            f"{k}: {100 * sum(v) / len(v):.0f} % of {len(v)}" for k, v in sorted(by_kind.items())))
+    outcome = {True: "✔ right", False: "✘ wrong", None: "? inconclusive"}
     rows = [
         {
-            "kind": r.get("kind"), "truth": r.get("label"), "verdict": r.get("verdict"),
-            "correct": "✔" if r.get("correct") else "✘", "distance": round(float(r.get("distance", 0.0)), 4),
+            "kind": r.get("kind"), "truth": r.get("label"), "decision": r.get("decision"),
+            "outcome": outcome.get(r.get("correct"), "?"), "score": round(ui.score_of(r), 4),
             "writer A": r.get("writer_a"), "image A": r.get("path_a"),
             "writer B": r.get("writer_b"), "image B": r.get("path_b"),
         }

@@ -65,8 +65,8 @@ def summary_ui(card: dict[str, Any]) -> None:
     c1, c2, c3 = st.columns(3)
     threshold = card.get("threshold")
     c1.metric("Equal-error threshold (two images)", f"{float(threshold):.3f}" if threshold is not None else "?",
-              help="The two-way `verdict` of the API: pairs with a distance above it are called forged. The answer "
-              "shown to clerks is the three-way decision below.")
+              help="Where validation writers' false accepts equal their false rejects: a reference point between the "
+              "decision's two cuts below, not an answer of its own.")
     ref_threshold = (card.get("thresholds") or {}).get("reference_based")
     if ref_threshold is not None:
         normalized = card.get("reference_score") == "normalized"

@@ -53,7 +53,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
         "kind": KINDS.get(record.get("kind"), record.get("kind")),
         "profile": record.get("profile_name") or "",
         "decision": DECISION_LABELS.get(record.get("decision"), record.get("decision")),
-        "score": round(float(record.get("distance", 0.0)), 4),
+        "score": round(ui.score_of(record), 4),
         "threshold": round(float(record.get("threshold", 0.0)), 4),
         "model": record.get("model_version"),
     }
@@ -63,15 +63,12 @@ def record_ui(record: dict[str, Any]) -> None:
     """One case record in full."""
     st.subheader(f"Case record #{record['id']}")
     decision = str(record.get("decision", ""))
-    text = (f"**Decision: {ui.md_text(DECISION_LABELS.get(decision, decision))}** "
-            f"(verdict at the threshold: {ui.md_text(record.get('verdict'))})")
+    text = f"**Decision: {ui.md_text(DECISION_LABELS.get(decision, decision))}**"
     {"genuine": st.success, "forged": st.error}.get(decision, st.warning)(text)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Score", f"{float(record.get('distance', 0.0)):.4f}",
+    c1, c2 = st.columns(2)
+    c1.metric("Score", f"{ui.score_of(record):.4f}",
               help="What the decision judged: the pair's distance, or the score against a profile's references")
-    c2.metric("Threshold", f"{float(record.get('threshold', 0.0)):.4f}")
-    if record.get("similarity") is not None:
-        c3.metric("Similarity", ui.percent(float(record["similarity"])))
+    c2.metric("Equal-error threshold", f"{float(record.get('threshold', 0.0)):.4f}")
     who = record.get("user")
     if record.get("client_address"):
         who = f"{who} from {record['client_address']}"
@@ -81,7 +78,7 @@ def record_ui(record: dict[str, Any]) -> None:
         ("Kind", KINDS.get(record.get("kind"), record.get("kind"))),
         ("Profile", f"{record.get('profile_name')} (#{record.get('profile')})" if record.get("profile_name") else "–"),
         ("Model", record.get("model_version")),
-        ("Score method", record.get("score")),
+        ("Score method", ui.score_method_of(record)),
         ("Answered in", f"{float(record.get('elapsed_ms', 0.0)):.0f} ms"),
         ("Questioned image sha256", record.get("questioned_sha256")),
         ("Reference image sha256", ", ".join(record.get("reference_sha256") or []) or "–"),

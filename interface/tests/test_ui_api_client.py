@@ -55,11 +55,13 @@ def test_health_and_model(client):
 
 def test_verify_same_writer_is_genuine_other_writer_forged(client, signature):
     same = client.verify(("a.png", signature(1)), ("b.png", signature(1, variant=3)), previews=True)
-    assert same["verdict"] == "genuine" and same["match"] is True
-    assert same["distance"] <= same["threshold"]
+    assert same["decision"] in ("genuine", "inconclusive") and same["score_method"] == "pairwise"
+    assert same["score"] <= same["threshold"] and not {"verdict", "similarity"} & set(same)
+    assert same["match"] is (same["decision"] == "genuine")  # deprecated, defined from the decision
     assert api.decode_data_url(same["previews"]["reference"]).startswith(b"\x89PNG")
     other = client.verify(signature(1), signature(7))
-    assert other["verdict"] == "forged" and other["match"] is False
+    assert other["decision"] in ("inconclusive", "forged") and other["match"] is False
+    assert other["score"] > other["threshold"]
     assert "previews" not in other
 
 
@@ -72,7 +74,7 @@ def test_verify_sends_tiff_with_its_content_type(client, signature):
     buf = io.BytesIO()
     Image.open(io.BytesIO(signature(3))).save(buf, format="TIFF")
     r = client.verify(("ref.tif", buf.getvalue()), ("q.png", signature(3, variant=1)))
-    assert r["verdict"] == "genuine"
+    assert r["score"] <= r["threshold"]
 
 
 def test_not_an_image_is_bad_request_with_the_server_message(client, signature):
@@ -180,7 +182,8 @@ def test_datasets_writers_images_and_pairs(client):
     assert len(pairs) == 3 and all(p["label"] == "forged" for p in pairs)
     batch = client.verify_pairs(name, kind="mixed", limit=6, seed=0)
     assert batch["n"] == 6 and 0.0 <= batch["accuracy"] <= 1.0
-    assert {"distance", "verdict", "correct"} <= set(batch["results"][0])
+    assert {"decision", "score", "score_method", "correct"} <= set(batch["results"][0])
+    assert batch["accuracy"] + batch["inconclusive"] + batch["wrong"] == pytest.approx(1.0)
 
 
 def test_register_then_login(client, unique_username):
@@ -255,7 +258,7 @@ def test_profile_enrollment_round_trip(user_client, signature):
     assert user_client.reference_image(profile["id"], refs[0]["id"]).startswith(b"\x89PNG")
     assert user_client.reference_image(profile["id"], refs[0]["id"], refs[0]["image_url"]).startswith(b"\x89PNG")
     result = user_client.verify_profile(profile["id"], signature(5, variant=7))
-    assert result["verdict"] == "genuine" and result["reference_count"] == 2
+    assert result["decision"] != "forged" and result["reference_count"] == 2
     assert {r["id"] for r in result["references"]} == {r["id"] for r in refs}
     assert user_client.update_profile(profile["id"], name="Alice M.")["name"] == "Alice M."
     user_client.delete_reference(profile["id"], refs[0]["id"])

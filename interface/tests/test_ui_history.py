@@ -74,7 +74,7 @@ def test_a_signed_in_verification_is_in_the_clerks_history(app_test, clerk, sign
     rows = at.dataframe[0].value
     assert len(rows) == 1
     assert rows["clerk"][0] == clerk[0]  # the Verify page sent the clerk's token
-    assert rows["score"][0] == pytest.approx(result["distance"], abs=1e-4)
+    assert rows["score"][0] == pytest.approx(result["score"], abs=1e-4)
     record_id = int(rows["record"][0])
 
     run(at.selectbox(key="history_record").set_value(record_id))
@@ -90,7 +90,7 @@ def test_a_signed_in_verification_is_in_the_clerks_history(app_test, clerk, sign
 
 def test_history_filters(app_test, clerk, signature):
     result = verify_on_the_verify_page(app_test, clerk, signature)
-    decision = result.get("decision", result["verdict"])
+    decision = result["decision"]
     other = next(d for d in ("genuine", "inconclusive", "forged") if d != decision)
     at = run(signed_in(app_test("history"), clerk))
     run(at.selectbox(key="history_decision").set_value(other))

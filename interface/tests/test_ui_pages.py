@@ -80,7 +80,8 @@ def test_verify_same_writer_shows_genuine(app_test, signature):
     assert float(labels["Score"]) <= float(labels["Decision cuts"].split(" / ")[0])
     assert "consistent with the reference" in text and "very likely" not in text
     assert any("answered in" in c.value for c in at.caption)
-    assert at.session_state["verify_result"]["result"]["verdict"] == "genuine"
+    assert at.session_state["verify_result"]["result"]["decision"] == "genuine"
+    assert not any(m.label == "Similarity" or "%" in str(m.value) for m in at.metric)  # no probability-like figure
 
 
 def test_verify_with_the_crop_step(app_test, signature):
@@ -385,22 +386,39 @@ def test_a_copy_is_said_to_be_a_copy():
     assert "COPY OF THE REFERENCE" in html and "not a new signature" in html and "GENUINE" not in html
 
 
-def test_an_older_backend_without_decision_falls_back_to_the_verdict():
+def test_an_answer_without_a_known_decision_is_never_shown_as_genuine():
     import ui
 
-    assert ui.decision_of({"verdict": "forged", "match": False}) == "forged"
-    assert ui.decision_of({"verdict": "genuine", "decision": "inconclusive"}) == "inconclusive"
+    assert ui.decision_of({"match": True}) == "inconclusive"
+    assert ui.decision_of({"decision": "forged", "match": False}) == "forged"
 
 
-def test_the_profile_score_is_read_from_score_and_its_method_from_score_method():
+def test_the_score_is_read_from_score_and_its_method_from_score_method():
     import ui
 
-    now = {"distance": 0.8, "score": 0.8, "score_method": "normalized", "mean_distance": 0.4}
-    assert (ui.score_of(now), ui.score_method_of(now)) == (0.8, "normalized")
-    older = {"distance": 0.8, "score": "pairwise"}  # servers before the rename: `score` named the method
-    assert (ui.score_of(older), ui.score_method_of(older)) == (0.8, "pairwise")
-    pair = {"distance": 0.3}  # /api/verify/ answers a distance
-    assert (ui.score_of(pair), ui.score_method_of(pair)) == (0.3, "mean")
+    profile = {"score": 0.8, "score_method": "normalized", "mean_distance": 0.4}
+    assert (ui.score_of(profile), ui.score_method_of(profile)) == (0.8, "normalized")
+    pair = {"score": 0.3, "score_method": "pairwise", "distance": 0.3}  # `distance`: deprecated alias
+    assert (ui.score_of(pair), ui.score_method_of(pair)) == (0.3, "pairwise")
+
+
+def test_a_copy_answer_shows_no_genuine_zone():
+    """A copy scores about 0: the scale would put it in the genuine zone; the answer shows no zone at all."""
+    import ui
+    from unittest import mock
+
+    copy = {"decision": "inconclusive", "score": 0.0, "score_method": "pairwise", "threshold": 0.5,
+            "decision_rates": {"genuine_below": 0.3, "forged_above": 0.8, "forgeries_scoring_this_low": 0.0,
+                               "genuine_scoring_this_high": 1.0},
+            "flags": ["identical_to_reference"], "warnings": [], "model_version": "m", "elapsed_ms": 1.0}
+    shown: list[str] = []
+    with mock.patch.object(ui.st, "markdown", side_effect=lambda body, **_: shown.append(body)), \
+            mock.patch.object(ui.st, "columns", return_value=(mock.MagicMock(), mock.MagicMock())), \
+            mock.patch.object(ui.st, "caption"):
+        ui.result_ui(copy)
+    page = "".join(shown)
+    assert "COPY OF THE REFERENCE" in page
+    assert "GENUINE zone" not in page and "GENUINE</span>" not in page
 
 
 def test_the_interface_never_imports_torch_or_sigml(down_url):
