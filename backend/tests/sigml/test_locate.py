@@ -1,0 +1,163 @@
+"""The signature locator (`sigml.locate`) on pages drawn here, its page-or-crop check, its model file and CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from sigml import locate as loc
+from sigml.synthdocs import make_page
+
+
+def cursive_signature(seed: int, size: tuple[int, int] = (420, 150)) -> Image.Image:
+    """Handwriting-like ink: two words of looping pen trace (a prolate cycloid on a wandering baseline)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    image = Image.new("L", size, 240)
+    draw = ImageDraw.Draw(image)
+    for word, (x0, x1) in enumerate([(0.08, 0.5), (0.58, 0.92)]):
+        t = np.linspace(0, rng.uniform(4, 6) * 2 * np.pi, 300)
+        loops = rng.uniform(0.12, 0.2) * h * (1 + 0.4 * np.sin(t / rng.uniform(2, 4)))
+        x = x0 * w + (x1 - x0) * w * t / t[-1] + loops * 0.5 * np.sin(t)
+        y = 0.5 * h + loops * np.cos(t) - 0.1 * h * np.sin(t / 5 + word)
+        draw.line(list(zip(x.tolist(), y.tolist())), fill=25, width=3, joint="curve")
+    return image
+
+
+def matched(found: list[loc.LocatedSignature], truth: list[tuple[int, int, int, int]]) -> int:
+    if not found or not truth:
+        return 0
+    iou = loc.box_iou(np.array([f.box for f in found]), np.array(truth))
+    return int((iou.max(axis=0) >= 0.5).sum())
+
+
+def text_page(with_signature: bool = True, size: tuple[int, int] = (2000, 3000)) -> tuple[Image.Image, tuple]:
+    """A letter: ten printed lines at ordinary spacing, a ruled line, a signature on it."""
+    page = Image.new("L", size, 250)
+    draw = ImageDraw.Draw(page)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 40)
+    except OSError:
+        font = ImageFont.load_default(size=40)
+    for i in range(10):
+        draw.text((200, 300 + i * 62), "Payment of the amount below is due within thirty days of the date", font=font, fill=20)
+    draw.line([(1100, 1400), (1800, 1400)], fill=30, width=4)
+    box = ()
+    if with_signature:
+        signature = cursive_signature(3, (560, 200))
+        page.paste(Image.fromarray(np.minimum(np.asarray(page.crop((1150, 1230, 1710, 1430))), np.asarray(signature))), (1150, 1230))
+        ink = np.argwhere(np.asarray(signature) < 128)
+        box = (1150 + ink[:, 1].min(), 1230 + ink[:, 0].min(), 1150 + ink[:, 1].max() + 1, 1230 + ink[:, 0].max() + 1)
+    return page, box
+
+
+@pytest.fixture(scope="module")
+def signatures() -> list[Image.Image]:
+    return [cursive_signature(seed) for seed in range(6)]
+
+
+BELOW_TARGET = "the shipped locator finds about half of the signatures on test pages (docs/results.md); not yet these"
+
+
+@pytest.mark.xfail(strict=False, reason=BELOW_TARGET)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_signatures_on_a_synthetic_page_are_located(signatures, seed):
+    page = make_page(seed, signatures, split="test", n_signatures=2, width=1100, kind="letter")
+    found = loc.locate(page.image)
+    assert matched(found, page.boxes) == len(page.boxes) >= 1
+    assert len(found) == len(page.boxes)
+    assert all(0 < f.confidence <= 1 for f in found)
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_nothing_on_a_page_without_a_signature(signatures, seed):
+    page = make_page(seed, signatures, split="test", n_signatures=0, width=1100)
+    assert loc.locate(page.image) == []
+
+
+def test_blank_page_has_no_signature():
+    assert loc.locate(Image.new("RGB", (800, 1100), (255, 255, 255))) == []
+    assert not loc.check_crop(Image.new("L", (300, 120), 255)).is_page
+
+
+def test_the_letter_page_is_refused_with_the_signature_as_suggested_crop():
+    page, box = text_page()
+    check = loc.check_crop(page)
+    assert check.is_page and "page" in check.reason
+    assert check.suggested_crops and loc.box_iou(np.array([check.suggested_crops[0].box]), np.array([box]))[0, 0] >= 0.5
+    assert check.to_dict()["suggested_crops"][0]["box"] == list(check.suggested_crops[0].box)
+
+
+def test_a_signature_crop_passes(signatures):
+    for image in signatures[:3]:
+        assert not loc.check_crop(image).is_page
+
+
+def test_boxes_are_in_input_pixels_whatever_the_page_size(signatures):
+    page = make_page(8, signatures, split="test", n_signatures=1, width=2400, kind="cheque", capture=0.0)
+    found = loc.locate(page.image, threshold=0.3)
+    w, h = page.image.size
+    assert all(0 <= f.box[0] < f.box[2] <= w and 0 <= f.box[1] < f.box[3] <= h for f in found)
+
+
+def test_model_file_is_small_json_with_its_card():
+    path = loc.DEFAULT_MODEL
+    assert path.stat().st_size < 1_000_000
+    data = json.loads(path.read_text())
+    assert data["features"] == list(loc.FEATURE_NAMES)
+    assert {"training_pages", "validation", "documents"} <= set(data["card"])
+    model = loc.load_model(path)
+    assert 0 < model.threshold < 1
+
+
+def test_a_model_of_another_feature_list_is_refused(tmp_path: Path):
+    from sigml.errors import ModelLoadError
+
+    data = json.loads(loc.DEFAULT_MODEL.read_text())
+    data["features"] = data["features"][:-1]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError):
+        loc.load_model(bad)
+
+
+def test_oversized_image_is_refused_before_decoding():
+    from sigml.errors import ImageTooLargeError
+
+    with pytest.raises(ImageTooLargeError):
+        loc.locate(Image.new("L", (5000, 5000), 255), max_pixels=1_000_000)
+
+
+def test_cli_locate_prints_json(tmp_path: Path, capsys, signatures):
+    from sigml.cli import main
+
+    page = make_page(1, signatures, split="test", n_signatures=1, width=1000, kind="form")
+    path = tmp_path / "page.png"
+    page.image.save(path)
+    assert main(["locate", str(path), "--json", "--crops", str(tmp_path / "crops")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["size"] == list(page.image.size)
+    assert len(list((tmp_path / "crops").glob("page_*.png"))) == len(out["signatures"])
+
+
+@pytest.mark.xfail(strict=False, reason="the page check still refuses a few percent of real crops (docs/results.md); "
+                   "it is not yet used by serving")
+def test_real_crops_pass_as_signature_crops(shared_datasets: Path):
+    from sigml.datasets import read_dataset
+
+    refused = []
+    n = 0
+    for name in ("CEDAR-natural", "BHSig260-Hindi", "SigComp2011-Dutch", "CNSig", "GPDS"):
+        if not (shared_datasets / name).is_dir():
+            continue
+        for record in read_dataset(shared_datasets / name, "auto", name)[::400]:
+            n += 1
+            if loc.check_crop(shared_datasets / name / record.path).is_page:
+                refused.append(f"{name}/{record.path}")
+    if n == 0:
+        pytest.skip("no dataset images found")
+    assert not refused

@@ -1,0 +1,51 @@
+"""Synthetic documents (`sigml.synthdocs`): deterministic from the seed, true boxes on the signatures' ink."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sigml.synthdocs import BACKGROUNDS, FONT_FAMILIES, font_files, make_page, signature_alpha
+from sigml.testing import signature_image
+
+
+@pytest.fixture(scope="module")
+def signatures():
+    return [signature_image(seed, size=(360, 140)) for seed in range(4)]
+
+
+def test_same_seed_same_page(signatures):
+    a = make_page(3, signatures, width=600, n_signatures=2)
+    b = make_page(3, signatures, width=600, n_signatures=2)
+    assert a.boxes == b.boxes and a.kind == b.kind
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    c = make_page(4, signatures, width=600, n_signatures=2)
+    assert not (np.asarray(c.image).shape == np.asarray(a.image).shape and np.array_equal(np.asarray(c.image), np.asarray(a.image)))
+
+
+@pytest.mark.parametrize("kind", ["letter", "cheque", "form"])
+def test_boxes_hold_the_signature_ink(signatures, kind):
+    page = make_page(11, signatures, kind=kind, width=700, n_signatures=1, capture=0.0)
+    assert page.kind == kind and len(page.boxes) == 1
+    l, t, r, b = page.boxes[0]
+    w, h = page.image.size
+    assert 0 <= l < r <= w and 0 <= t < b <= h
+    assert r - l >= 0.1 * w  # about a fifth of the page wide
+    gray = np.asarray(page.image.convert("L"), np.float32)
+    assert gray[t:b, l:r].min() < 120  # dark ink inside the box
+
+
+def test_page_without_signature(signatures):
+    assert make_page(5, signatures, width=500, n_signatures=0).boxes == []
+
+
+def test_signature_alpha_is_cropped_coverage():
+    alpha = signature_alpha(signature_image(1, size=(300, 120)))
+    assert alpha.dtype == np.float32 and 0 <= alpha.min() and alpha.max() <= 1
+    assert alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()
+
+
+def test_fonts_and_backgrounds_of_train_and_test_differ():
+    assert not set(font_files("train")) & set(font_files("test"))
+    assert not set(BACKGROUNDS["train"]) - {"plain"} & set(BACKGROUNDS["test"])
+    assert not any(f.startswith(FONT_FAMILIES["test"]) for f in FONT_FAMILIES["train"])
