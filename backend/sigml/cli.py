@@ -1,4 +1,4 @@
-"""`python -m sigml {import,pairs,train,evaluate,benchmark,calibrate,verify}`: the command-line face of the ML core.
+"""`python -m sigml {import,pairs,train,evaluate,benchmark,calibrate,verify,locate}`: the command-line face of the ML core.
 
 Errors the user can fix (missing files, unreadable images, empty or unknown dataset folders)
 print one clear line and exit with status 2; no traceback.
@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="trained_model_parameters/siamese_resnet18.safetensors")
     s.add_argument("reference")
     s.add_argument("questioned")
+    s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("locate", help="boxes of the handwritten signatures on a page, cheque or form image")
+    s.add_argument("image")
+    s.add_argument("--locator", help="locator model JSON (default: trained_model_parameters/signature_locator.json)")
+    s.add_argument("--threshold", type=float, help="confidence cut (default: the model's)")
+    s.add_argument("--crops", metavar="DIR", help="also write each located signature as DIR/<image>_<n>.png")
     s.add_argument("--json", action="store_true", help="print JSON")
     return p
 
@@ -346,8 +353,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locate(args: argparse.Namespace) -> int:
+    from .locate import DEFAULT_MODEL, load_model, locate
+    from .preprocessing import load_image
+
+    image = load_image(args.image)
+    found = locate(image, model=load_model(args.locator or DEFAULT_MODEL), threshold=args.threshold)
+    if args.crops:
+        Path(args.crops).mkdir(parents=True, exist_ok=True)
+        for n, s in enumerate(found, 1):
+            image.crop(s.box).save(Path(args.crops) / f"{Path(args.image).stem}_{n}.png")
+    if args.json:
+        print(json.dumps({"image": args.image, "size": list(image.size), "signatures": [s.to_dict() for s in found]}))
+    elif not found:
+        print(f"{args.image}: no signature found")
+    else:
+        for s in found:
+            print(f"{args.image}: signature at {s.box} (left, top, right, bottom), confidence {s.confidence:.2f}")
+    return 0
+
+
 COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
-            "calibrate": cmd_calibrate, "verify": cmd_verify}
+            "calibrate": cmd_calibrate, "verify": cmd_verify, "locate": cmd_locate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
