@@ -1,4 +1,4 @@
-"""`python -m sigml {import,pairs,train,evaluate,benchmark,calibrate,verify,locate}`: the command-line face of the ML core.
+"""`python -m sigml {import,pairs,train,evaluate,benchmark,calibrate,verify,locate,export}`: the command-line face of the ML core.
 
 Errors the user can fix (missing files, unreadable images, empty or unknown dataset folders)
 print one clear line and exit with status 2; no traceback.
@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threshold", type=float, help="confidence cut (default: the model's)")
     s.add_argument("--crops", metavar="DIR", help="also write each located signature as DIR/<image>_<n>.png")
     s.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("export", help="write the embedding network as ONNX next to the weights, recorded in the model card")
+    s.add_argument("--model", default="trained_model_parameters/siamese_resnet18.safetensors",
+                   help="weights (.safetensors); writes <stem>.onnx beside them and adds it to the .json card")
+    s.add_argument("--opset", type=int, default=17, help="ONNX opset")
     return p
 
 
@@ -373,8 +378,17 @@ def cmd_locate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    out = export_onnx(args.model, opset=args.opset)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), agreeing with torch; recorded in {Path(args.model).with_suffix('.json')}")
+    return 0
+
+
 COMMANDS = {"import": cmd_import, "pairs": cmd_pairs, "train": cmd_train, "evaluate": cmd_evaluate, "benchmark": cmd_benchmark,
-            "calibrate": cmd_calibrate, "verify": cmd_verify, "locate": cmd_locate}
+            "calibrate": cmd_calibrate, "verify": cmd_verify, "locate": cmd_locate,
+            "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,8 +5,12 @@ questioned signature against stored reference embeddings (`verify_against`, by t
 checks references against each other (`reference_consistency`) and finds copies among references and uploads
 (`copy_among`, the card's copy rule). Every answer comes from `decide`.
 
-Forward passes use channels-last and, on a CPU with AVX-512, bfloat16 autocast (SIGVER_BF16=1/0 forces it on or
-off; docs/performance.md has the speed-up; an AVX2-only CPU emulates bf16 many times slower than float32) and are serialised by a lock: with few cores, parallel forwards only contend.
+Embeddings come from an embedder (`sigml.embedders`): the ONNX export on an ONNX Runtime session (what the API
+serves with: this module imports no torch, and neither does serving), or the torch model (channels-last and, on a
+CPU with AVX-512, bfloat16 autocast; SIGVER_BF16=1/0 forces it on or off). Both give the same answers (tests).
+Forward passes are serialised by a lock: with few cores, parallel forwards only contend. Preprocessed images are
+1 x H x W float32 numpy arrays (ONNX) or torch tensors (torch: `Verifier.preprocess` gives the embedder's type);
+every method takes either.
 """
 
 from __future__ import annotations
@@ -18,22 +22,20 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from . import copies, decision, protocols
-from .checkpoints import load_weights
-from .embedding import bf16_native, embed_tensors
-from .env import env_flag
+from .embedders import Embedder, OnnxEmbedder, TorchEmbedder, as_array, default_runtime, torch_available
 from .errors import ModelLoadError
-from .model import SiameseResNet18
 from .modelcard import CardError, ModelCard, card_path_for, file_sha256, require_weights_checksum
-from .preprocessing import ImageSource, preprocess
+from .preprocessing import ImageSource, preprocess_array
 
 log = logging.getLogger(__name__)
+
+EXPLAIN_BATCH = 16  # occluded variants per forward pass of `Verifier.explain` (bounds its memory)
 
 
 def pair_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,9 +81,11 @@ class ProfileVerificationResult(VerificationResult):
         return {**asdict(self), "score": self.score}
 
 
+# a preprocessed 1 x H x W image: a float32 numpy array, or a torch tensor (the torch embedder's type)
+PreprocessedImage = Any
 # something a questioned upload may be a copy of: its preprocessed image, a function that reads it (called for the
 # closest such candidate only: reading a stored image costs), or None (no pixel comparison)
-CandidateImage = Union[torch.Tensor, Callable[[], Union[torch.Tensor, None]], None]
+CandidateImage = Union[PreprocessedImage, Callable[[], Union[PreprocessedImage, None]], None]
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,41 @@ class CopyCandidate:
 
 
 class Verifier:
-    """A trained Siamese model plus its model card, ready to verify signatures."""
+    """A trained Siamese model plus its model card, ready to verify signatures.
 
-    def __init__(self, model: SiameseResNet18, card: ModelCard, *, bf16: bool | None = None) -> None:
-        self.model = model.eval()
+    `embedder`: an `sigml.embedders` embedder, or a torch `SiameseResNet18` (wrapped in a `TorchEmbedder` with
+    `bf16`)."""
+
+    def __init__(self, embedder: Embedder | Any, card: ModelCard, *, bf16: bool | None = None) -> None:
+        self.embedder: Embedder = embedder if hasattr(embedder, "runtime") else TorchEmbedder(embedder, bf16=bf16)
         self.card = card
-        self.bf16 = env_flag("SIGVER_BF16", bf16_native()) if bf16 is None else bf16
-        self.model = self.model.to(memory_format=torch.channels_last)
         self._lock = threading.Lock()
 
+    @property
+    def runtime(self) -> str:
+        """What computes the embeddings: "onnx" or "torch"."""
+        return self.embedder.runtime
+
+    @property
+    def model(self) -> Any:
+        """The torch model (torch runtime only)."""
+        if self.runtime != "torch":
+            raise AttributeError("this Verifier serves the ONNX export: it has no torch model")
+        return self.embedder.model
+
+    @property
+    def bf16(self) -> bool:
+        return bool(getattr(self.embedder, "bf16", False))
+
     @classmethod
-    def from_files(cls, weights_path: str | Path, card_path: str | Path | None = None, **kwargs) -> "Verifier":
+    def from_files(cls, weights_path: str | Path, card_path: str | Path | None = None, *, runtime: str = "torch",
+                   threads: int | None = None, **kwargs) -> "Verifier":
+        """The Verifier of the weights at `weights_path` and their model card (default: the .json next to them).
+
+        `runtime`: "torch" (the weights, checked against the card's sha256), "onnx" (the card's ONNX export next to
+        the card, checked against its sha256 and against the weights it was exported from; the weights file need
+        not be read) or "auto" (ONNX when the card names an export, else torch). `threads`: the ONNX Runtime
+        session's intra-op threads (None: one per core); torch's are set by the caller (`torch.set_num_threads`)."""
         weights_path = Path(weights_path)
         if not weights_path.is_file():
             raise ModelLoadError(weights_path, "weights file not found")
@@ -114,6 +142,21 @@ class Verifier:
             expected = require_weights_checksum(card)
         except CardError as exc:
             raise ModelLoadError(card_path, f"model card is not valid: {exc}") from exc
+        onnx_path = cls._onnx_path(card, card_path, expected, runtime)
+        if onnx_path is not None:
+            try:
+                embedder = OnnxEmbedder(onnx_path, threads=threads)
+            except Exception as exc:  # onnxruntime's errors: a file that parses but is not a usable model
+                raise ModelLoadError(onnx_path, f"ONNX Runtime cannot load it: {exc}") from exc
+            return cls(embedder, card)
+        if not torch_available():
+            raise ModelLoadError(card_path, "torch is not installed (a serving install) and the model card names no "
+                                 f"ONNX export to serve: run `python -m sigml export --model {weights_path}` where "
+                                 "torch is" if not card.onnx else "torch is not installed: serve the ONNX export "
+                                 "(SIGVER_RUNTIME=onnx or auto)")
+        from .checkpoints import load_weights
+        from .model import SiameseResNet18
+
         if file_sha256(weights_path) != expected:
             # a damaged file can still parse (flipped bytes in the tensor data), and weights swapped
             # under an old card would serve under the old model_version: both are refused
@@ -125,6 +168,33 @@ class Verifier:
         load_weights(model, weights_path)
         return cls(model, card, **kwargs)
 
+    @staticmethod
+    def _onnx_path(card: ModelCard, card_path: Path, weights_sha256: str, runtime: str) -> Path | None:
+        """The card's ONNX export to serve for `runtime`, checked; None: serve the torch model."""
+        if runtime not in ("onnx", "torch", "auto"):
+            raise ValueError(f"unknown runtime {runtime!r}: expected onnx, torch or auto")
+        if runtime == "torch":
+            return None
+        if not card.onnx:
+            if runtime == "onnx":
+                raise ModelLoadError(card_path, "the model card names no ONNX export: run `python -m sigml export`")
+            return None
+        path = card_path.parent / str(card.onnx["file"])
+        problem = None
+        if card.onnx.get("weights_sha256") != weights_sha256:
+            problem = "was exported from other weights than the card's: export it again (`python -m sigml export`)"
+        elif not path.is_file():
+            problem = "file not found"
+        if problem and runtime == "auto" and torch_available():
+            log.warning("%s: %s; serving the torch model instead", path, problem)
+            return None
+        if problem:
+            raise ModelLoadError(path, f"the model card's ONNX export: {problem}")
+        if file_sha256(path) != card.onnx["sha256"]:
+            raise ModelLoadError(path, "the file's sha256 is not the one recorded in its model card: the ONNX "
+                                 "export is corrupt or belongs to another model card")
+        return path
+
     @property
     def threshold(self) -> float:
         return self.card.threshold
@@ -133,17 +203,26 @@ class Verifier:
     def model_version(self) -> str:
         return self.card.version
 
-    def preprocess(self, source: ImageSource) -> torch.Tensor:
-        return preprocess(source, self.card.preprocessing)
+    def preprocess(self, source: ImageSource) -> PreprocessedImage:
+        """`sigml.preprocessing.preprocess_array` of the card's config, 1 x H x W, as the embedder's image type (a
+        numpy array for ONNX, a tensor for torch)."""
+        return self.embedder.wrap(preprocess_array(source, self.card.preprocessing)[None])
 
-    def embed_tensors(self, batch: torch.Tensor | Sequence[torch.Tensor], batch_size: int = 64, *,
-                      progress: bool = False) -> np.ndarray:
-        """N x 1 x H x W preprocessed tensors (or a list of 1 x H x W ones) → N x D float32 embeddings
-        (`sigml.embedding.embed_tensors`, one forward pass at a time)."""
-        if not isinstance(batch, torch.Tensor):
-            batch = torch.stack(list(batch)) if len(batch) else torch.zeros(0, 1, 1, 1)
+    def is_preprocessed(self, image: Any) -> bool:
+        """Whether `image` is already a preprocessed image of this card (a tensor, or a 1 x H x W float array)."""
+        cfg = self.card.preprocessing
+        return hasattr(image, "detach") or (isinstance(image, np.ndarray) and image.dtype == np.float32
+                                            and image.shape == (1, cfg.canvas_height, cfg.canvas_width))
+
+    def embed_tensors(self, batch: Any, batch_size: int = 64, *, progress: bool = False) -> np.ndarray:
+        """N x 1 x H x W preprocessed images (or a list of 1 x H x W ones; numpy or torch, float or uint8) → N x D
+        float32 embeddings, one forward pass at a time."""
+        if isinstance(batch, (list, tuple)):
+            cfg = self.card.preprocessing
+            batch = (np.stack([as_array(b) for b in batch]) if len(batch)
+                     else np.zeros((0, 1, cfg.canvas_height, cfg.canvas_width), np.float32))
         with self._lock:
-            return embed_tensors(self.model, batch, bf16=self.bf16, batch_size=batch_size, progress=progress)
+            return self.embedder.embed(batch, batch_size=batch_size, progress=progress)
 
     def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
         return self.embed_tensors([self.preprocess(s) for s in sources])
@@ -172,10 +251,10 @@ class Verifier:
                               pixel_threshold=self.card.copy_pixel_threshold)
 
     @staticmethod
-    def pixel_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-        return copies.pixel_difference(copies.fingerprint(a.numpy()), copies.fingerprint(b.numpy()))
+    def pixel_difference(a: PreprocessedImage, b: PreprocessedImage) -> float:
+        return copies.pixel_difference(copies.fingerprint(as_array(a)), copies.fingerprint(as_array(b)))
 
-    def copy_among(self, embedding: np.ndarray, image: torch.Tensor,
+    def copy_among(self, embedding: np.ndarray, image: PreprocessedImage,
                    candidates: Sequence[CopyCandidate]) -> tuple[int, float] | None:
         """The candidate a questioned upload (`image`, embedded as `embedding`) is a copy of under the card's copy
         rule (a byte-identical one first, else the closest in the embedding), with its index and embedding
@@ -187,7 +266,7 @@ class Verifier:
         for i in sorted(range(len(candidates)), key=lambda i: (not candidates[i].same_bytes, distances[i])):
             candidate = candidates[i]
             if candidate.fingerprint is not None:
-                pixels = (copies.pixel_difference(candidate.fingerprint, copies.fingerprint(image.numpy()))
+                pixels = (copies.pixel_difference(candidate.fingerprint, copies.fingerprint(as_array(image)))
                           if i == closest_lazy else None)
             else:
                 other = candidate.image() if i == closest_lazy else None if callable(candidate.image) else candidate.image
@@ -196,7 +275,7 @@ class Verifier:
                 return i, distances[i]
         return None
 
-    def verify_tensors(self, reference: torch.Tensor, questioned: torch.Tensor, *,
+    def verify_tensors(self, reference: PreprocessedImage, questioned: PreprocessedImage, *,
                        same_bytes: bool = False) -> VerificationResult:
         """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256)."""
         emb = self.embed_tensors([reference, questioned])
@@ -204,7 +283,7 @@ class Verifier:
         copy = self.is_copy(distance, same_bytes=same_bytes, pixels=self.pixel_difference(reference, questioned))
         return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance, copy=copy))
 
-    def verify_pairs(self, images: Sequence[torch.Tensor], pairs: Sequence[tuple[int, int]]) -> list[VerificationResult]:
+    def verify_pairs(self, images: Sequence[PreprocessedImage], pairs: Sequence[tuple[int, int]]) -> list[VerificationResult]:
         """Many pairs among preprocessed `images` (each embedded once, in batches), each answered as `verify`
         answers a pair; no copy rule (pairs of a dataset's own images)."""
         if not pairs:
@@ -221,8 +300,8 @@ class Verifier:
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
     def verify_against(self, reference_embeddings: np.ndarray | Sequence[np.ndarray],
-                       questioned: ImageSource | torch.Tensor, *, same_bytes_as: int | None = None,
-                       closest_reference: Callable[[int], torch.Tensor | None] | None = None,
+                       questioned: ImageSource | PreprocessedImage, *, same_bytes_as: int | None = None,
+                       closest_reference: Callable[[int], PreprocessedImage | None] | None = None,
                        reference_fingerprints: Sequence[np.ndarray | None] | None = None) -> ProfileVerificationResult:
         """Questioned signature vs stored reference embeddings, scored as the model card's `reference_policy` for
         that many references says (with a single reference there is no spread to normalise by: that is a pairwise
@@ -233,8 +312,8 @@ class Verifier:
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
-        tensor = questioned if isinstance(questioned, torch.Tensor) else self.preprocess(questioned)
-        q = self.embed_tensors(tensor.unsqueeze(0))[0]
+        tensor = questioned if self.is_preprocessed(questioned) else self.preprocess(questioned)
+        q = self.embed_tensors([tensor])[0]
         distances = np.linalg.norm(refs - q[None, :], axis=1)
         mean_distance = float(distances.mean())
         spread = protocols.reference_spread(refs)
@@ -270,37 +349,46 @@ class Verifier:
             out.append({"score": score, "outlier": decision.decide(score, band) == "forged"})
         return out
 
-    def explain(self, reference: torch.Tensor, questioned: torch.Tensor, patch: int = 15) -> dict[str, np.ndarray]:
+    def explain(self, reference: PreprocessedImage, questioned: PreprocessedImage, patch: int = 15,
+                batch_size: int = EXPLAIN_BATCH) -> dict[str, np.ndarray]:
         """Occlusion sensitivity: how much hiding each patch of ink moves the distance.
 
         Returns H x W maps in [0, 1] for both preprocessed images (1 = the patch whose occlusion
         changes the distance most). Patches without ink are skipped (their occlusion changes nothing).
+        Both images and all their occluded variants go through the embedder as one batch (in chunks of
+        `batch_size`, which bounds the memory of a forward pass).
         """
-        emb = self.embed_tensors([reference, questioned])
-        base = pair_distance(emb[0], emb[1])
-        maps = {}
-        for name, image, other in (("reference", reference, emb[1]), ("questioned", questioned, emb[0])):
+        images = {"reference": as_array(reference), "questioned": as_array(questioned)}
+        cells, variants = {}, [images["reference"], images["questioned"]]
+        for name, image in images.items():
             _, h, w = image.shape
-            cells = [(y, x) for y in range(0, h, patch) for x in range(0, w, patch)
-                     if float(image[:, y : y + patch, x : x + patch].sum()) > 0]
+            cells[name] = [(y, x) for y in range(0, h, patch) for x in range(0, w, patch)
+                           if float(image[:, y : y + patch, x : x + patch].sum()) > 0]
+            for y, x in cells[name]:
+                variant = image.copy()
+                variant[:, y : y + patch, x : x + patch] = 0
+                variants.append(variant)
+        emb = self.embed_tensors(np.stack(variants), batch_size=batch_size)
+        base = pair_distance(emb[0], emb[1])
+        maps, start = {}, 2
+        for name, other in (("reference", emb[1]), ("questioned", emb[0])):
+            _, h, w = images[name].shape
             heat = np.zeros((h, w), dtype=np.float32)
-            if cells:
-                variants = image.repeat(len(cells), 1, 1, 1)
-                for i, (y, x) in enumerate(cells):
-                    variants[i, :, y : y + patch, x : x + patch] = 0
-                dists = np.linalg.norm(self.embed_tensors(variants) - other[None, :], axis=1)
-                for (y, x), d in zip(cells, dists):
-                    heat[y : y + patch, x : x + patch] = abs(float(d) - base)
-                peak = float(heat.max())
-                if peak > 0:
-                    heat /= peak
+            n = len(cells[name])
+            dists = np.linalg.norm(emb[start : start + n] - other[None, :], axis=1)
+            start += n
+            for (y, x), d in zip(cells[name], dists):
+                heat[y : y + patch, x : x + patch] = abs(float(d) - base)
+            peak = float(heat.max()) if n else 0.0
+            if peak > 0:
+                heat /= peak
             maps[name] = heat
         return maps
 
 
-def overlay_png(image: torch.Tensor | np.ndarray, heat: np.ndarray) -> bytes:
+def overlay_png(image: PreprocessedImage, heat: np.ndarray) -> bytes:
     """The preprocessed signature (dark ink on white) with the heatmap in red, as PNG bytes."""
-    ink = np.squeeze(image.numpy() if isinstance(image, torch.Tensor) else image).astype(np.float32)
+    ink = np.squeeze(as_array(image))
     base = 1.0 - 0.85 * ink
     rgb = np.stack([base, base, base], axis=-1)
     alpha = 0.75 * np.clip(heat, 0, 1)[..., None]
@@ -311,10 +399,28 @@ def overlay_png(image: torch.Tensor | np.ndarray, heat: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def load_verifier(weights_path: str, runtime: str | None = None, threads: int | None = None) -> Verifier:
+    """The process-wide Verifier for `weights_path`, loaded once (one ONNX Runtime session per process).
+    `runtime`: "onnx", "torch" or "auto" (ONNX when the model card names an export); None: SIGVER_RUNTIME (default
+    "auto"). `threads`: the ONNX Runtime session's intra-op threads (None: one per core), used by the call that
+    loads it (later calls return the loaded Verifier whatever they pass)."""
+    with _LOADING:
+        _LOAD_THREADS[0] = threads
+        return _load_verifier(str(weights_path), runtime or default_runtime())
+
+
+_LOADING = threading.Lock()
+_LOAD_THREADS: list[int | None] = [None]
+
+
 @functools.lru_cache(maxsize=4)
-def load_verifier(weights_path: str) -> Verifier:
-    """The process-wide Verifier for `weights_path`, loaded once."""
+def _load_verifier(weights_path: str, runtime: str) -> Verifier:
     started = time.perf_counter()
-    verifier = Verifier.from_files(weights_path)
-    log.info("loaded %s from %s in %.2fs", verifier.model_version, weights_path, time.perf_counter() - started)
+    verifier = Verifier.from_files(weights_path, runtime=runtime, threads=_LOAD_THREADS[0])
+    log.info("loaded %s from %s (%s) in %.2fs", verifier.model_version, weights_path, verifier.runtime,
+             time.perf_counter() - started)
     return verifier
+
+
+load_verifier.cache_clear = _load_verifier.cache_clear  # type: ignore[attr-defined]
+load_verifier.cache_info = _load_verifier.cache_info  # type: ignore[attr-defined]

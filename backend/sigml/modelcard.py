@@ -21,7 +21,7 @@ import numpy as np
 
 from . import protocols
 from .errors import ModelLoadError
-from .model import ModelConfig
+from .architecture import ModelConfig
 from .preprocessing import PreprocessConfig
 from .protocols import REFERENCE_SCORES
 
@@ -82,7 +82,8 @@ def validate_card(data: Any) -> None:
     Types, finite numbers and ranges of every field serving reads (thresholds, calibrations, decision cuts and the
     rate curves, copy thresholds, architecture, preprocessing), the order of the cuts (genuine_below <= the EER
     threshold <= forged_above), a canvas the network can use, max_pixels > 0, and the form of weights.sha256 where
-    given (serving requires it: `require_weights_checksum`). Unknown extra keys are kept, not refused."""
+    given (serving requires it: `require_weights_checksum`), and of the optional ONNX export (`onnx`: its file
+    name, sha256, the sha256 of the weights it was exported from, opset). Unknown extra keys are kept, not refused."""
     if not isinstance(data, dict):
         raise CardError("(card)", f"must be a JSON object, not {type(data).__name__}")
     name = data.get("name", "siamese_resnet18")
@@ -159,6 +160,15 @@ def validate_card(data: Any) -> None:
     sha = weights.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not SHA256_HEX.fullmatch(sha)):
         raise CardError("weights.sha256", f"must be 64 lower-case hex digits, not {sha!r}")
+    onnx = _mapping(data, "onnx")
+    if onnx:
+        name = onnx.get("file")
+        if not isinstance(name, str) or not name.endswith(".onnx") or Path(name).name != name:
+            raise CardError("onnx.file", f"must be the file name (no folder) of an .onnx file, not {name!r}")
+        for key in ("sha256", "weights_sha256"):
+            if not isinstance(onnx.get(key), str) or not SHA256_HEX.fullmatch(onnx[key]):
+                raise CardError(f"onnx.{key}", f"must be 64 lower-case hex digits, not {onnx.get(key)!r}")
+        _number(onnx, "opset", "onnx", low=7, high=100, integer=True)
     for key in ("metrics", "data", "training"):
         _mapping(data, key)
 
@@ -222,6 +232,9 @@ class ModelCard:
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)  # file, sha256, dtype
+    # the ONNX export of the embedding network (`sigml.export`), served by ONNX Runtime: file (next to the card),
+    # sha256, weights_sha256 (the weights it was exported from), opset; empty when there is none
+    onnx: dict[str, Any] = field(default_factory=dict)
     name: str = "siamese_resnet18"
     created: str = ""
     git_commit: str = ""
@@ -301,6 +314,7 @@ class ModelCard:
             "data": self.data,
             "training": self.training,
             "weights": self.weights,
+            **({"onnx": self.onnx} if self.onnx else {}),
             "notes": self.notes,
         }
 
@@ -330,6 +344,7 @@ class ModelCard:
             data=data.get("data", {}),
             training=data.get("training", {}),
             weights=data.get("weights", {}),
+            onnx=dict(data.get("onnx") or {}),
             name=data.get("name", "siamese_resnet18"),
             created=data.get("created", ""),
             git_commit=data.get("git_commit", ""),

@@ -1,7 +1,9 @@
 """The one preprocessing function used by training, evaluation, the CLI and the API.
 
 `preprocess(source, cfg)` turns any PIL-readable input into a 1 x H x W float tensor with the
-ink bright (up to 1.0) on an exact-zero background:
+ink bright (up to 1.0) on an exact-zero background; `preprocess_array` is the same as an H x W float32 numpy
+array, which `preprocess` wraps for torch: serving (ONNX Runtime) uses it and never imports torch (this module
+imports torch only inside the functions that return tensors):
 
 1. load safely (size guard against decompression bombs, first frame of multi-page files,
    EXIF orientation, transparency composited on white, 16-bit and float modes rescaled);
@@ -20,14 +22,16 @@ import struct
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Literal, Sequence, Union, get_args
+from typing import IO, TYPE_CHECKING, Literal, Sequence, Union, get_args
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from .errors import BlankImageError, CropError, ImageTooLargeError, NotASignatureError, UnreadableImageError
+
+if TYPE_CHECKING:
+    import torch
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, IO[bytes], Image.Image, np.ndarray]
 
@@ -357,9 +361,11 @@ def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG
 
 
 def preprocess_checked(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
-                       formats: Sequence[str] | None = None, crop: CropBox | None = None) -> tuple[torch.Tensor, list]:
+                       formats: Sequence[str] | None = None, crop: CropBox | None = None,
+                       array: bool = False) -> tuple[torch.Tensor | np.ndarray, list]:
     """Serving's `preprocess`: the same tensor, after an optional `crop`, with the quality gate's warnings
-    (`sigml.quality`); an image the gate refuses raises `NotASignatureError` carrying the problems."""
+    (`sigml.quality`); an image the gate refuses raises `NotASignatureError` carrying the problems.
+    `array`: the same values as a 1 x H x W float32 numpy array (serving without torch)."""
     from . import quality
 
     ink = ink_map(source, cfg, formats=formats, crop=crop)
@@ -368,19 +374,26 @@ def preprocess_checked(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONF
     if refused:
         raise NotASignatureError("this does not look like a signature crop: " + " ".join(p.message for p in refused)
                                  + " " + quality.ADVICE, [p.to_dict() for p in problems])
-    return torch.from_numpy(fit_to_canvas(crop_to_ink(ink), cfg)).unsqueeze(0), [p.to_dict() for p in problems]
+    image = fit_to_canvas(crop_to_ink(ink), cfg)[None]
+    return (image if array else _as_tensor(image)), [p.to_dict() for p in problems]
+
+
+def _as_tensor(image: np.ndarray) -> "torch.Tensor":
+    import torch
+
+    return torch.from_numpy(image)
 
 
 def preprocess(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
                formats: Sequence[str] | None = None) -> torch.Tensor:
     """Any image → 1 x H x W float tensor, ink bright on an exact-zero background (`formats`: the only
     Pillow formats that may decode it, e.g. exactly the one an upload was accepted as)."""
-    return torch.from_numpy(preprocess_array(source, cfg, formats=formats)).unsqueeze(0)
+    return _as_tensor(preprocess_array(source, cfg, formats=formats)[None])
 
 
 def to_png(tensor_or_array: torch.Tensor | np.ndarray, invert: bool = True) -> bytes:
     """PNG bytes of a preprocessed signature (dark ink on white by default), for previews."""
-    arr = tensor_or_array.detach().float().cpu().numpy() if isinstance(tensor_or_array, torch.Tensor) else tensor_or_array
+    arr = tensor_or_array.detach().float().cpu().numpy() if hasattr(tensor_or_array, "detach") else tensor_or_array
     arr = np.squeeze(np.asarray(arr, dtype=np.float32))
     if invert:
         arr = 1.0 - arr

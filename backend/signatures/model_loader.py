@@ -3,6 +3,10 @@
 `sigml.inference.load_verifier` is lru-cached, so `verifier_get()` in a view only returns the
 instance loaded at start-up. Processes that skipped the start-up load (management commands,
 tests) load it on first use.
+
+The API serves the model card's ONNX export on ONNX Runtime when the card names one (SIGVER_RUNTIME=auto, the
+default; `onnx` requires it, `torch` serves the torch model): then this process never imports torch.
+SIGVER_TORCH_THREADS sets the model's intra-op threads either way.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -50,20 +53,28 @@ def should_load_at_startup(argv: list[str] | None = None, environ: dict[str, str
 
 def verifier_get() -> Verifier:
     """The loaded Verifier of SIGVER_MODEL_PATH (raises sigml.errors.ModelLoadError if it cannot be loaded)."""
-    return load_verifier(str(settings.SIGVER_MODEL_PATH))
+    return load_verifier(str(settings.SIGVER_MODEL_PATH), threads=model_threads())
+
+
+def model_threads() -> int:
+    return max(1, int(settings.SIGVER_TORCH_THREADS))
 
 
 def verifier_warm() -> Verifier:
-    """Set torch's thread count and load the model; a broken model stops start-up with a clear message."""
-    torch.set_num_threads(max(1, settings.SIGVER_TORCH_THREADS))
+    """Load the model with its thread count; a broken model stops start-up with a clear message."""
     path = settings.SIGVER_MODEL_PATH
     try:
         verifier = verifier_get()
+        if verifier.runtime == "torch":  # SIGVER_RUNTIME=torch, or a card without an ONNX export
+            import torch
+
+            torch.set_num_threads(model_threads())
     except Exception as exc:  # ModelLoadError, or anything else a broken file can raise
         reason = getattr(exc, "reason", f"{type(exc).__name__}: {exc}")
         raise ImproperlyConfigured(
             f"Cannot start the signature API: the model could not be loaded from {path} ({reason}). "
             "Set SIGVER_MODEL_PATH to a trained .safetensors file with its .json model card next to it."
         ) from exc
-    log.info("signature model %s ready (%s, torch threads: %d)", verifier.model_version, path, torch.get_num_threads())
+    log.info("signature model %s ready (%s on %s, threads: %d)", verifier.model_version, path, verifier.runtime,
+             model_threads())
     return verifier

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -19,7 +18,8 @@ from config.errors import ApplicationError, Conflict, NotFound
 from config.storage import chunked, files_delete_on_commit, files_sweep
 from sigml import copies
 from sigml.errors import ImageError
-from sigml.inference import CopyCandidate, Verifier, overlay_png
+from sigml.embedders import as_array
+from sigml.inference import CopyCandidate, PreprocessedImage, Verifier, overlay_png
 from sigml.pairs import Pair
 from sigml.preprocessing import CropBox, to_png
 
@@ -83,7 +83,7 @@ def dataset_pairs_verify(*, dataset: Dataset, split: str, kind: str, limit: int,
     verifier = verifier_get()
     pairs = dataset_pairs_sample(dataset=dataset, split=split, kind=kind, limit=limit, seed=seed)
     paths = list(dict.fromkeys(p for pair in pairs for p in (pair.path_a, pair.path_b)))
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, PreprocessedImage] = {}
     for path in paths:
         try:
             tensors[path] = verifier.preprocess(dataset_image_path(dataset=dataset, path=path))
@@ -194,7 +194,7 @@ def _references_limit_check(*, profile: Profile, adding: int) -> None:
 
 
 def _references_duplicates_check(*, verifier: Verifier, profile: Profile, uploads: list[tuple[str, UploadedFile]],
-                                  images: list, tensors: list[torch.Tensor], embeddings: list) -> None:
+                                  images: list, tensors: list[PreprocessedImage], embeddings: list) -> None:
     """Refuse (Conflict `duplicate_reference`) an upload that is the same image as an enrolled reference or as
     another upload of the batch, byte for byte or as a near-identical copy (`Verifier.copy_among`: the pixel
     comparison against the other uploads and the closest enrolled reference, by the fingerprint kept with it:
@@ -300,10 +300,10 @@ def reference_files_sweep(*, dry_run: bool = False) -> list[str]:
     return stored_files_sweep(dry_run=dry_run)
 
 
-def reference_fingerprint(*, verifier: Verifier, tensor: torch.Tensor) -> bytes:
+def reference_fingerprint(*, verifier: Verifier, tensor: PreprocessedImage) -> bytes:
     """What the copy check compares of a reference (`sigml.copies.fingerprint` of its preprocessed image), kept
     with it at enrolment: the stored image is never decoded to check a copy."""
-    return Reference.encode_fingerprint(copies.fingerprint(tensor.numpy()))
+    return Reference.encode_fingerprint(copies.fingerprint(as_array(tensor)))
 
 
 def _fingerprint_shape(verifier: Verifier) -> tuple[int, int]:
@@ -343,7 +343,7 @@ def references_fingerprints_fill(*, batch: int = 200) -> int:
     return done
 
 
-def _reference_tensor(*, verifier: Verifier, reference: Reference) -> torch.Tensor | None:
+def _reference_tensor(*, verifier: Verifier, reference: Reference) -> PreprocessedImage | None:
     """A stored reference's preprocessed image (for the copy rule's pixel comparison); None if it cannot be read."""
     try:
         with reference.image.open("rb") as fh:

@@ -31,7 +31,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-import torch
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
@@ -39,7 +38,7 @@ from PIL import Image, UnidentifiedImageError
 from config.errors import ImageRejected, PayloadTooLarge, Unavailable
 from config.middleware import request_deadline
 from sigml.errors import ImageError, ImageTooLargeError, NotASignatureError, UnreadableImageError
-from sigml.inference import Verifier
+from sigml.inference import PreprocessedImage, Verifier
 from sigml.preprocessing import CropBox, preprocess_checked
 
 log = logging.getLogger(__name__)
@@ -167,7 +166,7 @@ def memory_release() -> None:
         _MALLOC_TRIM(0)
 
 
-def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None) -> torch.Tensor:
+def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None) -> PreprocessedImage:
     """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
 
     Decoded with exactly the accepted format and the serving pixel limit, within the decode budget, cropped to
@@ -188,7 +187,8 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
     try:
         with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
             try:
-                tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop)
+                tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop,
+                                                      array=True)
                 image.warnings.extend({"field": image.field, **p} for p in problems)
                 return tensor
             finally:
@@ -205,7 +205,7 @@ LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is
 
 
 def uploads_preprocess(*, verifier: Verifier, uploads: list[tuple[str, UploadedFile]],
-                       crops: dict[str, CropBox] | None = None) -> tuple[list[UploadedImage], list[torch.Tensor]]:
+                       crops: dict[str, CropBox] | None = None) -> tuple[list[UploadedImage], list[PreprocessedImage]]:
     """Every upload read and preprocessed; `crops` maps a field name to the box to crop it to."""
     max_pixels = max_pixels_for(verifier)
     images = [upload_read(upload=upload, field=field, max_pixels=max_pixels) for field, upload in uploads]
