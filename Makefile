@@ -12,8 +12,10 @@ UI_PORT ?= 8501
 DATA ?= organized_data
 MODEL ?= trained_model_parameters/siamese_resnet18.safetensors
 
-RUN_REQS := backend/requirements.txt interface/requirements.txt
-TEST_REQS := $(RUN_REQS) requirements_model_notebooks.txt requirements-dev.txt
+# `make run` serves the shipped model's ONNX export: no torch (backend/requirements-serve.txt); `make test` adds the
+# ML core's requirements (torch, backend/requirements.txt), the notebooks' and the test tools.
+RUN_REQS := backend/requirements-serve.txt interface/requirements.txt
+TEST_REQS := $(RUN_REQS) backend/requirements.txt requirements_model_notebooks.txt requirements-dev.txt
 
 .PHONY: run test test-postgres install install-dev api interface browser-deps clean
 
@@ -22,7 +24,6 @@ $(VENV)/.run-installed: $(RUN_REQS) backend/pyproject.toml
 	$(PIP) install --upgrade --quiet pip
 	$(PIP) install --quiet $(addprefix -r ,$(RUN_REQS))
 	$(PIP) install --quiet --no-deps -e backend
-	$(PY) -c "import torchvision; torchvision.models.resnet18()"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/.run-installed $(TEST_REQS)
