@@ -138,6 +138,16 @@ def test_int8_quantisation_runs(exported: Path, tmp_path: Path):
     assert out.stat().st_size < exported.with_suffix(".onnx").stat().st_size / 2
 
 
+def test_the_shipped_model_has_its_onnx_export():
+    """`make run` serves the shipped model's export without torch: a new shipped model needs
+    `python -m sigml export --model trained_model_parameters/siamese_resnet18.safetensors` (and both files committed)."""
+    if not SHIPPED.is_file():
+        pytest.skip("no shipped model")
+    card = json.loads(card_path_for(SHIPPED).read_text())
+    assert card.get("onnx"), "the shipped model card names no ONNX export: run python -m sigml export"
+    assert Verifier.from_files(SHIPPED, runtime="onnx", threads=1).runtime == "onnx"  # its sha256 and weights match
+
+
 def _test_writer_images(root: Path, name: str, n: int) -> list[Path]:
     from sigml.datasets import read_dataset
     from sigml.splits import read_splits_csv, select
