@@ -1,9 +1,9 @@
 """gunicorn configuration: `cd backend && gunicorn -c python:config.gunicorn config.wsgi`.
 
-Forward passes are serialised inside a process (the Verifier holds a lock) and torch uses
-SIGVER_TORCH_THREADS threads each, so keep GUNICORN_WORKERS x SIGVER_TORCH_THREADS <= CPU cores;
-threads let one worker keep answering health, dataset and enrollment calls during a forward pass.
-No preload: each worker loads the model itself after the fork (torch's thread pools do not survive fork).
+Forward passes are serialised inside a process (the Verifier holds a lock) and the model (the ONNX export on ONNX
+Runtime; torch without one) uses SIGVER_TORCH_THREADS threads each, so keep GUNICORN_WORKERS x SIGVER_TORCH_THREADS
+<= CPU cores; threads let one worker keep answering health, dataset and enrollment calls during a forward pass.
+No preload: each worker loads the model itself after the fork (thread pools do not survive fork).
 """
 
 import os
