@@ -62,7 +62,7 @@ def test_sign_in_on_history_then_an_empty_history(app_test, clerk):
     at.text_input(key="sign_in_username").input(clerk[0])
     at.text_input(key="sign_in_password").input("correct horse battery")
     run(at.button(key="FormSubmitter:sign_in_form-Sign in").click())
-    assert at.session_state["token"] == clerk[1]
+    assert at.session_state["token"] not in ("", None, clerk[1])  # each sign-in is a new token
     assert at.session_state["session_id"]  # the opaque id the browser's cookie will hold
     assert f"Signed in as **{clerk[0]}**" in markdown_text(at)
     assert "No case records match" in alerts(at, "info")

@@ -303,13 +303,14 @@ def test_datasets_browse_pair_and_batch(app_test):
 
     at.radio(key="dataset_pair_kind").set_value("skilled")
     run(at.button(key="dataset_pair_button").click())
-    assert "Ground truth: **forged**" in markdown_text(at) + alerts(at, "success") + alerts(at, "error")
+    judged = alerts(at, "success") + alerts(at, "error") + alerts(at, "warning")  # right, wrong, inconclusive
+    assert "Ground truth: **forged**" in markdown_text(at) + judged
 
     at.slider(key="dataset_batch_limit").set_value(10)
     run(at.button(key="dataset_batch_button").click())
     labels = {m.label: m.value for m in at.metric}
     assert labels["Pairs"] == "10"
-    assert labels["Accuracy"].endswith("%")
+    assert all(labels[k].endswith("%") for k in ("Decided right", "Inconclusive", "Decided wrong"))
     assert len(at.dataframe[-1].value) == 10
 
 
