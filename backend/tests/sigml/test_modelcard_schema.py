@@ -13,7 +13,8 @@ from sigml.errors import ModelLoadError
 from sigml.modelcard import CardError, ModelCard, validate_card
 
 REPO = Path(__file__).resolve().parents[3]
-SHIPPED = sorted((REPO / "trained_model_parameters").glob("*.json"))
+# the Siamese models' cards (a card sits beside its weights; signature_locator.json is the locator's own file)
+SHIPPED = sorted(p for p in (REPO / "trained_model_parameters").glob("*.json") if p.with_suffix(".safetensors").is_file())
 
 
 def shipped_card() -> dict:
