@@ -59,3 +59,16 @@ def upload_send(endpoint: str, api, profile_id: int, upload: SimpleUploadedFile)
     if endpoint == "references":
         return api.post(f"/api/profiles/{profile_id}/references/", {"image": upload}, format="multipart")
     return api.post(f"/api/profiles/{profile_id}/verify/", {"questioned": upload}, format="multipart")
+
+
+def close_response(response) -> None:
+    """Close a test client's response as the WSGI server would (a streamed CSV export gives its slot back), without
+    the request_finished signal closing the database connection the test's transaction runs on (PostgreSQL)."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)

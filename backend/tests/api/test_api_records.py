@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from api_helpers import error_of, png, upload
+from api_helpers import close_response, error_of, png, upload
 from audit import services as audit_services
 from audit.models import VerificationRecord
 
@@ -282,7 +282,7 @@ def test_exports_beyond_the_concurrency_limit_are_503_while_health_answers(user_
     assert busy["Retry-After"] == "10" and error_of(busy)["details"]["retry_after"] == 10
     assert client.get(reverse("api:health")).status_code == 200
     assert alice.get(RECORDS).status_code == 200
-    running.close()  # the WSGI server closes every response, read in full or cut off
+    close_response(running)  # the WSGI server closes every response, read in full or cut off
     done = alice.get(EXPORT)
     assert done.status_code == 200
     assert len(b"".join(done.streaming_content).decode().splitlines()) == 2  # read in full: closed, slot back
@@ -290,7 +290,7 @@ def test_exports_beyond_the_concurrency_limit_are_503_while_health_answers(user_
     settings.SIGVER_MAX_CONCURRENT_EXPORTS = 2
     first, second = alice.get(EXPORT), alice.get(EXPORT)
     assert (first.status_code, second.status_code, alice.get(EXPORT).status_code) == (200, 200, 503)
-    first.close(), second.close()
+    close_response(first), close_response(second)
 
 
 def test_a_refused_export_takes_no_slot(user_client, settings):

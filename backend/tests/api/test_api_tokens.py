@@ -197,7 +197,7 @@ def test_drf_tokens_are_carried_over_by_the_migration(settings):
     user = User.objects.create_user(username="olga", password=PASSWORD)
     key = "0123456789abcdef0123456789abcdef01234567"
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created datetime NOT NULL, "
+        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp NOT NULL, "
                        "user_id integer NOT NULL)")
         cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s, %s)", [key, timezone.now(), user.pk])
     from django.apps import apps

@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from api_helpers import png
+from api_helpers import close_response, png
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +131,7 @@ def test_the_schema_documents_the_statuses_and_limits_the_server_enforces(schema
 
 def _get_answers(api, href: str) -> int:
     response = api.get(href.removeprefix("http://testserver"))
-    response.close()  # a streamed CSV export holds its slot until closed
+    close_response(response)  # a streamed CSV export holds its slot until closed
     return response.status_code
 
 
@@ -146,7 +146,7 @@ def test_every_link_of_the_index_answers(user_client):
         assert "?format=" not in link["description"], key
     response = api.get(links["records_export"]["href"].removeprefix("http://testserver"))
     assert response["Content-Type"].startswith("text/csv")
-    response.close()
+    close_response(response)
 
 
 # --- the answers themselves ---------------------------------------------------------------------------

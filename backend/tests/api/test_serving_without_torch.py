@@ -5,6 +5,7 @@ through the test client (serve_without_torch.py); its answers match the torch Ve
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,11 @@ def test_every_endpoint_answers_without_torch(onnx_model: Path, tmp_path: Path):
                     image_bytes(signature_image(10 * w + i + (5 if label == "forged" else 0), size=(180, 80))))
     work = tmp_path / "work"
     work.mkdir()
+    # the probe makes its own test database: SQLite, whatever database this suite runs on (its own PostgreSQL test
+    # database would clash with this process's)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     done = subprocess.run([sys.executable, str(PROBE), str(onnx_model), str(data.parent), str(images), str(work)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["attempts"] == [] and out["torch_loaded"] == [], out
