@@ -1,13 +1,14 @@
 """Training speed of one optimisation step, eager vs torch.compile: images per second.
 
     .venv/bin/python bench/train_speed.py [--config configs/all6_continue.json] [--steps 20] [--warmup 3]
-        [--modes eager compile] [--scales 1 0.5] [--pooling global multiscale] [--threads N]
+        [--modes eager compile] [--scales 1 0.5] [--pooling global multiscale] [--bf16 auto on off] [--threads N]
 
 Runs `sigml.train.train_step` (bf16 autocast, channels-last, the writer classifier and triplet term of the config)
 on random batches of the config's size (writers_per_batch x (genuine + forged) images of the preprocessing canvas),
 first `--warmup` steps untimed (for torch.compile they include the compilation, printed separately), then `--steps`
 timed ones. `--scales` times each canvas scale of progressive resizing (`low_res_scale`: 0.5 is the 75x110 canvas
-of the low-resolution epochs), `--pooling` each embedding head. Prints one line per combination. Nothing is written.
+of the low-resolution epochs), `--pooling` each embedding head, `--bf16` autocast on, off or where native (an
+AVX2-only CPU emulates bf16 many times slower than float32). Prints one line per combination. Nothing is written.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", nargs="+", type=float, default=[1.0], help="canvas scales (0.5: half height and width)")
     parser.add_argument("--pooling", nargs="+", default=None, choices=["global", "multiscale"],
                         help="embedding heads to time (default: the config's)")
+    parser.add_argument("--bf16", nargs="+", default=["auto"], choices=["auto", "on", "off"],
+                        help="bfloat16 autocast: auto (where the processor runs it natively), on, off")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -77,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.writers_per_batch * (cfg.genuine_per_writer + cfg.forged_per_writer)} images of "
           f"{cfg.preprocessing.canvas_height}x{cfg.preprocessing.canvas_width}, bf16 {cfg.bf16}")
     for pooling in args.pooling or [cfg.model.pooling]:
-        pooled = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pooling=pooling))
-        for scale in args.scales:
-            for mode in args.modes:
-                warm_s, images_per_s = measure(mode, pooled, args.steps, args.warmup, scale)
-                print(f"{mode}, {pooling} pooling, canvas x{scale:g}: {images_per_s:.1f} images/s over {args.steps} steps "
-                      f"(warm-up {args.warmup} steps: {warm_s:.0f} s)", flush=True)
+        for bf16 in args.bf16:
+            variant = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pooling=pooling),
+                                          bf16={"auto": None, "on": True, "off": False}[bf16])
+            for scale in args.scales:
+                for mode in args.modes:
+                    warm_s, images_per_s = measure(mode, variant, args.steps, args.warmup, scale)
+                    print(f"{mode}, {pooling} pooling, bf16 {bf16}, canvas x{scale:g}: {images_per_s:.1f} images/s over "
+                          f"{args.steps} steps (warm-up {args.warmup} steps: {warm_s:.0f} s)", flush=True)
     return 0
 
 
