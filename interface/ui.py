@@ -374,12 +374,14 @@ def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "t
 
 def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: str = "the reference",
                   flags: list[str] | None = None) -> str:
+    """The decision box as HTML (rendered with unsafe_allow_html): the title and colours are this module's own, every
+    text is html.escape'd, so nothing the API or a user sent (decision, subject, rates, flags) is markup."""
     title, colour, bg = DECISION_STYLE.get(decision, DECISION_STYLE["inconclusive"])
     if COPY_FLAG in (flags or []):
         title = "⚠ COPY OF THE REFERENCE"
     return (
         f'<div style="border:3px solid {colour};background:{bg};border-radius:12px;padding:14px 20px;margin:6px 0 12px 0">'
-        f'<div style="color:{colour};font-size:2.4rem;font-weight:800;letter-spacing:0.04em;line-height:1.2">{title}</div>'
+        f'<div style="color:{colour};font-size:2.4rem;font-weight:800;letter-spacing:0.04em;line-height:1.2">{html.escape(title)}</div>'
         f'<div style="color:#222;font-size:1.05rem;margin-top:4px">{html.escape(decision_text(decision, rates, subject, flags))}</div></div>'
     )
 
@@ -387,8 +389,10 @@ def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: s
 def distance_scale_html(distance: float, genuine_below: float, forged_above: float | None = None) -> str:
     """A horizontal bar: green (decided genuine) up to `genuine_below`, amber (inconclusive) up to `forged_above`,
     red (decided forged) beyond, a dot at the score, with the cuts' numbers under it so it reads without a legend.
-    One cut (`forged_above` missing or equal) draws the two-way scale of an older model card."""
-    forged_above = genuine_below if forged_above is None else max(forged_above, genuine_below)
+    One cut (`forged_above` missing or equal) draws the two-way scale of an older model card. Rendered with
+    unsafe_allow_html: every value is made a float first (a string from the API raises instead of becoming markup)."""
+    distance, genuine_below = float(distance), float(genuine_below)
+    forged_above = genuine_below if forged_above is None else max(float(forged_above), genuine_below)
     top = max(1.5 * forged_above, 2 * genuine_below, distance * 1.15, 1e-6)
     g, f = 100 * genuine_below / top, 100 * forged_above / top
     d = min(100.0, max(0.0, 100 * distance / top))

@@ -109,3 +109,21 @@ def ui_md(text: str) -> str:
     import ui
 
     return ui.md_text(text)
+
+
+def test_the_two_html_blocks_escape_whatever_the_api_or_a_user_sent():
+    """The decision box and the score scale are the only unsafe_allow_html blocks: a decision, subject, rates or
+    flags carrying markup come out as escaped text, and a score that is not a number is refused, never rendered."""
+    import ui
+
+    markup = "<img src=x onerror=alert(1)>"
+    box = ui.decision_html(markup, {"forgeries_scoring_this_low": 0.01, "genuine_scoring_this_high": 0.2},
+                           subject=f"the profile {PAYLOAD}", flags=[markup])
+    assert "<img" not in box and "<b " not in box and "INJECTED</b>" not in box
+    assert ui.DECISION_STYLE["inconclusive"][0] in box  # an unknown decision reads as inconclusive
+    named = ui.decision_html("genuine", {"forgeries_scoring_this_low": 0.01}, subject=f"the profile {PAYLOAD}")
+    assert "<b " not in named and "&lt;b id=pwn" in named  # the subject is shown, as the characters typed
+    for bad in ([markup, 0.1, 0.2], [0.1, markup, 0.2], [0.1, 0.05, markup]):
+        with pytest.raises((TypeError, ValueError)):
+            ui.distance_scale_html(*bad)
+    assert "<img" not in ui.distance_scale_html("0.07", 0.06, 0.09)  # numbers sent as text are still numbers
