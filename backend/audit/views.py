@@ -4,7 +4,6 @@ records, a staff user every record (anonymous verifications included)."""
 from __future__ import annotations
 
 import csv
-import threading
 from typing import Any, Callable, Iterator
 
 from django.conf import settings
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import Unavailable
+from config.middleware import SettingsSemaphore
 from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
 from config.schema import error_responses
@@ -146,27 +146,10 @@ def csv_rows(records) -> Iterator[str]:
         yield writer.writerow([_cell(v) for v in row])
 
 
-class ExportSlots:
-    """At most SIGVER_MAX_CONCURRENT_EXPORTS CSV exports stream at once in a process; one more is a 503 `server_busy`
-    with Retry-After at once (it does not wait: a waiting export would hold a server thread). With gunicorn's
-    gthread workers the other threads stay free for health checks, verifications and the record list."""
-
-    _semaphore: threading.BoundedSemaphore | None = None
-    _size: int | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def semaphore(cls) -> threading.BoundedSemaphore:
-        size = max(1, int(settings.SIGVER_MAX_CONCURRENT_EXPORTS))
-        with cls._lock:
-            if cls._semaphore is None or cls._size != size:  # settings may change in tests
-                cls._semaphore, cls._size = threading.BoundedSemaphore(size), size
-            return cls._semaphore
-
-    @classmethod
-    def reset(cls) -> None:
-        with cls._lock:
-            cls._semaphore = cls._size = None
+# At most SIGVER_MAX_CONCURRENT_EXPORTS CSV exports stream at once in a process; one more is a 503 `server_busy` with
+# Retry-After at once (it does not wait: a waiting export would hold a server thread). With gunicorn's gthread workers
+# the other threads stay free for health checks, verifications and the record list.
+ExportSlots = SettingsSemaphore("SIGVER_MAX_CONCURRENT_EXPORTS")
 
 
 class _RowsHoldingASlot:
@@ -205,7 +188,7 @@ class RecordExportApi(APIView):
         query = RecordFilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         records = selectors.record_list(user=request.user, **query.validated_data)
-        slots = ExportSlots.semaphore()
+        slots = ExportSlots.get()
         if not slots.acquire(blocking=False):
             raise Unavailable("Other exports of case records are running; try again shortly.",
                               retry_after=EXPORT_RETRY_AFTER_SECONDS)

@@ -67,6 +67,28 @@ def busy_response(message: str) -> JsonResponse:
     return response
 
 
+class SettingsSemaphore:
+    """A process-wide semaphore sized by the integer setting `setting` (at least 1), made anew when the setting
+    changes (tests change it); `reset` forgets it. The one way a process caps concurrent work of one kind."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+        self._semaphore: threading.BoundedSemaphore | None = None
+        self._size: int | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> threading.BoundedSemaphore:
+        size = max(1, int(getattr(settings, self.setting)))
+        with self._lock:
+            if self._semaphore is None or self._size != size:
+                self._semaphore, self._size = threading.BoundedSemaphore(size), size
+            return self._semaphore
+
+    def reset(self) -> None:
+        with self._lock:
+            self._semaphore = self._size = None
+
+
 class ImageRequestLimitMiddleware:
     """At most SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS image requests (POSTs that decode uploads or run the
     model: verify, reference upload, profile verify, batch pair verification) run at once in a process;
@@ -77,20 +99,14 @@ class ImageRequestLimitMiddleware:
     deadline of SIGVER_REQUEST_DEADLINE_SECONDS: the decoding steps check it (signatures.uploads) and
     answer 503 once it has passed, instead of going on working for a client that has given up."""
 
-    _semaphore: threading.BoundedSemaphore | None = None
-    _size: int | None = None
-    _lock = threading.Lock()
+    slots = SettingsSemaphore("SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     @classmethod
     def semaphore(cls) -> threading.BoundedSemaphore:
-        size = max(1, int(settings.SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS))
-        with cls._lock:
-            if cls._semaphore is None or cls._size != size:  # settings may change in tests
-                cls._semaphore, cls._size = threading.BoundedSemaphore(size), size
-            return cls._semaphore
+        return cls.slots.get()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)

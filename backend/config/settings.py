@@ -243,7 +243,7 @@ SIGVER_PAIRS_VERIFY_MAX_LIMIT = env_int("SIGVER_PAIRS_VERIFY_MAX_LIMIT", 100)
 SIGVER_AUDIT_RETENTION_DAYS = env_int("SIGVER_AUDIT_RETENTION_DAYS", 3650)
 if SIGVER_AUDIT_RETENTION_DAYS < 0:
     raise ImproperlyConfigured(f"SIGVER_AUDIT_RETENTION_DAYS={SIGVER_AUDIT_RETENTION_DAYS} must be 0 or more (days)")
-# CSV exports streaming at once per process; one more is a 503 server_busy with Retry-After (audit.views.ExportSlots)
+# CSV exports streaming at once per process; one more is a 503 server_busy with Retry-After (audit.views.ExportSlots, a config.middleware.SettingsSemaphore)
 SIGVER_MAX_CONCURRENT_EXPORTS = env_int("SIGVER_MAX_CONCURRENT_EXPORTS", 1)
 # keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
 SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
