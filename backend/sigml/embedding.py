@@ -64,7 +64,8 @@ def preprocess_records(
 
 def bf16_native(device_type: str = "cpu") -> bool:
     """Whether bfloat16 autocast speeds up this device: on a CPU, only with AVX-512 (oneDNN's bf16 kernels; about 4x
-    float32 on ResNet-18). An AVX2-only CPU emulates bf16 about 13x slower than float32, so it runs float32."""
+    float32 on ResNet-18). An AVX2-only CPU emulates bf16 about 17x slower than float32
+    (`bench/train_speed.py --bf16 on off`), so it runs float32."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
