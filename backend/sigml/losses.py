@@ -1,5 +1,6 @@
-"""Training losses: the batch-wise contrastive loss (Hadsell et al. 2006) with online mining of hard pairs, a
-within-writer triplet term, and the auxiliary cosine-softmax writer classifier."""
+"""Training losses: the batch-wise contrastive loss (Hadsell et al. 2006) with online mining of hard pairs, the
+multi-similarity loss (Wang et al. 2019) with the writer's skilled forgeries as hard negatives, a within-writer
+triplet term, and the auxiliary cosine-softmax writer classifier."""
 
 from __future__ import annotations
 
@@ -90,6 +91,67 @@ def batch_triplet_loss(
     active = cost > 0
     loss = cost[active].mean() if active.any() else cost.sum() * 0.0
     return loss, {"triplet_active": float(active.float().mean())}
+
+
+def batch_multi_similarity_loss(
+    embeddings: torch.Tensor,
+    writer_ids: torch.Tensor,
+    genuine: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    beta: float = 50.0,
+    base: float = 0.5,
+    epsilon: float = 0.1,
+    skilled_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Multi-similarity loss (Wang et al., CVPR 2019) over a P-writers x K-images batch, anchored on genuine images.
+
+    For each genuine anchor i, with cosine similarities S: positives are the other genuine signatures of its
+    writer; negatives are the writer's skilled forgeries and other writers' genuine signatures. Pairs are mined
+    as the paper does: a negative counts if S_in + epsilon > min_p S_ip, a positive if S_ip - epsilon <
+    max_n S_in. The anchor's cost is
+
+        1/alpha * log(1 + sum_p exp(-alpha (S_ip - base))) + 1/beta * log(1 + sum_n w_n exp(beta (S_in - base)))
+
+    with w_n = `skilled_weight` for the writer's own forgeries, 1 otherwise, averaged over the anchors.
+    Why: each anchor weighs all its positives and negatives at once, the hardest most (what MS-SigNet's
+    co-tuplet loss does), instead of one pair at a time; the skilled forgeries, the negatives that matter for
+    verification, sit in every anchor's negative set.
+    """
+    x = F.normalize(embeddings.float(), dim=1)
+    sim = x @ x.t()
+    same_writer = writer_ids[:, None] == writer_ids[None, :]
+    g = genuine.bool()
+    eye = torch.eye(len(g), dtype=torch.bool, device=sim.device)
+    pos = same_writer & g[:, None] & g[None, :] & ~eye
+    skilled = same_writer & g[:, None] & ~g[None, :]
+    neg = skilled | (~same_writer & g[:, None] & g[None, :])
+    weight = torch.where(skilled, torch.full_like(sim, skilled_weight), torch.ones_like(sim))
+
+    inf = torch.tensor(float("inf"), device=sim.device)
+    min_pos = torch.where(pos, sim, inf).min(dim=1).values
+    max_neg = torch.where(neg, sim, -inf).max(dim=1).values
+    hard_neg = neg & (sim + epsilon > min_pos[:, None])
+    hard_pos = pos & (sim - epsilon < max_neg[:, None])
+
+    zero = sim.new_zeros(())
+    pos_term = torch.where(hard_pos, torch.exp(-alpha * (sim - base)), zero).sum(dim=1)
+    neg_term = torch.where(hard_neg, weight * torch.exp(beta * (sim - base)), zero).sum(dim=1)
+    anchors = g & pos.any(dim=1) & neg.any(dim=1)
+    if not anchors.any():
+        return sim.sum() * 0.0, {"ms_active": 0.0}
+    cost = torch.log1p(pos_term) / alpha + torch.log1p(neg_term) / beta
+    loss = cost[anchors].mean()
+    dist = torch.sqrt((2 - 2 * sim).clamp_min(0)).detach()
+    rand = neg & ~skilled
+    stats = {
+        "pos_dist": float(dist[pos].mean()) if pos.any() else float("nan"),
+        "skilled_dist": float(dist[skilled].mean()) if skilled.any() else float("nan"),
+        "random_dist": float(dist[rand].mean()) if rand.any() else float("nan"),
+        # share of anchors with at least one mined pair: how much of the batch still teaches something
+        "ms_active": float((hard_pos | hard_neg)[anchors].any(dim=1).float().mean()),
+    }
+    return loss, stats
 
 
 class CosineWriterClassifier(torch.nn.Module):

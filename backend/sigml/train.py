@@ -35,7 +35,13 @@ from .distributed import DistContext, barrier, init_from_env, wrap, writer_share
 from .cache import cached_preprocess
 from .embedding import as_float, embed_tensors, preprocess_records, to_uint8, use_bf16
 from .errors import DatasetError
-from .losses import CosineWriterClassifier, batch_contrastive_loss, batch_triplet_loss, writer_classification_loss
+from .losses import (
+    CosineWriterClassifier,
+    batch_contrastive_loss,
+    batch_multi_similarity_loss,
+    batch_triplet_loss,
+    writer_classification_loss,
+)
 from .model import ModelConfig, SiameseResNet18
 from .modelcard import ModelCard, card_path_for, file_sha256, git_commit, now_iso
 from .preprocessing import PreprocessConfig
@@ -56,6 +62,9 @@ class DataSource:
     test: float = 0.2
 
 
+LOSSES = ("contrastive", "multi_similarity")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
@@ -71,6 +80,13 @@ class TrainConfig:
     hard_fraction: float = 0.5
     skilled_weight: float = 1.0
     balance_negatives: bool = False
+    # "contrastive" (pairs, `margin`, `hard_fraction`) or "multi_similarity" (every positive and negative of each
+    # genuine anchor at once, Wang et al. 2019; `ms_*` below, `skilled_weight` on the writer's forgeries)
+    loss: str = "contrastive"
+    ms_alpha: float = 2.0
+    ms_beta: float = 50.0
+    ms_base: float = 0.5
+    ms_epsilon: float = 0.1
     triplet_weight: float = 0.0  # > 0: add a within-writer ranking (triplet) term to the contrastive loss
     triplet_margin: float = 0.2
     aux_writer_weight: float = 0.0  # > 0: add cosine-softmax writer classification (training only)
@@ -98,6 +114,10 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -661,14 +681,20 @@ def train_step(
 
 def training_loss(embeddings: torch.Tensor, writer_slot: list[int], is_genuine: list[bool],
                   cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """The batch's contrastive loss (+ `cfg.triplet_weight` x the triplet loss) and its statistics."""
+    """The batch's metric loss (`cfg.loss`; + `cfg.triplet_weight` x the triplet loss) and its statistics."""
     writer_ids = torch.tensor(writer_slot, device=embeddings.device)
     genuine = torch.tensor(is_genuine, device=embeddings.device)
-    loss, stats = batch_contrastive_loss(
-        embeddings, writer_ids, genuine, margin=cfg.margin,
-        hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,
-        balance_negatives=cfg.balance_negatives,
-    )
+    if cfg.loss == "multi_similarity":
+        loss, stats = batch_multi_similarity_loss(
+            embeddings, writer_ids, genuine, alpha=cfg.ms_alpha, beta=cfg.ms_beta, base=cfg.ms_base,
+            epsilon=cfg.ms_epsilon, skilled_weight=cfg.skilled_weight,
+        )
+    else:  # "contrastive" (TrainConfig refuses any other name)
+        loss, stats = batch_contrastive_loss(
+            embeddings, writer_ids, genuine, margin=cfg.margin,
+            hard_fraction=cfg.hard_fraction, skilled_weight=cfg.skilled_weight,
+            balance_negatives=cfg.balance_negatives,
+        )
     if cfg.triplet_weight > 0:
         triplet, more = batch_triplet_loss(embeddings, writer_ids, genuine, margin=cfg.triplet_margin)
         loss = loss + cfg.triplet_weight * triplet

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sigml.losses import CosineWriterClassifier, batch_contrastive_loss, writer_classification_loss
+from sigml.losses import (
+    CosineWriterClassifier,
+    batch_contrastive_loss,
+    batch_multi_similarity_loss,
+    writer_classification_loss,
+)
 
 
 def _toy():
@@ -156,3 +161,61 @@ def test_triplet_loss_pushes_the_forgery_away_and_ignores_forgery_anchors():
     # no genuine pair, or no negative: nothing to rank, a zero loss that still backpropagates
     alone, _ = batch_triplet_loss(emb[:1], writers[:1], genuine[:1], margin=0.2)
     assert float(alone.detach()) == 0.0 and alone.requires_grad
+
+
+def _ms_toy():
+    """Writer 0: two genuine at (1, 0) and a skilled forgery at (0, 1); writer 1: two genuine at (-1, 0)."""
+    emb = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [-1.0, 0.0]])
+    return emb, torch.tensor([0, 0, 0, 1, 1]), torch.tensor([True, True, False, True, True])
+
+
+def test_multi_similarity_mines_nothing_when_every_negative_is_far():
+    emb, writers, genuine = _ms_toy()
+    loss, stats = batch_multi_similarity_loss(emb, writers, genuine, epsilon=0.1)
+    # each anchor's positive (S=1) is more than epsilon above its hardest negative (S<=0): no pair is mined
+    assert float(loss) == pytest.approx(0.0, abs=1e-7)
+    assert stats["ms_active"] == 0.0
+    assert stats["skilled_dist"] == pytest.approx(2 ** 0.5, abs=1e-6)
+
+
+def test_multi_similarity_by_hand_with_every_pair_mined():
+    import math
+
+    emb, writers, genuine = _ms_toy()
+    loss, stats = batch_multi_similarity_loss(emb, writers, genuine, alpha=2.0, beta=4.0, base=0.5, epsilon=5.0,
+                                             skilled_weight=3.0)
+    # anchor (1,0): positive S=1; negatives: its writer's forgery S=0 (weight 3), the other writer's two S=-1
+    own = math.log1p(math.exp(-2 * 0.5)) / 2 + math.log1p(3 * math.exp(4 * -0.5) + 2 * math.exp(4 * -1.5)) / 4
+    # anchor (-1,0): positive S=1; negatives: writer 0's two genuine S=-1 (a forgery of another writer is no negative)
+    other = math.log1p(math.exp(-2 * 0.5)) / 2 + math.log1p(2 * math.exp(4 * -1.5)) / 4
+    assert float(loss) == pytest.approx((2 * own + 2 * other) / 4, rel=1e-5)
+    assert stats["ms_active"] == 1.0
+
+
+def test_multi_similarity_pushes_the_skilled_forgery_away():
+    emb, writers, genuine = _ms_toy()
+    emb = emb.clone()
+    emb[2] = torch.tensor([0.9, 0.3])  # a close forgery: a hard negative for writer 0's anchors
+    emb.requires_grad_(True)
+    before, _ = batch_multi_similarity_loss(emb, writers, genuine)
+    before.backward()
+    with torch.no_grad():
+        moved = emb - 0.1 * emb.grad
+    after, stats = batch_multi_similarity_loss(moved, writers, genuine)
+    cos = torch.nn.functional.cosine_similarity
+    assert float(after) < float(before.detach())
+    assert float(cos(moved[2:3], moved[0:1])) < float(cos(emb[2:3], emb[0:1]).detach())
+
+
+def test_training_loss_follows_the_config():
+    from sigml.train import TrainConfig, training_loss
+
+    emb, writers, genuine = _ms_toy()
+    ms, ms_stats = training_loss(emb, writers.tolist(), genuine.tolist(), TrainConfig(loss="multi_similarity"))
+    contrastive, _ = training_loss(emb, writers.tolist(), genuine.tolist(), TrainConfig())
+    assert "ms_active" in ms_stats
+    assert float(ms) == pytest.approx(float(batch_multi_similarity_loss(emb, writers, genuine)[0]))
+    assert float(contrastive) == pytest.approx(float(batch_contrastive_loss(emb, writers, genuine, margin=1.0,
+                                                                            hard_fraction=0.5)[0]))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="arcface")
