@@ -112,3 +112,59 @@ def test_measures_are_cheap_on_a_big_image():
     big[1000:1010, :] = 1.0  # one ruled line across
     m = quality.measure(big)
     assert m.ruled_lines >= 1 and m.text_lines == 1 and m.ink_fraction < 0.01
+
+
+def printed_letter(spacing: int = 60, font_size: int = 36, size=(2000, 3000)) -> Image.Image:
+    """The page a new user sent: ten printed lines at ordinary spacing, a ruled line, a signature below."""
+    from PIL import ImageFont
+
+    page = Image.new("L", size, 250)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=font_size)
+    y = 200
+    for _ in range(10):
+        draw.text((150, y), "Dear Sir, we confirm the transfer of funds to the account below as agreed.", font=font,
+                  fill=20)
+        y += spacing
+    sig = signature_image(5, size=(600, 240), paper=255, ink=25)
+    box = (300, y + 100, 900, y + 340)
+    page.paste(Image.fromarray(np.minimum(np.asarray(page.crop(box)), np.asarray(sig))), box[:2])
+    draw.line([(150, y + 400), (1850, y + 400)], fill=30, width=4)
+    return page
+
+
+@pytest.mark.parametrize("spacing", [50, 60, 80])
+def test_a_printed_page_at_ordinary_line_spacing_is_refused(spacing):
+    # a gap of 3% of the height merged these lines into three "lines", and the page got a confident answer
+    found = codes(printed_letter(spacing))
+    assert "several_text_lines" in found
+
+
+def test_a_tiny_signature_is_too_small_with_the_minimum_in_the_message():
+    tiny = signature_image(2, size=(300, 120), paper=255, ink=25).resize((40, 20))
+    measures, problems = quality.assess(ink_map(tiny))
+    assert measures.ink_width <= 40 and measures.ink_height <= 20
+    too_small = [p for p in problems if p.code == "too_small"]
+    assert too_small and too_small[0].refuse
+    assert f"{quality.MIN_INK_WIDTH}x{quality.MIN_INK_HEIGHT}" in too_small[0].message
+
+
+def test_a_scribble_in_a_large_image_is_too_small():
+    canvas = Image.new("L", (400, 300), 250)
+    ImageDraw.Draw(canvas).line([(180, 150), (200, 140), (215, 158)], fill=20, width=3)
+    assert "too_small" in codes(canvas)
+
+
+def test_a_sideways_signature_is_a_warning_not_a_refusal():
+    sideways = signature_image(4, size=(300, 120), paper=255, ink=25).rotate(90, expand=True, fillcolor=255)
+    found = codes(sideways)
+    assert "looks_rotated" in found
+    assert not found & set(quality.REFUSE)
+    assert "looks_rotated" not in codes(signature_image(4, size=(300, 120), paper=255, ink=25))
+
+
+def test_ink_box_size():
+    ink = np.zeros((50, 80), dtype=np.float32)
+    assert quality.ink_box_size(ink) == (0, 0)
+    ink[10:20, 5:65] = 1.0
+    assert quality.ink_box_size(ink) == (10, 60)
