@@ -10,6 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from sidebar import PAGE_CONFIG
+
 HERE = Path(__file__).resolve().parent
 
 PAGES = [
@@ -23,7 +25,7 @@ PAGES = [
 
 
 def main() -> None:
-    st.set_page_config(page_title="Signature verification", page_icon="✍️", layout="wide")
+    st.set_page_config(**PAGE_CONFIG)
     try:  # a clerk has no use for the "Deploy" button
         st.set_option("client.toolbarMode", "minimal")
     except Exception:  # noqa: BLE001 - not settable at runtime in some Streamlit versions: cosmetic only

@@ -3,7 +3,7 @@
 Signing in keeps the clerk's API token in this interface process only, under a random session id (256 bits); the
 browser gets just that id, in the cookie `sigver_session` (SameSite=Strict, path /, expires with the session),
 set through extra-streamlit-components' CookieManager. On a refresh Streamlit starts a new session: `restore()`
-(called on every run by `ui.sidebar_ui`, which every page calls first) reads the cookie from the request
+(called on every run by `sidebar.sidebar_ui`, which every page calls first) reads the cookie from the request
 (`st.context.cookies`) and finds the token again. Signing out ends the token on the server (POST /api/auth/sign-out/)
 and forgets the id here, so neither the token nor the cookie is worth anything from then on even if a copy is kept,
 and deletes the cookie. Sessions end after SIGVER_UI_SESSION_HOURS (default 12) and when the interface restarts.
@@ -135,7 +135,7 @@ def restore(cookies: dict[str, str] | None = None) -> bool:
 
 def cookie_ui() -> None:
     """Keeps the browser's cookie in step with the session: set after signing in, deleted after signing out.
-    (The CookieManager is an invisible component; `ui.sidebar_ui` renders it in the sidebar on every run.)"""
+    (The CookieManager is an invisible component; `sidebar.sidebar_ui` renders it in the sidebar on every run.)"""
     import extra_streamlit_components as stx
 
     in_request = st.context.cookies.get(SESSION_COOKIE)

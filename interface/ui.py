@@ -1,4 +1,4 @@
-"""Pieces every page shares: the sidebar, cached reads, friendly errors, the decision and the score's scale.
+"""Pieces every page shares: cached reads, friendly errors, the Verify and Explain upload flow, the decision and the score's scale.
 
 No HTTP here: everything goes through `api_client`.
 """
@@ -9,6 +9,7 @@ import hashlib
 import html
 import io
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import streamlit as st
@@ -16,11 +17,12 @@ from PIL import Image, UnidentifiedImageError
 
 import api_client as api
 
-GENUINE_COLOUR = "#1b7f3b"
-FORGED_COLOUR = "#b3261e"
+# text colours at 4.5:1 or more on their own background and on the scale's darker stops (WCAG AA)
+GENUINE_COLOUR = "#176c33"
+FORGED_COLOUR = "#9e2119"
 GENUINE_BG = "#e3f4e8"
 FORGED_BG = "#fbe4e2"
-INCONCLUSIVE_COLOUR = "#8a5a00"
+INCONCLUSIVE_COLOUR = "#7a4f00"
 INCONCLUSIVE_BG = "#fff4d6"
 
 PAIR_KEY = "pair"  # session_state: {"reference": {"name", "data"}, "questioned": {...}} shared by Verify and Explain
@@ -159,52 +161,6 @@ def api_errors(action: str = "", on_auth_error: Callable[[api.AuthError], None] 
 
 
 # --------------------------------------------------------------------------------------------
-# sidebar
-
-
-def sidebar_ui() -> dict[str, Any] | None:
-    """Backend status and model version on every page; returns the health answer, or None when down.
-    Also restores a clerk's sign-in after a page refresh and keeps the session cookie in step (session.py): here,
-    because every page calls this first, also when Streamlit runs a page of pages/ without app.py."""
-    import session  # noqa: PLC0415 - session imports this module
-
-    session.restore()
-    base = api.api_url()
-    with st.sidebar:
-        session.cookie_ui()
-        st.markdown("#### Verification server")
-        try:
-            health = cached_health(base)
-        except api.ApiError as exc:
-            st.error("Not reachable: verification is unavailable until it is back.", icon=":material/error:")
-            st.caption(f"{md_text(base)} · {md_text(exc.message)}")
-            health = None
-        else:
-            ok = health.get("status") == "ok"
-            loaded = health.get("model_loaded", True)
-            if ok and loaded:
-                st.success("Online", icon=":material/check_circle:")
-            elif not loaded:
-                st.warning("Online, but the model is not loaded: verification will fail.", icon=":material/warning:")
-            else:
-                st.warning(f"Degraded: {md_text(health.get('status'))}", icon=":material/warning:")
-            if health.get("database") not in (None, "ok"):
-                st.warning(f"Database: {md_text(health.get('database'))} (profiles unavailable)")
-            st.caption(f"Model: {md_text(health.get('model_version', 'unknown'))}")
-            st.caption(f"Server: {md_text(base)}")
-        if st.session_state.get(USERNAME_KEY):
-            st.caption(f"Signed in as **{md_text(st.session_state[USERNAME_KEY])}**")
-        st.caption("Decision support only: a decision is not a forensic expert's opinion.")
-    if health is None:
-        st.error(
-            f"The verification server at {md_text(base)} cannot be reached. Nothing can be verified until it is "
-            "running again; please try later or contact your administrator.",
-            icon=":material/cloud_off:",
-        )
-    return health
-
-
-# --------------------------------------------------------------------------------------------
 # images
 
 
@@ -228,13 +184,19 @@ def thumbnail_png(data: bytes | None, max_side: int = 800) -> bytes | None:
         return None
 
 
-def show_image(data: bytes | None, caption: str = "", width: int | str = "stretch") -> None:
+def alt_text(text: str) -> str:
+    """An image's text alternative (`alt`, plain text, read by screen readers; never markdown): one line."""
+    return " ".join(str(text).split())
+
+
+def show_image(data: bytes | None, caption: str = "", width: int | str = "stretch", alt: str | None = None) -> None:
+    """The image as PNG with its caption and a text alternative (`alt`, the caption's words unless given)."""
     png = thumbnail_png(data)
-    caption = md_text(caption)  # captions are markdown and often name an uploaded file
+    shown = md_text(caption)  # captions are markdown and often name an uploaded file
     if png is None:
-        st.info(f"{caption}: no preview available for this file." if caption else "No preview available.")
+        st.info(f"{shown}: no preview available for this file." if shown else "No preview available.")
     else:
-        st.image(png, caption=caption or None, width=width)
+        st.image(png, caption=shown or None, width=width, alt=alt_text(alt or caption or "Signature image"))
 
 
 def digest(*parts: bytes | None) -> str:
@@ -288,7 +250,7 @@ def crop_ui(upload: dict[str, Any], key: str) -> tuple[int, int, int, int] | Non
         return None
     from streamlit_cropper import st_cropper  # a well-kept component (fabric.js box on the image)
 
-    box = st_cropper(image.convert("RGB"), realtime_update=True, box_color="#1b7f3b", return_type="box",
+    box = st_cropper(image.convert("RGB"), realtime_update=True, box_color=GENUINE_COLOUR, return_type="box",
                      key=f"{key}_cropper")
     left, top = int(box["left"]), int(box["top"])
     crop = (left, top, left + int(box["width"]), top + int(box["height"]))
@@ -315,6 +277,52 @@ def pair_uploaders(
                     show_image(upload["data"], f"{title} · {upload['name']}", width=width)
             uploads.append(upload)
     return uploads[0], uploads[1]
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    """What differs between the pages that send a reference and a questioned signature to POST /api/verify/ (Verify,
+    Explain); everything else is `pair_request_ui`. Widget keys start with `key` (`<key>_reference`,
+    `<key>_button`, ...) and the answer is kept in session_state under `<key>_result`."""
+
+    key: str
+    labels: tuple[str, str]
+    button: str
+    icon: str
+    waiting: str  # shown until both files are there
+    spinner: str
+    failure: str
+    explain: bool = False
+    width: int = 260
+    subheaders: tuple[str, str] | None = None
+    helps: tuple[str | None, str | None] = (None, None)
+
+
+def pair_request_ui(request: PairRequest) -> dict[str, Any] | None:
+    """The one upload-and-request flow: the two uploaders with their crop step, the button, the request with both
+    crop boxes, and the answer kept for these very files, crops and options (a new file or box hides the old answer).
+    Returns the answer to show, or None."""
+    reference, questioned = pair_uploaders(request.key, request.labels, width=request.width,
+                                           subheaders=request.subheaders, helps=request.helps)
+    ready = bool(reference and questioned)
+    if not ready:
+        st.info(request.waiting)
+    clicked = st.button(request.button, type="primary", disabled=not ready, key=f"{request.key}_button",
+                        icon=request.icon)
+    if not ready:
+        return None
+    result_key = f"{request.key}_result"
+    key = digest(reference["data"], questioned["data"], str(reference.get("crop")).encode(),
+                 str(questioned.get("crop")).encode(), str(request.explain).encode())
+    if clicked:
+        with st.spinner(request.spinner), api_errors(request.failure):
+            result = client().verify(
+                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True,
+                explain=request.explain, reference_crop=reference.get("crop"), questioned_crop=questioned.get("crop"),
+            )
+            st.session_state[result_key] = {"key": key, "result": result}
+    stored = st.session_state.get(result_key)
+    return stored["result"] if stored and stored["key"] == key else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,22 +394,46 @@ def decision_html(decision: str, rates: dict[str, Any] | None = None, subject: s
     )
 
 
-def distance_scale_html(distance: float, genuine_below: float, forged_above: float | None = None) -> str:
+def decision_cuts(result: dict[str, Any]) -> tuple[float, float] | None:
+    """The cuts the API decided with, as its answer or case record carries them: `genuine_below` and `forged_above`
+    in `decision_rates` (an answer), in `details.decision_rates` or beside the other fields (a case record); an answer
+    from a card without cuts decided at its `threshold` alone (one cut); None when it carries neither. The interface
+    never decides a zone itself: these only place the marks on the scale and are shown as the answer's cuts."""
+    details = result.get("details") if isinstance(result.get("details"), dict) else {}
+    for source in (result.get("decision_rates"), details.get("decision_rates"), result):
+        if isinstance(source, dict) and source.get("genuine_below") is not None and source.get("forged_above") is not None:
+            try:
+                return float(source["genuine_below"]), float(source["forged_above"])
+            except (TypeError, ValueError):
+                return None
+    try:
+        return (float(result["threshold"]),) * 2 if result.get("threshold") is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+ZONE_WORDS = {
+    "genuine": "in the GENUINE zone (at or below {g:.3f})",
+    "inconclusive": "in the INCONCLUSIVE zone ({g:.3f} to {f:.3f})",
+    "forged": "in the FORGED zone (above {f:.3f})",
+}
+
+
+def distance_scale_html(score: float, decision: str, genuine_below: float, forged_above: float | None = None) -> str:
     """A horizontal bar: green (decided genuine) up to `genuine_below`, amber (inconclusive) up to `forged_above`,
     red (decided forged) beyond, a dot at the score, with the cuts' numbers under it so it reads without a legend.
-    One cut (`forged_above` missing or equal) draws the two-way scale of an older model card. Rendered with
-    unsafe_allow_html: every value is made a float first (a string from the API raises instead of becoming markup)."""
-    distance, genuine_below = float(distance), float(genuine_below)
+    The zone named is the API's `decision`, never one worked out here; the cuts only draw the bar. One cut
+    (`forged_above` missing or equal) draws the two-way scale of an older model card. Rendered with
+    unsafe_allow_html: every value is made a float first (a string from the API raises instead of becoming markup),
+    and a decision the interface does not know is shown as inconclusive."""
+    distance, genuine_below = float(score), float(genuine_below)
     forged_above = genuine_below if forged_above is None else max(float(forged_above), genuine_below)
     top = max(1.5 * forged_above, 2 * genuine_below, distance * 1.15, 1e-6)
     g, f = 100 * genuine_below / top, 100 * forged_above / top
     d = min(100.0, max(0.0, 100 * distance / top))
-    if distance <= genuine_below:
-        dot, zone = GENUINE_COLOUR, f"in the GENUINE zone (at or below {genuine_below:.3f})"
-    elif distance > forged_above:
-        dot, zone = FORGED_COLOUR, f"in the FORGED zone (above {forged_above:.3f})"
-    else:
-        dot, zone = INCONCLUSIVE_COLOUR, f"in the INCONCLUSIVE zone ({genuine_below:.3f} to {forged_above:.3f})"
+    decision = decision if isinstance(decision, str) and decision in DECISION_STYLE else "inconclusive"
+    dot = DECISION_STYLE[decision][1]
+    zone = ZONE_WORDS[decision].format(g=genuine_below, f=forged_above)
     gradient = (f"{GENUINE_BG} 0%,#bfe5c9 {g:.1f}%,{INCONCLUSIVE_BG} {g:.1f}%,#f6dc9a {f:.1f}%,#f3c1bc {f:.1f}%,"
                 f"{FORGED_BG} 100%")
     ticks = [(g, genuine_below, "genuine cut")] + ([(f, forged_above, "forged cut")] if f > g else [])
@@ -458,20 +490,18 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     reference is judged by no zone: its score says only that the images are the same."""
     decision = decision_of(result)
     score = score_of(result)
-    threshold = float(result.get("threshold", 0.0))
     rates = result.get("decision_rates") or {}
-    genuine_below = float(rates.get("genuine_below", threshold))
-    forged_above = float(rates.get("forged_above", threshold))
+    cuts = decision_cuts(result)
     flags = list(result.get("flags") or [])
     st.markdown(decision_html(decision, rates, subject, flags), unsafe_allow_html=True)
-    if COPY_FLAG not in flags:
-        st.markdown(distance_scale_html(score, genuine_below, forged_above), unsafe_allow_html=True)
+    if COPY_FLAG not in flags and cuts is not None:
+        st.markdown(distance_scale_html(score, decision, *cuts), unsafe_allow_html=True)
     for warning in result.get("warnings") or []:
         st.warning(f"{md_text(str(warning.get('field', '')).capitalize())}: {md_text(warning.get('message', ''))}", icon=":material/crop:")
     c1, c2 = st.columns(2)
     c1.metric("Score", f"{score:.3f}", help=SCORE_HELP.get(str(result.get("score_method")), SCORE_HELP["pair"])
               + (" A copy is never judged by its score." if COPY_FLAG in flags else ""))
-    c2.metric("Decision cuts", f"{genuine_below:.3f} / {forged_above:.3f}",
+    c2.metric("Decision cuts", f"{cuts[0]:.3f} / {cuts[1]:.3f}" if cuts else "not given",
               help="At or below the first: decided genuine (at most 2 in 100 skilled forgeries of validation writers "
               "score that low). Above the second: decided forged (at most 2 in 100 of their genuine signatures score "
               "that high). In between: inconclusive.")

@@ -7,39 +7,17 @@ from typing import Any
 import streamlit as st
 
 import api_client as api
+import sidebar
 import ui
 
-RESULT_KEY = "verify_result"  # session_state: {"key": digest of the two files, "result": response}
-
-
-def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    return ui.pair_uploaders(
-        "verify", ("A signature known to be genuine", "The signature to check"), width=260,
-        subheaders=("1. Reference signature", "2. Questioned signature"),
-        helps=("PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.",
-               "PNG, JPEG, TIFF or BMP scan or photo of the signature to check."),
-    )
-
-
-def verify_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:
-    ready = bool(reference and questioned)
-    if not ready:
-        st.info("Upload both signatures, then press **Verify**.")
-    clicked = st.button("Verify", type="primary", disabled=not ready, key="verify_button", icon=":material/search:")
-    if not ready:
-        return
-    key = ui.digest(reference["data"], questioned["data"], str(reference.get("crop")).encode(),
-                    str(questioned.get("crop")).encode())
-    if clicked:
-        with st.spinner("Comparing the two signatures…"), ui.api_errors("Verification failed"):
-            result = ui.client().verify(
-                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True,
-                reference_crop=reference.get("crop"), questioned_crop=questioned.get("crop"),
-            )
-            st.session_state[RESULT_KEY] = {"key": key, "result": result}
-    stored = st.session_state.get(RESULT_KEY)
-    if stored and stored["key"] == key:
-        result_ui(stored["result"])
+REQUEST = ui.PairRequest(
+    key="verify", labels=("A signature known to be genuine", "The signature to check"), width=260,
+    subheaders=("1. Reference signature", "2. Questioned signature"),
+    helps=("PNG, JPEG, TIFF or BMP scan or photo of a known genuine signature.",
+           "PNG, JPEG, TIFF or BMP scan or photo of the signature to check."),
+    button="Verify", icon=":material/search:", waiting="Upload both signatures, then press **Verify**.",
+    spinner="Comparing the two signatures…", failure="Verification failed",
+)
 
 
 def result_ui(result: dict[str, Any]) -> None:
@@ -52,9 +30,11 @@ def result_ui(result: dict[str, Any]) -> None:
                    "model's input size (shown dark on white). If a signature is cut off or smudged here, rescan it.")
         a, b = st.columns(2)
         with a:
-            ui.show_image(api.decode_data_url(previews.get("reference")), "Reference, preprocessed", width=330)
+            ui.show_image(api.decode_data_url(previews.get("reference")), "Reference, preprocessed", width=330,
+                          alt="The reference signature as the model saw it: background removed, cropped, resized")
         with b:
-            ui.show_image(api.decode_data_url(previews.get("questioned")), "Questioned, preprocessed", width=330)
+            ui.show_image(api.decode_data_url(previews.get("questioned")), "Questioned, preprocessed", width=330,
+                          alt="The questioned signature as the model saw it: background removed, cropped, resized")
     with st.expander("How to read this result"):
         st.markdown(
             "- The model turns each signature into a numeric fingerprint and measures the **score**, the distance "
@@ -72,11 +52,12 @@ def result_ui(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("Verify a signature")
     st.markdown("Compare a **questioned** signature with a **reference** signature known to be genuine.")
-    reference, questioned = uploads_ui()
-    verify_ui(reference, questioned)
+    result = ui.pair_request_ui(REQUEST)
+    if result is not None:
+        result_ui(result)
 
 
 if __name__ == "__main__":

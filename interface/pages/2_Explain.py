@@ -7,36 +7,15 @@ from typing import Any
 import streamlit as st
 
 import api_client as api
+import sidebar
 import ui
 
-RESULT_KEY = "explain_result"  # session_state: {"key": digest of the two files, "result": response}
-
-
-def uploads_ui() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    current = ui.pair()
-    if current.get("reference") and current.get("questioned"):
-        st.caption("Using the signatures from the **Verify** page; upload others below to change them.")
-    return ui.pair_uploaders("explain", ("Reference signature (known genuine)", "Questioned signature"), width=320)
-
-
-def explain_ui(reference: dict[str, Any] | None, questioned: dict[str, Any] | None) -> None:
-    ready = bool(reference and questioned)
-    if not ready:
-        st.info("Upload a reference and a questioned signature (or use the Verify page first), then press **Explain**.")
-    clicked = st.button("Explain", type="primary", disabled=not ready, key="explain_button", icon=":material/insights:")
-    if not ready:
-        return
-    key = ui.digest(reference["data"], questioned["data"])
-    if clicked:
-        with st.spinner("Computing the heatmaps… this takes a few seconds."), ui.api_errors("Explanation failed"):
-            result = ui.client().verify(
-                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]),
-                previews=True, explain=True,
-            )
-            st.session_state[RESULT_KEY] = {"key": key, "result": result}
-    stored = st.session_state.get(RESULT_KEY)
-    if stored and stored["key"] == key:
-        heatmaps_ui(stored["result"])
+REQUEST = ui.PairRequest(
+    key="explain", labels=("Reference signature (known genuine)", "Questioned signature"), width=320,
+    button="Explain", icon=":material/insights:", explain=True,
+    waiting="Upload a reference and a questioned signature (or use the Verify page first), then press **Explain**.",
+    spinner="Computing the heatmaps… this takes a few seconds.", failure="Explanation failed",
+)
 
 
 def heatmaps_ui(result: dict[str, Any]) -> None:
@@ -49,9 +28,13 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
     st.markdown("##### Where the model looked")
     a, b = st.columns(2)
     with a:
-        ui.show_image(api.decode_data_url(explanation.get("reference")), "Reference: heatmap")
+        ui.show_image(api.decode_data_url(explanation.get("reference")), "Reference: heatmap",
+                      alt="The reference signature with a heatmap over it: red where hiding the strokes changed the "
+                      "score most")
     with b:
-        ui.show_image(api.decode_data_url(explanation.get("questioned")), "Questioned: heatmap")
+        ui.show_image(api.decode_data_url(explanation.get("questioned")), "Questioned: heatmap",
+                      alt="The questioned signature with a heatmap over it: red where hiding the strokes changed the "
+                      "score most")
     if explanation.get("note"):
         st.caption(f"Server note ({ui.md_text(explanation.get('method', 'unknown method'))}): "
                    f"{ui.md_text(explanation['note'])}")
@@ -69,11 +52,15 @@ def heatmaps_ui(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("Explain a decision")
     st.markdown("See which strokes of the two signatures made the model decide **genuine** or **forged**.")
-    reference, questioned = uploads_ui()
-    explain_ui(reference, questioned)
+    current = ui.pair()
+    if current.get("reference") and current.get("questioned"):
+        st.caption("Using the signatures from the **Verify** page; upload others below to change them.")
+    result = ui.pair_request_ui(REQUEST)
+    if result is not None:
+        heatmaps_ui(result)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import streamlit as st
 
 import api_client as api
 import session
+import sidebar
 import ui
 
 THUMBS_KEY = "reference_thumbnails"  # session_state: {(base_url, profile_id, ref_id): png bytes}
@@ -44,13 +45,30 @@ def sign_in_ui() -> None:
 # profiles
 
 
-def profile_label(p: dict[str, Any]) -> str:
+def name_key(name: Any) -> str:
+    """Names that a clerk would read as the same person's: case and spacing aside."""
+    return " ".join(str(name or "").split()).casefold()
+
+
+def same_name(profiles: Sequence[dict[str, Any]], name: Any, but: Any = None) -> list[dict[str, Any]]:
+    """The profiles (other than `but`, an id) whose name reads the same as `name`."""
+    return [p for p in profiles if p.get("id") != but and name_key(p.get("name")) == name_key(name)]
+
+
+def profile_label(p: dict[str, Any], profiles: Sequence[dict[str, Any]] = ()) -> str:
+    """Name, customer number and reference count; a profile that shares its name with another also shows its id,
+    so the two can be told apart in the selector."""
     ext = f" ({p['external_id']})" if p.get("external_id") else ""
+    twin = f" · #{p.get('id')}" if same_name(list(profiles), p.get("name"), but=p.get("id")) else ""
     n = int(p.get("reference_count") or 0)
-    return f"{p.get('name', '?')}{ext} · {n} reference{'s' if n != 1 else ''}"
+    return f"{p.get('name', '?')}{ext}{twin} · {n} reference{'s' if n != 1 else ''}"
 
 
-def create_profile_ui(client: api.SigverClient) -> None:
+SAME_NAME_ADVICE = ("Two profiles with one name are easily mixed up when verifying: give each its customer or account "
+                    "number, or delete the one created by mistake.")
+
+
+def create_profile_ui(client: api.SigverClient, profiles: list[dict[str, Any]]) -> None:
     with st.expander("New profile", icon=":material/person_add:", expanded=False):
         with st.form("new_profile_form", clear_on_submit=True):
             name = st.text_input("Name of the person", key="new_profile_name")
@@ -61,9 +79,13 @@ def create_profile_ui(client: api.SigverClient) -> None:
                 st.error("Enter the person's name.")
             else:
                 with ui.api_errors("The profile could not be created", on_auth_error):
+                    twins = same_name(profiles, name)
                     profile = client.create_profile(name.strip(), external_id.strip() or None)
                     st.session_state[PROFILE_KEY] = profile["id"]
                     ui.flash(f"Profile **{ui.md_text(profile['name'])}** created. Now add a few genuine signatures.")
+                    if twins:
+                        ui.flash(f"You now have {len(twins) + 1} profiles named **{ui.md_text(profile['name'])}**. "
+                                 + SAME_NAME_ADVICE, "warning")
                     st.rerun()
 
 
@@ -74,7 +96,14 @@ def choose_profile_ui(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
     by_id = {p["id"]: p for p in profiles}
     if st.session_state.get(PROFILE_KEY) not in by_id:
         st.session_state[PROFILE_KEY] = profiles[0]["id"]
-    pid = st.selectbox("Profile", list(by_id), format_func=lambda i: profile_label(by_id[i]), key=PROFILE_KEY)
+    pid = st.selectbox("Profile", list(by_id), format_func=lambda i: profile_label(by_id[i], profiles),
+                       key=PROFILE_KEY)
+    twins = same_name(profiles, by_id[pid].get("name"), but=pid)
+    if twins:
+        others = ", ".join(f"#{p.get('id')}" + (f" ({ui.md_text(p['external_id'])})" if p.get("external_id") else "")
+                           for p in twins)
+        st.warning(f"Another profile has the same name: {others}. Check the customer number and the references "
+                   f"before verifying against #{pid}. " + SAME_NAME_ADVICE, icon=":material/group:")
     return by_id[pid]
 
 
@@ -98,9 +127,22 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
     outliers = [r for r in refs if r.get("outlier")]
     if outliers:
         names = ", ".join(f"reference {r['id']}" for r in outliers)
-        st.warning(f"{names.capitalize()} does not match the other references: the model would call it a forgery "
-                   "against them. Check that it is this person's signature and that the scan is clean; delete it "
-                   "if not.", icon=":material/report:")
+        one = len(outliers) == 1
+        st.warning(
+            f"{names.capitalize()} {'does' if one else 'do'} not match the other references.\n\n"
+            f"**What it means.** Compared with the other references of this profile, {'it' if one else 'each'} "
+            "scores where forgeries score: the model would decide it forged. Every reference is part of every "
+            "answer for this profile, so one that does not belong makes genuine signatures look less alike and "
+            "widens what is accepted.\n\n"
+            "**What to do.** Look at it beside the others below.\n"
+            "- Someone else's signature, or a file enrolled by mistake: delete it.\n"
+            "- A poor scan (cut off, smudged, shadow or a ruled line through it) or a page rather than a signature: "
+            "delete it and enrol a clean, cropped scan of the same signature.\n"
+            "- This person's, but a different style (initials, an older signature): keep it only if questioned "
+            "signatures may be in that style too; better, enrol that style in a profile of its own.\n"
+            "- It looks right to you: keep it, and add more references so that the profile shows the person's "
+            "real range.",
+            icon=":material/report:")
     per_row = 4
     for start in range(0, len(refs), per_row):
         cols = st.columns(per_row)
@@ -111,7 +153,8 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
                     png = reference_thumbnail(client, pid, ref)
                 label = f"Reference {ref['id']}" + (" ⚠ does not match the others" if ref.get("outlier") else "")
                 if png:
-                    st.image(png, caption=label, width="stretch")
+                    st.image(png, caption=label, width="stretch",
+                             alt=ui.alt_text(f"Genuine reference signature {label.removeprefix('Reference ')}"))
                 else:
                     st.caption(f"{label}: no preview")
                 if st.button("Delete", key=f"delete_reference_{ref['id']}", icon=":material/delete:"):
@@ -186,7 +229,7 @@ def evidence_ui(client: api.SigverClient, pid: Any, questioned: bytes, result: d
                         with ui.api_errors("Thumbnail unavailable", on_auth_error):
                             png = reference_thumbnail(client, pid, ref)
                     if png:
-                        st.image(png, caption=caption, width="stretch")
+                        st.image(png, caption=caption, width="stretch", alt=ui.alt_text(f"{caption} (signature)"))
                     else:
                         st.caption(caption)
     st.caption("Closest first. The score is not any single distance: " + (
@@ -247,7 +290,7 @@ def profiles_ui() -> None:
     ui.show_flash()
     with ui.api_errors("Could not load your profiles", on_auth_error):
         profiles = client.profiles()
-        create_profile_ui(client)
+        create_profile_ui(client, profiles)
         profile = choose_profile_ui(profiles)
         if profile is not None:
             references_tab, verify_tab = st.tabs(["Reference signatures", "Verify a signature"])
@@ -261,7 +304,7 @@ def profiles_ui() -> None:
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("Signature profiles")
     if token():
         profiles_ui()

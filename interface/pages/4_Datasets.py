@@ -8,11 +8,13 @@ from typing import Any
 import streamlit as st
 
 import api_client as api
+import sidebar
 import ui
 
 PAIR_RESULT_KEY = "dataset_pair_result"
 BATCH_RESULT_KEY = "dataset_batch_result"
 ALL_SPLITS = "all writers"
+DEFAULT_SPLIT = "test"
 KIND_LABELS = {
     "genuine": "genuine pair (two genuine signatures of one writer)",
     "skilled": "skilled forgery (a genuine signature and a forger's imitation of it)",
@@ -31,7 +33,9 @@ def choose_dataset_ui(base: str) -> tuple[dict[str, Any], str | None] | None:
     name = c1.selectbox("Dataset", names, key="dataset_name")
     info = ui.cached_dataset(base, name, token())
     splits = [ALL_SPLITS] + [s for s in info.get("splits", []) if s]
-    split = c2.selectbox("Split", splits, key=f"dataset_split_{name}",
+    # test writers first: the model never saw them, so the random pair and the batch measure what a clerk will get
+    split = c2.selectbox("Split", splits, index=splits.index(DEFAULT_SPLIT) if DEFAULT_SPLIT in splits else 0,
+                         key=f"dataset_split_{name}",
                          help="Writers are split into train / validation / test: the model never saw test writers.")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Writers", info.get("writers", len(info.get("writer_ids", []))))
@@ -68,8 +72,9 @@ def thumbnails(base: str, images: list[dict[str, Any]], label: str, page_key: st
         cols = st.columns(per_row)
         for col, item in zip(cols, shown[row:row + per_row]):
             with col, ui.api_errors():
-                st.image(ui.cached_dataset_image(base, item["url"], token()),
-                         caption=ui.md_text(item["path"].rsplit("/", 1)[-1]), width="stretch")
+                file_name = item["path"].rsplit("/", 1)[-1]
+                st.image(ui.cached_dataset_image(base, item["url"], token()), caption=ui.md_text(file_name),
+                         width="stretch", alt=ui.alt_text(f"{label.capitalize()} signature {file_name}"))
 
 
 def writer_ui(base: str, info: dict[str, Any], split: str | None) -> None:
@@ -170,7 +175,7 @@ def batch_ui(info: dict[str, Any], split: str | None) -> None:
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("Datasets")
     st.markdown("Browse the signature collections the server can read and watch the model on pairs it has "
                 "(or has not) seen.")

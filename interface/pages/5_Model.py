@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 import api_client as api
+import sidebar
 import ui
 
 # Plot names the evaluation writes (`python -m sigml evaluate --plots DIR`, `sigml benchmark`): ROC, DET and
@@ -202,11 +203,13 @@ def plots_ui(card: dict[str, Any]) -> None:
     st.subheader("ROC / DET curves")
     for start in range(0, len(found), 2):  # two per row, each at most its own size: stretched, plots blur
         for col, (name, png) in zip(st.columns(2), found[start:start + 2]):
-            col.image(png, caption=plot_caption(str(name)), width="content")
+            col.image(png, caption=plot_caption(str(name)), width="content",
+                      alt=f"Evaluation plot, {plot_caption(str(name))}: ROC and DET curves and the score histograms "
+                      "of genuine signatures and forgeries; the table above gives the same figures as numbers.")
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("The model")
     with ui.api_errors("Could not load the model card"):
         card = ui.cached_model_card(api.api_url(), st.session_state.get(ui.TOKEN_KEY))

@@ -10,6 +10,7 @@ import streamlit as st
 
 import api_client as api
 import session
+import sidebar
 import ui
 
 PAGE_SIZE = 50
@@ -17,6 +18,10 @@ CSV_KEY = "history_csv"  # session_state: {"filters": ..., "data": bytes}
 DECISIONS = ["all", "genuine", "inconclusive", "forged"]
 KINDS = {"all": "all", "pair": "two images (Verify)", "profile": "against a profile"}
 DECISION_LABELS = {"genuine": "✔ genuine", "inconclusive": "? inconclusive", "forged": "✘ forged"}
+# The API keeps a verification made before signing in without a name (docs/api.md, Case records): it is in no
+# clerk's list, only in a staff account's, so the page says so rather than claim that every check is listed.
+UNLISTED = ("Only verifications made while signed in to this account are listed here: those made before signing "
+            "in are kept without a name and appear in no clerk's list (an administrator can find them).")
 
 
 def on_auth_error(exc: api.AuthError) -> None:
@@ -59,16 +64,32 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def file_names(record: dict[str, Any], role: str) -> str:
+    """The uploaded file names of a record (`questioned_name`, `reference_names`, or a single `reference_name`),
+    "not recorded" where the record does not hold them (older records, an API without them)."""
+    names = record.get(f"{role}_names", record.get(f"{role}_name"))
+    if isinstance(names, str):
+        names = [names]
+    names = [str(n) for n in names or [] if n]
+    return ", ".join(names) if names else "not recorded"
+
+
 def record_ui(record: dict[str, Any]) -> None:
     """One case record in full."""
     st.subheader(f"Case record #{record['id']}")
     decision = str(record.get("decision", ""))
     text = f"**Decision: {ui.md_text(DECISION_LABELS.get(decision, decision))}**"
     {"genuine": st.success, "forged": st.error}.get(decision, st.warning)(text)
-    c1, c2 = st.columns(2)
+    # the record's own cuts only: its EER threshold is no cut, so a record without them says "not recorded"
+    cuts = ui.decision_cuts({k: record.get(k) for k in ("genuine_below", "forged_above", "decision_rates", "details")})
+    c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{ui.score_of(record):.4f}",
               help="What the decision judged: the pair's distance, or the score against a profile's references")
-    c2.metric("Equal-error threshold", f"{float(record.get('threshold', 0.0)):.4f}")
+    c2.metric("Decision cuts", f"{cuts[0]:.4f} / {cuts[1]:.4f}" if cuts else "not recorded",
+              help="The cuts this answer was decided with: at or below the first genuine, above the second forged, "
+              "inconclusive in between. Records from before the cuts were kept do not hold them.")
+    c3.metric("Equal-error threshold", f"{float(record.get('threshold', 0.0)):.4f}",
+              help="A reference point between the two cuts, not an answer of its own.")
     who = record.get("user")
     if record.get("client_address"):
         who = f"{who} from {record['client_address']}"
@@ -80,6 +101,8 @@ def record_ui(record: dict[str, Any]) -> None:
         ("Model", record.get("model_version")),
         ("Score method", ui.score_method_of(record)),
         ("Answered in", f"{float(record.get('elapsed_ms', 0.0)):.0f} ms"),
+        ("Questioned file", file_names(record, "questioned")),
+        ("Reference files", file_names(record, "reference")),
         ("Questioned image sha256", record.get("questioned_sha256")),
         ("Reference image sha256", ", ".join(record.get("reference_sha256") or []) or "–"),
         ("Images kept", "yes" if record.get("has_images") else "no (only their sha256)"),
@@ -113,7 +136,7 @@ def history_ui() -> None:
     with ui.api_errors("Could not load the case records", on_auth_error):
         count = client.records(page=1, page_size=1, **filters).get("count", 0)
         if not count:
-            st.info("No case records match these filters. Every verification made while signed in is recorded.")
+            st.info("No case records match these filters. " + UNLISTED)
             return
         pages = -(-count // PAGE_SIZE)
         page = 1
@@ -133,10 +156,10 @@ def history_ui() -> None:
 
 
 def main() -> None:
-    ui.sidebar_ui()
+    sidebar.sidebar_ui()
     st.title("History")
     st.markdown("Every verification is kept as a case record: who checked which signature, when, with which model, "
-                "and what the answer was.")
+                "and what the answer was. " + UNLISTED)
     if session.token():
         history_ui()
     else:

@@ -81,11 +81,37 @@ def test_a_signed_in_verification_is_in_the_clerks_history(app_test, clerk, sign
     assert f"Case record #{record_id}" in [h.value for h in at.subheader]
     facts = dict(zip(at.dataframe[1].value["fact"], at.dataframe[1].value["value"]))
     assert facts["Questioned image sha256"] and facts["Checked by"].startswith(clerk[0])
+    # the file names and the cuts when the record holds them (the API may not say yet): never made up
+    assert facts["Questioned file"] in ("questioned.png", "not recorded")
+    assert facts["Reference files"] in ("reference.png", "not recorded")
+    rates = result["decision_rates"]
+    cuts = {m.label: m.value for m in at.metric}["Decision cuts"]
+    assert cuts in (f"{rates['genuine_below']:.4f} / {rates['forged_above']:.4f}", "not recorded")
 
     run(at.button(key="history_export_button").click())
     data = at.session_state["history_csv"]["data"]
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert [int(r["id"]) for r in rows] == [record_id] and rows[0]["user"] == clerk[0]
+
+
+def test_history_says_that_verifications_before_signing_in_are_not_listed(app_test, clerk):
+    at = run(signed_in(app_test("history"), clerk))
+    text = markdown_text(at) + alerts(at, "info")
+    assert "before signing in" in text and "appear in no clerk's list" in text
+    assert "Every verification made while signed in is recorded" not in text
+
+
+def test_a_record_shows_file_names_and_cuts_only_when_it_holds_them():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("history_page", Path(__file__).resolve().parents[1] / "pages" / "6_History.py")
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    assert page.file_names({"questioned_name": "q.png", "reference_names": ["a.png", "b.png"]}, "reference") == "a.png, b.png"
+    assert page.file_names({"questioned_name": "q.png"}, "questioned") == "q.png"
+    assert page.file_names({"reference_names": []}, "reference") == "not recorded"
+    assert page.file_names({}, "questioned") == "not recorded"
 
 
 def test_history_filters(app_test, clerk, signature):

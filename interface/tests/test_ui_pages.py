@@ -94,6 +94,30 @@ def test_verify_with_the_crop_step(app_test, signature):
     assert "Score:" in markdown_text(at)
 
 
+@pytest.mark.parametrize("page", ["verify", "explain"])
+def test_the_crop_drawn_is_sent_from_verify_and_from_explain(app_test, signature, monkeypatch, page):
+    """Verify and Explain share one upload-and-request flow: the box drawn on either page reaches the API."""
+    import api_client as api
+
+    sent: list[dict] = []
+    real_verify = api.SigverClient.verify
+
+    def spy(self, *args, **kwargs):
+        sent.append(kwargs)
+        # answered without heatmaps (seconds of occlusion on a shared CPU): what is tested is what the page sends
+        return real_verify(self, *args, **{**kwargs, "explain": False})
+
+    monkeypatch.setattr(api.SigverClient, "verify", spy)
+    at = upload_pair(run(app_test(page)), page, signature(11), signature(11, variant=4))
+    run(at.toggle(key=f"{page}_questioned_crop_on").set_value(True))
+    run(at.button(key=f"{page}_button").click())
+    assert len(sent) == 1
+    box = sent[0]["questioned_crop"]
+    assert box is not None and len(box) == 4 and box[0] < box[2] and box[1] < box[3]
+    assert sent[0]["reference_crop"] is None and sent[0]["explain"] is (page == "explain")
+    assert at.session_state[f"{page}_result"]["result"]["decision"] in {"genuine", "inconclusive", "forged"}
+
+
 def test_a_page_is_refused_with_what_to_do(app_test, signature):
     from made_up_pages import letter_page_png
 
@@ -294,12 +318,16 @@ def test_profiles_register_password_mismatch(app_test, unique_username):
 # ------------------------------------------------------------------------------------ Datasets
 
 
-def test_datasets_browse_pair_and_batch(app_test):
+def test_datasets_browse_pair_and_batch(app_test, backend_url):
+    import api_client as api
+
     at = run(app_test("datasets"))
     assert at.selectbox(key="dataset_name").value
     assert {m.label for m in at.metric} >= {"Writers", "Genuine signatures", "Forgeries"}
     text = markdown_text(at)
     assert "**Genuine**" in text and "**Forged**" in text
+    name = at.selectbox(key="dataset_name").value
+    assert at.selectbox(key=f"dataset_split_{name}").value == "test"  # writers the model never saw, by default
 
     at.radio(key="dataset_pair_kind").set_value("skilled")
     run(at.button(key="dataset_pair_button").click())
@@ -311,7 +339,14 @@ def test_datasets_browse_pair_and_batch(app_test):
     labels = {m.label: m.value for m in at.metric}
     assert labels["Pairs"] == "10"
     assert all(labels[k].endswith("%") for k in ("Decided right", "Inconclusive", "Decided wrong"))
-    assert len(at.dataframe[-1].value) == 10
+    table = at.dataframe[-1].value
+    assert len(table) == 10
+    assert set(table["decision"]) <= {"genuine", "inconclusive", "forged"} and "verdict" not in table.columns
+    assert set(table["outcome"]) <= {"✔ right", "✘ wrong", "? inconclusive"}
+    split_of = api.SigverClient(backend_url).dataset(name).get("split_of_writer") or {}
+    if split_of:  # the default split drew only test writers' pairs
+        writers = set(table["writer A"]) | set(table["writer B"])
+        assert writers and {split_of.get(str(w)) for w in writers} == {"test"}
 
 
 def test_datasets_split_filters_writers(app_test, backend_url):
@@ -352,12 +387,44 @@ def test_model_card_page(app_test):
 def test_distance_scale_reads_without_a_legend():
     import ui
 
-    html = ui.distance_scale_html(0.052, 0.06, 0.09)
+    html = ui.distance_scale_html(0.052, "genuine", 0.06, 0.09)
     assert "in the GENUINE zone (at or below 0.060)" in html and "genuine cut" in html and "forged cut" in html
-    assert "in the INCONCLUSIVE zone (0.060 to 0.090)" in ui.distance_scale_html(0.07, 0.06, 0.09)
-    assert "in the FORGED zone (above 0.090)" in ui.distance_scale_html(0.2, 0.06, 0.09)
-    two_way = ui.distance_scale_html(0.2, 0.075)  # an older card: one cut, no inconclusive zone
+    assert "in the INCONCLUSIVE zone (0.060 to 0.090)" in ui.distance_scale_html(0.07, "inconclusive", 0.06, 0.09)
+    assert "in the FORGED zone (above 0.090)" in ui.distance_scale_html(0.2, "forged", 0.06, 0.09)
+    two_way = ui.distance_scale_html(0.2, "forged", 0.075)  # an older card: one cut, no inconclusive zone
     assert "in the FORGED zone (above 0.075)" in two_way and "forged cut" not in two_way
+
+
+def test_the_zone_is_the_apis_decision_and_the_cuts_are_the_apis():
+    """The interface keeps no copy of the decision rule: the zone named is the answer's `decision` (here one the
+    cuts alone would not give), the marks are the answer's cuts, and an answer without cuts draws no scale."""
+    import ui
+    from unittest import mock
+
+    assert "in the INCONCLUSIVE zone" in ui.distance_scale_html(0.01, "inconclusive", 0.06, 0.09)
+    assert "in the INCONCLUSIVE zone" in ui.distance_scale_html(0.01, "no such decision", 0.06, 0.09)
+    answer = {"decision": "forged", "score": 0.5, "threshold": 0.4,
+              "decision_rates": {"genuine_below": 0.25, "forged_above": 0.45}}
+    assert ui.decision_cuts(answer) == (0.25, 0.45)
+    assert ui.decision_cuts({"threshold": 0.4}) == (0.4, 0.4)  # a card without cuts decided at its threshold
+    assert ui.decision_cuts({"details": {"decision_rates": {"genuine_below": 0.1, "forged_above": 0.2}}}) == (0.1, 0.2)
+    assert ui.decision_cuts({"genuine_below": 0.1, "forged_above": 0.3, "threshold": 0.2}) == (0.1, 0.3)  # a record
+    assert ui.decision_cuts({"decision": "forged"}) is None
+    assert ui.decision_cuts({"decision_rates": {"genuine_below": "x", "forged_above": 1}}) is None
+
+    def shown(result):
+        out: list[str] = []
+        metric = mock.MagicMock()
+        with mock.patch.object(ui.st, "markdown", side_effect=lambda body, **_: out.append(body)), \
+                mock.patch.object(ui.st, "columns", return_value=(mock.MagicMock(), metric)), \
+                mock.patch.object(ui.st, "caption"):
+            ui.result_ui(result)
+        return "".join(out), metric.metric.call_args.args[1]
+
+    page, cuts = shown(answer)
+    assert "Score: 0.500 — in the FORGED zone (above 0.450)" in page and cuts == "0.250 / 0.450"
+    page, cuts = shown({"decision": "forged", "score": 0.5})
+    assert "Score:" not in page and "zone" not in page and cuts == "not given"
 
 
 @pytest.mark.parametrize("decision, rates, says, never", [
@@ -446,6 +513,36 @@ def test_the_interface_never_imports_torch_or_sigml(down_url):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_no_import_loop_between_the_interface_modules():
+    """Every import between the interface's own modules, also one inside a function, goes one way."""
+    import ast
+    from pathlib import Path
+
+    interface = Path(__file__).resolve().parents[1]
+    modules = {p.stem: p for p in interface.glob("*.py")}
+    imports: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+        imports[name] = (found & set(modules)) - {name}
+    assert {"ui", "session"} <= imports["sidebar"] and "ui" in imports["session"]  # the graph was read
+
+    def loop_from(name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if name in path:
+            return path + (name,)
+        for dep in sorted(imports[name]):
+            found_loop = loop_from(dep, path + (name,))
+            if found_loop:
+                return found_loop
+        return None
+
+    assert [loop for m in sorted(modules) if (loop := loop_from(m, ()))] == []
+
+
 def test_profiles_duplicates_refused_and_outliers_flagged(app_test, unique_username, signature):
     at = register(run(app_test("profiles")), unique_username)
     at.text_input(key="new_profile_name").input("Bea")
@@ -457,6 +554,8 @@ def test_profiles_duplicates_refused_and_outliers_flagged(app_test, unique_usern
     run(at.button(key="add_references_button").click())
     warning = alerts(at, "warning")
     assert "does not match the other references" in warning
+    assert "What it means" in warning and "would decide it forged" in warning  # explained, not just "delete it"
+    assert "What to do" in warning and "enrol a clean, cropped scan" in warning
     outliers = [r["id"] for r in ui_client_references(at) if r["outlier"]]
     assert outliers and all(f"Reference {i}" in warning for i in outliers)
     # the same image again is refused with the server's reason
@@ -464,6 +563,20 @@ def test_profiles_duplicates_refused_and_outliers_flagged(app_test, unique_usern
     run(at)
     run(at.button(key="add_references_button").click())
     assert "could not be added" in alerts(at, "error") and "same image as reference" in alerts(at, "error")
+
+
+def test_two_profiles_with_one_name_are_told_apart(app_test, unique_username):
+    at = register(run(app_test("profiles")), unique_username)
+    for external_id in ("ACC-1", ""):
+        at.text_input(key="new_profile_name").input("Carl Dupont" if external_id else "carl  dupont")
+        at.text_input(key="new_profile_external_id").input(external_id)
+        run(at.button(key="FormSubmitter:new_profile_form-Create profile").click())
+    assert "You now have 2 profiles named" in alerts(at, "warning")
+    assert "Another profile has the same name" in alerts(at, "warning")
+    labels = at.selectbox(key="profile_id").options
+    assert len(labels) == 2 and all(" · #" in label for label in labels)  # each shows its id
+    ids = sorted(int(label.split(" · #")[1].split(" ")[0]) for label in labels)
+    assert ids[0] != ids[1]
 
 
 def ui_client_references(at) -> list[dict]:

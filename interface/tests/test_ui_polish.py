@@ -66,7 +66,8 @@ def test_datasets_shows_every_image_of_a_writer(app_test, backend_url):
 
     at = run(app_test("datasets"))
     name = at.selectbox(key="dataset_name").value
-    writer = at.selectbox(key=f"dataset_writer_{name}_None").value
+    split = at.selectbox(key=f"dataset_split_{name}").value
+    writer = at.selectbox(key=f"dataset_writer_{name}_{split}").value
     data = api.SigverClient(backend_url).writer(name, writer)
     shown = {caption for img in at.get("image") for caption in img.captions}
     expected = {ui.md_text(item["path"].rsplit("/", 1)[-1]) for item in data["genuine"] + data["forged"]}  # as text

@@ -123,7 +123,8 @@ def test_the_two_html_blocks_escape_whatever_the_api_or_a_user_sent():
     assert ui.DECISION_STYLE["inconclusive"][0] in box  # an unknown decision reads as inconclusive
     named = ui.decision_html("genuine", {"forgeries_scoring_this_low": 0.01}, subject=f"the profile {PAYLOAD}")
     assert "<b " not in named and "&lt;b id=pwn" in named  # the subject is shown, as the characters typed
-    for bad in ([markup, 0.1, 0.2], [0.1, markup, 0.2], [0.1, 0.05, markup]):
+    for bad in ([markup, "forged", 0.1, 0.2], [0.1, "forged", markup, 0.2], [0.1, "forged", 0.05, markup]):
         with pytest.raises((TypeError, ValueError)):
             ui.distance_scale_html(*bad)
-    assert "<img" not in ui.distance_scale_html("0.07", 0.06, 0.09)  # numbers sent as text are still numbers
+    assert "<img" not in ui.distance_scale_html("0.07", "inconclusive", 0.06, 0.09)  # text numbers stay numbers
+    assert "<img" not in ui.distance_scale_html(0.07, markup, 0.06, 0.09)  # an unknown decision is not markup
