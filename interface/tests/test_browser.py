@@ -1,6 +1,7 @@
 """End to end in a real browser: `streamlit run interface/app.py` against the live test backend (Django,
 test model, real HTTP), driven by Playwright with Debian's Chromium (no browser is downloaded; skipped
-with a reason when /usr/bin/chromium or the playwright package is missing).
+with a reason when /usr/bin/chromium or the playwright package is missing). After a verification every page is
+checked by axe-core's WCAG 2 A/AA rules: a serious or critical finding fails the test.
 
 The screenshot lands in the test's tmp folder; `SIGVER_SCREENSHOT_DIR=docs/screenshots` also writes a
 small (palette PNG) copy there, which is how docs/screenshots/verify.png is refreshed."""
@@ -29,6 +30,34 @@ CHROMIUM_ARGS = [
 
 
 DECISION = re.compile(r"^[✔✘?] (GENUINE|INCONCLUSIVE|FORGED)$")
+
+# axe-core (bundled by the axe-playwright-python package) with the WCAG 2.0/2.1 A and AA rules; a serious or
+# critical finding fails the test (a moderate or minor one is printed, not failed)
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+               "resultTypes": ["violations"]}
+FAILING_IMPACTS = ("serious", "critical")
+# every page of the sidebar, reached by clicking its link (the same session: the verification stays), and what
+# shows that it has rendered
+PAGES = [("Verify", "Verify a signature"), ("Explain", "Explain a decision"), ("Profiles", "Signature profiles"),
+         ("Datasets", "Datasets"), ("Model", "The model"), ("History", "History")]
+
+
+def axe_findings(page, name: str) -> list[str]:
+    """The page's WCAG 2 A/AA violations as one line each: `page: rule (impact): help, N elements, e.g. target`."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page, options=AXE_OPTIONS).response["violations"]
+    lines = []
+    for v in violations:
+        node = v["nodes"][0]
+        detail = (node.get("any") or node.get("all") or node.get("none") or [{}])[0].get("message", "")
+        lines.append(f"{name}: {v['id']} ({v['impact']}): {v['help']}; {len(v['nodes'])} element(s), e.g. "
+                     f"{node['target']} {node.get('html', '')[:160]!r} {detail}")
+    return lines
+
+
+def main_width(page) -> float:
+    return page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
 
 
 def settle(page) -> None:
@@ -110,8 +139,10 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (Debian) to run the browser test")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    pytest.importorskip("axe_playwright_python", reason="axe-playwright-python is not installed (requirements-dev.txt)")
 
     shot = tmp_path / "verify.png"
+    findings: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1800})
@@ -145,6 +176,20 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             model = page.get_by_text(re.compile(r"siamese_resnet18@")).first.inner_text()
             page.wait_for_timeout(800)  # let the images finish painting
             page.screenshot(path=str(shot), full_page=True)
+            home_width = main_width(page)
+
+            # every page after the verification, in the same session, checked by axe
+            for name, heading in PAGES:
+                if name != "Verify":
+                    page.locator('[data-testid="stSidebarNav"] a', has_text=name).first.click()
+                    page.get_by_role("heading", name=heading).first.wait_for()
+                    settle(page)
+                    page.wait_for_timeout(800)  # images and plots painted
+                findings += axe_findings(page, name)
+            page.locator('[data-testid="stSidebarNav"] a', has_text="Verify").first.click()
+            page.get_by_role("heading", name="Verify a signature").wait_for()
+            settle(page)
+            sync_api.expect(decision_text.first).to_be_visible()  # the answer is still there
 
             # a page with lines of writing above and below the signature: refused, then cropped and verified
             inputs.nth(1).set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": page_with_signature()})
@@ -163,6 +208,13 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             cropped = decision_text.first
             cropped.wait_for()
             cropped_text = cropped.inner_text()
+
+            # a deep link opens a page in the home page's layout
+            deep = browser.new_page(viewport={"width": 1280, "height": 1800})
+            deep.goto(f"{streamlit_server}/Model")
+            deep.get_by_role("heading", name="The model").first.wait_for()
+            deep_width = main_width(deep)
+            deep.close()
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
@@ -176,6 +228,10 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     assert cropped_text.split()[-1] in {"GENUINE", "INCONCLUSIVE", "FORGED"}
     assert "siamese_resnet18@" in model
     assert shot.stat().st_size > 10_000
+    assert deep_width == pytest.approx(home_width, abs=2), (deep_width, home_width)
+    print("\n".join(findings))  # with -s: every finding, the moderate and minor ones too
+    failing = [f for f in findings if any(f"({impact})" in f.split(": ", 2)[1] for impact in FAILING_IMPACTS)]
+    assert not failing, "\n".join(failing)
     out_dir = os.environ.get("SIGVER_SCREENSHOT_DIR")
     if out_dir:
         save_small_png(shot, Path(out_dir) / "verify.png")
