@@ -445,6 +445,12 @@ class SigverClient:
         """GET /api/records/<id>/ -> one case record."""
         return self._request("GET", f"/api/records/{record_id}/", auth=True)
 
+    def record_thumbnail(self, record_id: int | str, thumbnail_url: str | None = None) -> bytes:
+        """GET /api/records/<id>/thumbnail/ (or the record's `thumbnail_url`) -> the kept questioned image (NotFound
+        when the record keeps none)."""
+        return self._request("GET", thumbnail_url or f"/api/records/{record_id}/thumbnail/", auth=True,
+                             expect_json=False)
+
     def records_csv(self, **filters: Any) -> bytes:
         """GET /api/records/export/?<filters> -> the matching case records as CSV bytes."""
         return self._request("GET", "/api/records/export/", params=self._record_filters(filters), auth=True,

@@ -74,14 +74,30 @@ def file_names(record: dict[str, Any], role: str) -> str:
     return ", ".join(names) if names else "not recorded"
 
 
-def record_ui(record: dict[str, Any]) -> None:
+def record_cuts(record: dict[str, Any]) -> tuple[float, float] | None:
+    """The cuts the record's answer was decided with (`decision_cuts`, or the rates kept in `details`); None on a
+    record made before they were kept. Never its EER threshold: that is no cut, and was not what decided."""
+    return ui.decision_cuts({"decision_rates": record.get("decision_cuts"), "details": record.get("details")})
+
+
+def thumbnail_ui(client: api.SigverClient, record: dict[str, Any]) -> None:
+    """The questioned image of the record, where the server keeps images (`thumbnail_url`); nothing otherwise."""
+    if not record.get("thumbnail_url"):
+        return
+    with ui.api_errors("The image of this record is unavailable", on_auth_error):
+        data = client.record_thumbnail(record["id"], record["thumbnail_url"])
+        name = file_names(record, "questioned")
+        ui.show_image(data, f"Questioned image · {name}", width=320,
+                      alt=f"The questioned signature of case record {record['id']}")
+
+
+def record_ui(client: api.SigverClient, record: dict[str, Any]) -> None:
     """One case record in full."""
     st.subheader(f"Case record #{record['id']}")
     decision = str(record.get("decision", ""))
     text = f"**Decision: {ui.md_text(DECISION_LABELS.get(decision, decision))}**"
     {"genuine": st.success, "forged": st.error}.get(decision, st.warning)(text)
-    # the record's own cuts only: its EER threshold is no cut, so a record without them says "not recorded"
-    cuts = ui.decision_cuts({k: record.get(k) for k in ("genuine_below", "forged_above", "decision_rates", "details")})
+    cuts = record_cuts(record)
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{ui.score_of(record):.4f}",
               help="What the decision judged: the pair's distance, or the score against a profile's references")
@@ -108,6 +124,7 @@ def record_ui(record: dict[str, Any]) -> None:
         ("Images kept", "yes" if record.get("has_images") else "no (only their sha256)"),
     ]
     st.dataframe([{"fact": k, "value": "" if v is None else str(v)} for k, v in facts], hide_index=True, width="stretch")
+    thumbnail_ui(client, record)
     if record.get("details"):
         with st.expander("Details (per-reference distances, decision rates)"):
             st.json(record["details"], expanded=False)
@@ -152,7 +169,7 @@ def history_ui() -> None:
                               format_func=lambda i: "choose a record…" if i is None else
                               f"#{i} · {row(by_id[i])['when (UTC)']} · {row(by_id[i])['decision']}")
         if chosen is not None:
-            record_ui(client.record(chosen))
+            record_ui(client, client.record(chosen))
 
 
 def main() -> None:

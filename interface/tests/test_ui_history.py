@@ -112,6 +112,21 @@ def test_a_record_shows_file_names_and_cuts_only_when_it_holds_them():
     assert page.file_names({"questioned_name": "q.png"}, "questioned") == "q.png"
     assert page.file_names({"reference_names": []}, "reference") == "not recorded"
     assert page.file_names({}, "questioned") == "not recorded"
+    assert page.record_cuts({"threshold": 0.5, "decision_cuts": {"genuine_below": 0.3, "forged_above": 0.7}}) == (0.3, 0.7)
+    assert page.record_cuts({"threshold": 0.5, "details": {"decision_rates": {"genuine_below": 0.2, "forged_above": 0.6}}}) == (0.2, 0.6)
+    assert page.record_cuts({"threshold": 0.5, "decision_cuts": None, "details": {}}) is None  # never the threshold
+
+    # the kept image, fetched with the clerk's client from the record's `thumbnail_url`; none asked for without it
+    from unittest import mock
+
+    client = mock.Mock()
+    client.record_thumbnail.return_value = b"png bytes"
+    with mock.patch.object(page.ui, "show_image") as shown:
+        page.thumbnail_ui(client, {"id": 7, "questioned_name": "q.png"})
+        assert not client.record_thumbnail.called and not shown.called
+        page.thumbnail_ui(client, {"id": 7, "questioned_name": "q.png", "thumbnail_url": "/api/records/7/thumbnail/"})
+    client.record_thumbnail.assert_called_once_with(7, "/api/records/7/thumbnail/")
+    assert shown.call_args.args[:2] == (b"png bytes", "Questioned image · q.png") and shown.call_args.kwargs["alt"]
 
 
 def test_history_filters(app_test, clerk, signature):
