@@ -24,9 +24,12 @@ class VerificationRecord(models.Model):
     profile = models.ForeignKey("signatures.Profile", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="verification_records")
     profile_name = models.CharField(max_length=200, blank=True, default="")
-    # the inputs: sha256 of the questioned image and of the reference image(s)
+    # the inputs: sha256 of the questioned image and of the reference image(s), and their names (the file names the
+    # client sent; a profile's references as "reference <id>"), in the same order
     questioned_sha256 = models.CharField(max_length=64)
     reference_sha256 = models.JSONField(default=list)
+    questioned_name = models.CharField(max_length=200, blank=True, default="")
+    reference_names = models.JSONField(default=list, blank=True)
     # the images themselves, only when SIGVER_AUDIT_STORE_IMAGES is on (storage names under SIGVER_MEDIA_ROOT)
     image_files = models.JSONField(default=list, blank=True)
     # the model and its answer
@@ -37,6 +40,9 @@ class VerificationRecord(models.Model):
     score = models.CharField(max_length=20, default="pairwise")  # pairwise / normalized / mean
     verdict = models.CharField(max_length=20)  # genuine / forged (the two-way answer at the threshold)
     decision = models.CharField(max_length=20, db_index=True)  # genuine / inconclusive / forged, else the verdict
+    # the decision's cuts used: genuine at or below `genuine_below`, forged above `forged_above` (null: older records)
+    genuine_below = models.FloatField(null=True, blank=True)
+    forged_above = models.FloatField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)  # per-reference distances, decision rates, ...
     elapsed_ms = models.FloatField()
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
+import mimetypes
+from typing import IO, Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from config.errors import get_or_not_found
+from config.errors import NotFound, get_or_not_found
 
 from .models import VerificationRecord
 
@@ -26,8 +28,8 @@ def _start(value: date | datetime) -> datetime:
 
 
 def _end(day: date) -> datetime | None:
-    """The first instant after `day` (UTC), or None after the calendar's last day (9999-12-31: no upper bound;
-    adding a day to it overflowed, a 500 on the list and the export)."""
+    """The first instant after `day` (UTC), or None after the calendar's last day (9999-12-31: no upper bound, since
+    adding a day to it overflows)."""
     if day >= date.max:
         return None
     return _start(day + timedelta(days=1))
@@ -59,3 +61,15 @@ def record_list(*, user: AbstractBaseUser, date_from: date | datetime | None = N
 def record_get(*, user: AbstractBaseUser, record_id: int) -> VerificationRecord:
     """Someone else's record is indistinguishable from a missing one (NotFound)."""
     return get_or_not_found(record_visible(user=user), pk=record_id)
+
+
+def record_image_open(*, record: VerificationRecord) -> tuple[IO[bytes], str]:
+    """The kept questioned image of a record (the first of its `image_files`), opened, and its content type."""
+    if not record.image_files:
+        raise NotFound("this record keeps no images (SIGVER_AUDIT_STORE_IMAGES was off)")
+    name = record.image_files[0]
+    try:
+        handle = default_storage.open(name, "rb")
+    except OSError:
+        raise NotFound("the kept image is missing") from None
+    return handle, mimetypes.guess_type(name)[0] or "application/octet-stream"

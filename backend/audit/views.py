@@ -7,17 +7,18 @@ import csv
 from typing import Any, Callable, Iterator
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import Unavailable
+from config.errors import ServerBusy
 from config.middleware import SettingsSemaphore
 from config.negotiation import IgnoreClientContentNegotiation
 from config.pagination import PageQuerySerializer, page_serializer, paginated_response
@@ -45,17 +46,39 @@ class RecordOutputSerializer(serializers.ModelSerializer):
     score_method = serializers.ChoiceField(source="score", choices=SCORE_METHODS,
                                            help_text="how `score` was formed: `pairwise`, `normalized` or `mean`")
     decision = serializers.ChoiceField(choices=list(DECISIONS), help_text="the answer given")
+    decision_cuts = serializers.SerializerMethodField(
+        help_text="the cuts the decision used: genuine at or below `genuine_below`, forged above `forged_above`, "
+        "inconclusive in between (null for records made before the cuts were kept)")
+    questioned_name = serializers.CharField(help_text="the questioned image's file name, as the client sent it")
+    reference_names = serializers.ListField(
+        child=serializers.CharField(), help_text="the reference images' file names (a profile's references: "
+        '"reference <id>"), in the order of `reference_sha256`')
     has_images = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField(
+        help_text="the questioned image as kept (only with SIGVER_AUDIT_STORE_IMAGES; else null)")
 
     class Meta:
         model = VerificationRecord
-        fields = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_sha256",
-                  "reference_sha256", "model_version", "decision", "score", "score_method", "threshold",
-                  "elapsed_ms", "details", "has_images"]
-        extra_kwargs = {"threshold": {"help_text": "the equal-error-rate threshold of this score"}}
+        fields = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_name",
+                  "questioned_sha256", "reference_names", "reference_sha256", "model_version", "decision",
+                  "decision_cuts", "score", "score_method", "threshold", "elapsed_ms", "details", "has_images",
+                  "thumbnail_url"]
+        extra_kwargs = {"threshold": {"help_text": "the equal-error-rate threshold of this score: a reference point; "
+                                                  "the decision used `decision_cuts`"}}
 
     def get_has_images(self, record: VerificationRecord) -> bool:
         return bool(record.image_files)
+
+    @extend_schema_field(inline_serializer(name="DecisionCuts", allow_null=True, fields={
+        "genuine_below": serializers.FloatField(), "forged_above": serializers.FloatField()}))
+    def get_decision_cuts(self, record: VerificationRecord) -> dict[str, float] | None:
+        if record.genuine_below is None or record.forged_above is None:
+            return None
+        return {"genuine_below": record.genuine_below, "forged_above": record.forged_above}
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_thumbnail_url(self, record: VerificationRecord) -> str | None:
+        return reverse("api:record-thumbnail", kwargs={"record_id": record.pk}) if record.image_files else None
 
 
 PaginatedRecordListSerializer = page_serializer("PaginatedRecordListSerializer", RecordOutputSerializer)
@@ -105,8 +128,23 @@ class RecordDetailApi(APIView):
         return Response(RecordOutputSerializer(selectors.record_get(user=request.user, record_id=record_id)).data)
 
 
+class RecordThumbnailApi(APIView):
+    permission_classes = [IsAuthenticated]
+    content_negotiation_class = IgnoreClientContentNegotiation
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY, **error_responses(401, 404)},
+                   summary="The questioned image of a case record, as kept (SIGVER_AUDIT_STORE_IMAGES)")
+    def get(self, request: Request, record_id: int) -> FileResponse:
+        handle, content_type = selectors.record_image_open(
+            record=selectors.record_get(user=request.user, record_id=record_id))
+        response = FileResponse(handle, content_type=content_type)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
 CSV_COLUMNS = ["id", "created", "kind", "user", "client_address", "profile", "profile_name", "questioned_sha256",
-               "reference_sha256", "model_version", "decision", "score", "score_method", "threshold", "elapsed_ms"]
+               "reference_sha256", "model_version", "decision", "score", "score_method", "threshold", "elapsed_ms",
+               "questioned_name", "reference_names", "genuine_below", "forged_above"]  # new columns go last
 
 
 def _cell(value: Any) -> str:
@@ -126,7 +164,8 @@ class _Echo:
 
 CSV_FIELDS = ["id", "created", "kind", "username", "client_address", "profile_id", "profile_name", "questioned_sha256",
               "reference_sha256", "model_version", "decision", "distance", "score", "threshold",
-              "elapsed_ms"]  # the columns' sources, in CSV_COLUMNS' order
+              "elapsed_ms", "questioned_name", "reference_names", "genuine_below",
+              "forged_above"]  # the columns' sources, in CSV_COLUMNS' order
 
 
 def _number(value: float | None, digits: int) -> str | None:
@@ -138,11 +177,12 @@ def csv_rows(records) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for (pk, created, kind, username, address, profile_id, profile_name, questioned, references, model_version,
-         decision, score, score_method, threshold, elapsed_ms) in records.values_list(
-            *CSV_FIELDS).iterator(chunk_size=2000):
+         decision, score, score_method, threshold, elapsed_ms, questioned_name, reference_names, genuine_below,
+         forged_above) in records.values_list(*CSV_FIELDS).iterator(chunk_size=2000):
         row = [pk, created.isoformat(), kind, username, address, profile_id, profile_name, questioned, references,
                model_version, decision, _number(score, 6), score_method, _number(threshold, 6),
-               _number(elapsed_ms, 1)]
+               _number(elapsed_ms, 1), questioned_name, reference_names, _number(genuine_below, 6),
+               _number(forged_above, 6)]
         yield writer.writerow([_cell(v) for v in row])
 
 
@@ -190,7 +230,7 @@ class RecordExportApi(APIView):
         records = selectors.record_list(user=request.user, **query.validated_data)
         slots = ExportSlots.get()
         if not slots.acquire(blocking=False):
-            raise Unavailable("Other exports of case records are running; try again shortly.",
+            raise ServerBusy("Other exports of case records are running; try again shortly.",
                               retry_after=EXPORT_RETRY_AFTER_SECONDS)
         try:
             response = StreamingHttpResponse(_RowsHoldingASlot(csv_rows(records), slots.release),

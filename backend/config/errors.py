@@ -1,6 +1,7 @@
 """The API's domain errors: what went wrong, in words and a machine-readable code, never how HTTP says it.
 
-Services and selectors raise these; `config.exceptions` maps each class (and the ML core's `sigml.errors`, the
+Each class is named by what went wrong, not by the HTTP status it gets. Services, selectors and middleware raise
+these; `config.exceptions` maps each class (and the ML core's `sigml.errors`, the
 vocabulary of refused images) to its status and headers in one table. No Django or DRF import here.
 """
 
@@ -42,15 +43,21 @@ class NotAuthenticated(ApplicationError):
     code = "not_authenticated"
 
 
-class PayloadTooLarge(ApplicationError):
-    """More bytes than the server accepts."""
+class UploadTooLarge(ApplicationError):
+    """A file, or the whole request, has more bytes than the server accepts."""
 
     code = "file_too_large"
 
 
-class Unavailable(ApplicationError):
-    """The server cannot answer now (busy, model or database unavailable); `retry_after` seconds when it is
-    worth trying again (also in `details`)."""
+class UnsupportedCharset(ApplicationError):
+    """The request's Content-Type names a charset that is not a character set (`zlib`, `rot13`, ...)."""
+
+    code = "unsupported_media_type"
+
+
+class TryAgainLater(ApplicationError):
+    """The server cannot answer now, and may soon; `retry_after` seconds when it is worth trying again (also in
+    `details`)."""
 
     code = "server_busy"
 
@@ -63,6 +70,24 @@ class Unavailable(ApplicationError):
         self.retry_after = retry_after
 
 
+class ServerBusy(TryAgainLater):
+    """Every slot for this kind of work is taken, the decode budget is spent, or the request's deadline passed."""
+
+    code = "server_busy"
+
+
+class ModelUnavailable(TryAgainLater):
+    """The signature model cannot be loaded (missing, damaged or inconsistent files)."""
+
+    code = "model_unavailable"
+
+
+class DatabaseUnavailable(TryAgainLater):
+    """The database does not answer."""
+
+    code = "database_unavailable"
+
+
 class ImageRejected(ApplicationError):
     """An upload refused for what it is, named by its field in `details`: `kind` is the `sigml.errors.ImageError`
     class that says why (too large, unreadable, blank, not a signature, a bad crop), whose code it takes."""
@@ -71,6 +96,13 @@ class ImageRejected(ApplicationError):
                  details: dict[str, Any] | None = None) -> None:
         super().__init__(message, code=kind.code, details=details)
         self.kind = kind
+
+    @classmethod
+    def of(cls, exc: ImageError, *, field: str | None = None) -> "ImageRejected":
+        """The one translation of the ML core's refusal of an image: the field it came in (when it came in one)
+        and the limit it broke (`exc.details`), in `details`."""
+        details = {"field": field, **exc.details} if field is not None else dict(exc.details)
+        return cls(f"{field}: {exc}" if field is not None else str(exc), kind=type(exc), details=details)
 
 
 def get_or_not_found(queryset: Any, **lookup: Any) -> Any:

@@ -1,4 +1,5 @@
-"""One error shape for the whole API: `{"error": {"code", "message", "details"}}`, and the one table of statuses.
+"""One error shape for the whole API: `{"error": {"code", "message", "details"}}`, and the one table of statuses
+(`STATUSES`), which the middleware's answers (`error_response`) use too.
 
 Services and selectors raise the domain errors of `config.errors` (and the ML core raises `sigml.errors`); the DRF
 exception handler below maps each class to its status (`STATUSES`) and headers, and turns every DRF error and
@@ -24,8 +25,8 @@ from rest_framework.views import set_rollback
 from sigml.errors import (BlankImageError, CropError, DatasetError, ImageError, ImageTooLargeError, ModelLoadError,
                           NotASignatureError)
 
-from .errors import (ApplicationError, Conflict, ImageRejected, NotAuthenticated, NotFound, PayloadTooLarge,
-                     Unavailable)
+from .errors import (ApplicationError, Conflict, DatabaseUnavailable, ImageRejected, ModelUnavailable,
+                     NotAuthenticated, NotFound, ServerBusy, TryAgainLater, UnsupportedCharset, UploadTooLarge)
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,12 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (NotAuthenticated, 401),
-    (PayloadTooLarge, 413),
-    (Unavailable, 503),
+    (UploadTooLarge, 413),
+    (UnsupportedCharset, 415),
+    (ServerBusy, 503),
+    (ModelUnavailable, 503),
+    (DatabaseUnavailable, 503),
+    (TryAgainLater, 503),
     (ImageTooLargeError, 413),
     (NotASignatureError, 422),
     (BlankImageError, 400),
@@ -56,13 +61,21 @@ def headers_of(exc: ApplicationError) -> dict[str, str]:
     """The headers a domain error's answer carries: the auth scheme with a 401, Retry-After with a busy 503."""
     if isinstance(exc, NotAuthenticated):
         return {"WWW-Authenticate": "Token"}
-    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+    if isinstance(exc, TryAgainLater) and exc.retry_after is not None:
         return {"Retry-After": str(exc.retry_after)}
     return {}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def error_response(exc: ApplicationError) -> JsonResponse:
+    """A domain error answered outside DRF (by middleware), with the same status and headers as inside it."""
+    response = JsonResponse(error_body(exc.code, exc.message, exc.details), status=status_of(exc))
+    for name, value in headers_of(exc).items():
+        response[name] = value
+    return response
 
 
 DRF_CODES: list[tuple[type[drf.APIException], str]] = [
@@ -113,21 +126,20 @@ def _validation_error(exc: drf.ValidationError) -> tuple[str, str, Any]:
 
 def _to_api_error(exc: Exception) -> Exception:
     """Map non-DRF exceptions onto domain errors/DRF exceptions (or return them unchanged)."""
-    if isinstance(exc, ImageError):
-        return ImageRejected(str(exc), kind=type(exc))
+    if isinstance(exc, ImageError):  # an image not sent in a field (a dataset's); uploads name theirs
+        return ImageRejected.of(exc)
     if isinstance(exc, ModelLoadError):
         log.error("model unavailable: %s", exc)
-        return Unavailable("The signature model is not available.", code="model_unavailable",
-                           details={"reason": exc.reason})
+        return ModelUnavailable("The signature model is not available.", details={"reason": exc.reason})
     if isinstance(exc, DatasetError):
         return ApplicationError(str(exc), code="invalid")
     if isinstance(exc, RequestDataTooBig):
-        return PayloadTooLarge("The request body is larger than the server accepts.")
+        return UploadTooLarge("The request body is larger than the server accepts.")
     if isinstance(exc, (TooManyFilesSent, TooManyFieldsSent)):
         return ApplicationError(str(exc) or "Too many fields or files in the request.", code="invalid")
     if isinstance(exc, (OperationalError, InterfaceError)):
         log.exception("database unavailable")
-        return Unavailable("The database is not available.", code="database_unavailable")
+        return DatabaseUnavailable("The database is not available.")
     if isinstance(exc, Http404):
         return drf.NotFound(str(exc) or None)
     if isinstance(exc, DjangoPermissionDenied):

@@ -29,11 +29,13 @@ if control_socket is None:
 
 
 def post_worker_init(worker) -> None:
-    """Each worker, once the app is loaded: delete the stored files (references/, audit/) that no row names and no
-    live worker is writing, left by a worker killed mid-upload (signatures.services.stored_files_sweep)."""
-    try:
-        from signatures.services import stored_files_sweep
+    """Each worker, once the app is loaded, runs the callables SIGVER_WORKER_START_HOOKS names (by default the sweep
+    of stored files that no row names, left by a worker killed mid-upload); a failing one is logged and skipped."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
 
-        stored_files_sweep()
-    except Exception as exc:  # the database may be down at start-up: serving matters more
-        worker.log.warning("orphaned files not swept: %s", exc)
+    for path in getattr(settings, "SIGVER_WORKER_START_HOOKS", []):
+        try:
+            import_string(path)()
+        except Exception as exc:  # the database may be down at start-up: serving matters more
+            worker.log.warning("start-up hook %s failed: %s", path, exc)

@@ -8,9 +8,10 @@ import time
 from typing import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
-from .exceptions import error_body
+from .errors import ApplicationError, ServerBusy, UnsupportedCharset, UploadTooLarge
+from .exceptions import error_response
 
 
 class RequestSizeLimitMiddleware:
@@ -27,44 +28,31 @@ class RequestSizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         refused = getattr(request, "refused_charset", None)  # set by config.handlers' request classes
         if refused is not None:
-            return JsonResponse(
-                error_body("unsupported_media_type",
-                           f"The Content-Type names charset={refused!r}, which is not a character set.",
-                           {"charset": refused}),
-                status=415,
-            )
+            return error_response(UnsupportedCharset(
+                f"The Content-Type names charset={refused!r}, which is not a character set.",
+                details={"charset": refused}))
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse(error_body("invalid", "Content-Length is not a number."), status=400)
+            return error_response(ApplicationError("Content-Length is not a number."))
         limit = settings.SIGVER_MAX_REQUEST_BYTES
         if length > limit:
-            return JsonResponse(
-                error_body(
-                    "file_too_large",
-                    f"The request body is {length} bytes; at most {limit} bytes are accepted.",
-                    {"limit_bytes": limit},
-                ),
-                status=413,
-            )
+            return error_response(UploadTooLarge(
+                f"The request body is {length} bytes; at most {limit} bytes are accepted.",
+                details={"limit_bytes": limit}))
         return self.get_response(request)
 
 
 # --- image requests: how many at once, and a deadline -------------------------------------------------
 
 IMAGE_ENDPOINTS = frozenset({"verify", "reference-list", "profile-verify", "dataset-pairs-verify"})
-_local = threading.local()
+BUSY_RETRY_AFTER_S = 5
 
 
-def request_deadline() -> float | None:
-    """time.monotonic() by which the current image request must be done (None outside one)."""
-    return getattr(_local, "deadline", None)
-
-
-def busy_response(message: str) -> JsonResponse:
-    response = JsonResponse(error_body("server_busy", message, {"retry_after": 5}), status=503)
-    response["Retry-After"] = "5"
-    return response
+def request_deadline(request: HttpRequest) -> float | None:
+    """time.monotonic() by which this image request must be done (None for other requests): views pass it to the
+    services that decode, so no service reads it from thread state."""
+    return getattr(request, "sigver_deadline", None)
 
 
 class SettingsSemaphore:
@@ -96,7 +84,8 @@ class ImageRequestLimitMiddleware:
 
     With gunicorn's gthread workers this keeps threads free for health checks and light requests
     (the default is GUNICORN_THREADS - 1), whatever clients send. Each image request also gets a
-    deadline of SIGVER_REQUEST_DEADLINE_SECONDS: the decoding steps check it (signatures.uploads) and
+    deadline of SIGVER_REQUEST_DEADLINE_SECONDS (`request_deadline(request)`, which views pass to the services):
+    the decoding steps check it (signatures.uploads) and
     answer 503 once it has passed, instead of going on working for a client that has given up."""
 
     slots = SettingsSemaphore("SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS")
@@ -112,7 +101,6 @@ class ImageRequestLimitMiddleware:
         response = self.get_response(request)
         slot = getattr(request, "_sigver_image_slot", None)
         if slot is not None:
-            _local.deadline = None
             slot.release()
         return response
 
@@ -122,7 +110,8 @@ class ImageRequestLimitMiddleware:
             return None
         semaphore = self.semaphore()
         if not semaphore.acquire(timeout=max(0.0, float(settings.SIGVER_BUSY_WAIT_SECONDS))):
-            return busy_response("The server is busy with other image requests; try again shortly.")
+            return error_response(ServerBusy("The server is busy with other image requests; try again shortly.",
+                                             retry_after=BUSY_RETRY_AFTER_S))
         request._sigver_image_slot = semaphore
-        _local.deadline = time.monotonic() + float(settings.SIGVER_REQUEST_DEADLINE_SECONDS)
+        request.sigver_deadline = time.monotonic() + float(settings.SIGVER_REQUEST_DEADLINE_SECONDS)
         return None

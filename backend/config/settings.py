@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc as local static files: /api/docs/ works offline
     "accounts",
+    "system",  # health, the model card and its plots
     "signatures",
     "audit",  # case records of every verification (the audit trail)
 ]
@@ -247,6 +248,9 @@ if SIGVER_AUDIT_RETENTION_DAYS < 0:
 SIGVER_MAX_CONCURRENT_EXPORTS = env_int("SIGVER_MAX_CONCURRENT_EXPORTS", 1)
 # keep the verified images themselves (under SIGVER_MEDIA_ROOT/audit/), not only their sha256
 SIGVER_AUDIT_STORE_IMAGES = env_bool("SIGVER_AUDIT_STORE_IMAGES", False)
+# Run by each gunicorn worker once the app is loaded (config/gunicorn.py), by dotted path: the project's
+# configuration names the apps' work, so config imports no app. The sweep deletes stored files no row names.
+SIGVER_WORKER_START_HOOKS = ["signatures.services.stored_files_sweep"]
 
 # --- API tokens (django-rest-knox) -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from config.views import ApiIndexApi, RedocView
 
 api_patterns = [
     path("", ApiIndexApi.as_view(), name="index"),
+    path("", include("system.urls")),
     path("", include("signatures.urls")),
     path("auth/", include("accounts.urls")),
     path("records/", include("audit.urls")),

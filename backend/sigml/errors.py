@@ -10,9 +10,14 @@ class SigmlError(Exception):
 
 
 class ImageError(SigmlError, ValueError):
-    """The input could not be turned into a signature tensor."""
+    """The input could not be turned into a signature tensor; `details` names the limit it broke (e.g.
+    `max_pixels`), so that a caller can report it without parsing the message."""
 
     code = "invalid_image"
+
+    def __init__(self, message: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 class UnreadableImageError(ImageError):
@@ -45,7 +50,7 @@ class NotASignatureError(ImageError):
     code = "not_a_signature"
 
     def __init__(self, message: str, problems: list | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, {"problems": problems or []})
         self.problems = problems or []
 
 

@@ -110,9 +110,75 @@ def jpeg_scan_count(data: bytes, stop_after: int | None = None) -> int:
         i += int.from_bytes(data[i : i + 2], "big")
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, checked (`read_header`): the format that identified it, and its size."""
+
+    format: str
+    width: int
+    height: int
+
+
+def _stream_of(source: ImageSource) -> IO[bytes]:
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise UnreadableImageError("the file is empty (zero bytes)")
+        return io.BytesIO(bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise UnreadableImageError(f"no such image file: {path}")
+        if path.stat().st_size == 0:
+            raise UnreadableImageError(f"the file is empty (zero bytes): {path}")
+        return io.BytesIO(path.read_bytes())
+    return io.BytesIO(source.read())  # type: ignore[union-attr]
+
+
+def _open_checked(stream: IO[bytes], max_pixels: int, *, formats: Sequence[str] | None, max_jpeg_scans: int,
+                  max_aspect_ratio: float | None) -> Image.Image:
+    """The image's header, read and checked before any pixel is decoded: a format `formats` allows, at most
+    `max_pixels` pixels and `max_aspect_ratio` : 1, a JPEG of at most `max_jpeg_scans` scans."""
+    try:
+        image = Image.open(stream, formats=formats)
+    except UnidentifiedImageError as exc:
+        raise UnreadableImageError("not an image, or an image format that cannot be read") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels",
+                                 {"max_pixels": max_pixels}) from exc
+    except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
+        # Pillow's plugins let TypeError/IndexError/... escape on some corrupt files: all mean "unreadable".
+        raise UnreadableImageError(f"the image cannot be read: {type(exc).__name__}") from exc
+    _check_size(image.size, max_pixels)
+    if max_aspect_ratio is not None:
+        width, height = image.size
+        if max(width, height) > max_aspect_ratio * min(width, height):
+            raise ImageTooLargeError(f"the image is {width}x{height} pixels; a signature is at most "
+                                     f"{max_aspect_ratio:g} times wider than high (or higher than wide)",
+                                     {"max_aspect_ratio": max_aspect_ratio})
+    if image.format in ("JPEG", "MPO"):
+        scans = jpeg_scan_count(stream.getvalue(), stop_after=max_jpeg_scans)  # type: ignore[attr-defined]
+        if scans > max_jpeg_scans:
+            raise ImageTooLargeError(f"the JPEG has more than {max_jpeg_scans} scans (progressive refinements); "
+                                     "decoding it would take far too long", {"max_jpeg_scans": max_jpeg_scans})
+    return image
+
+
+def read_header(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels, *,
+                formats: Sequence[str] | None = None, max_jpeg_scans: int = MAX_JPEG_SCANS,
+                max_aspect_ratio: float | None = None) -> ImageHeader:
+    """The checks of `load_image` on the header alone (nothing is decoded): what a server runs when an upload
+    arrives, to refuse it and to size its decode before spending memory on it. A phone's multi-picture JPEG
+    (MPO) is a JPEG whose first picture is the photo, and is reported as one."""
+    with _open_checked(_stream_of(source), max_pixels, formats=formats, max_jpeg_scans=max_jpeg_scans,
+                       max_aspect_ratio=max_aspect_ratio) as image:
+        fmt, (width, height) = image.format, image.size
+    return ImageHeader(format="JPEG" if fmt == "MPO" else str(fmt), width=width, height=height)
+
+
 def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels, *,
                formats: Sequence[str] | None = None, max_jpeg_scans: int = MAX_JPEG_SCANS) -> Image.Image:
-    """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly.
+    """Open `source` as a decoded PIL image, refusing broken and oversized inputs clearly: the one place
+    where an image is opened, checked (`read_header`'s checks) and decoded.
 
     `formats` restricts the decoders Pillow may use (the API passes exactly the format it accepted, so
     a file is never decoded by another plugin than the one that identified it); JPEGs with more than
@@ -123,34 +189,8 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels,
         return image
     if isinstance(source, np.ndarray):
         return Image.fromarray(source)
-    if isinstance(source, (bytes, bytearray)):
-        if len(source) == 0:
-            raise UnreadableImageError("the file is empty (zero bytes)")
-        stream: IO[bytes] = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise UnreadableImageError(f"no such image file: {path}")
-        if path.stat().st_size == 0:
-            raise UnreadableImageError(f"the file is empty (zero bytes): {path}")
-        stream = io.BytesIO(path.read_bytes())
-    else:
-        stream = io.BytesIO(source.read())
-    try:
-        image = Image.open(stream, formats=formats)
-    except UnidentifiedImageError as exc:
-        raise UnreadableImageError("not an image, or an image format that cannot be read") from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
-        # Pillow's plugins let TypeError/IndexError/... escape on some corrupt files: all mean "unreadable".
-        raise UnreadableImageError(f"the image cannot be read: {type(exc).__name__}") from exc
-    _check_size(image.size, max_pixels)
-    if image.format in ("JPEG", "MPO"):
-        scans = jpeg_scan_count(stream.getvalue(), stop_after=max_jpeg_scans)
-        if scans > max_jpeg_scans:
-            raise ImageTooLargeError(f"the JPEG has more than {max_jpeg_scans} scans (progressive refinements); "
-                                     "decoding it would take far too long")
+    image = _open_checked(_stream_of(source), max_pixels, formats=formats, max_jpeg_scans=max_jpeg_scans,
+                          max_aspect_ratio=None)
     try:
         # Multi-page TIFF / animated GIF: the first page is the signature, and Image.open leaves the file on
         # it. Never ask for n_frames or is_animated: counting walks every page (90,000 chained 1x1 TIFF
@@ -158,7 +198,8 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_CONFIG.max_pixels,
         image.load()
         ImageOps.exif_transpose(image, in_place=True)  # in place: not a second copy of every pixel
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels") from exc
+        raise ImageTooLargeError(f"image dimensions exceed the limit of {max_pixels} pixels",
+                                 {"max_pixels": max_pixels}) from exc
     except (OSError, ValueError, SyntaxError, EOFError, *_PILLOW_DECODER_ERRORS) as exc:
         raise UnreadableImageError(f"the image is truncated or corrupt: {type(exc).__name__}") from exc
     return image
@@ -170,7 +211,7 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
         raise UnreadableImageError("the image has no pixels")
     if width * height > max_pixels:
         raise ImageTooLargeError(
-            f"image is {width}x{height} pixels; at most {max_pixels} pixels are accepted"
+            f"image is {width}x{height} pixels; at most {max_pixels} pixels are accepted", {"max_pixels": max_pixels}
         )
 
 

@@ -1,11 +1,10 @@
-"""Reads: profiles and references (owner-scoped), datasets, pairs, the model card and plots, health."""
+"""Reads: profiles and references (owner-scoped), datasets, pairs."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import random
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,11 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, connection
 from django.db.models import Count, Q, QuerySet
 from config.errors import ApplicationError, NotFound, get_or_not_found
 from sigml.datasets import IMAGE_SUFFIXES, SignatureRecord, detect_layout, natural_key, read_dataset
-from sigml.errors import DatasetError, ModelLoadError
+from sigml.errors import DatasetError
 from sigml.pairs import PAIR_KINDS, Pair, make_pairs
 from sigml.splits import SPLITS, read_splits_csv
 
@@ -30,7 +28,6 @@ log = logging.getLogger(__name__)
 
 ALL_WRITERS = "all"  # the split name when a dataset has no split file (or to ask for every writer)
 PAIR_KIND_CHOICES = (*PAIR_KINDS, "mixed")
-PLOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 
 # --- profiles and references ------------------------------------------------------------------------
@@ -235,74 +232,3 @@ def dataset_pairs_sample(*, dataset: Dataset, split: str, kind: str, limit: int,
         groups.append(pairs)
     interleaved = [p for group in itertools.zip_longest(*groups) for p in group if p is not None]
     return interleaved[:limit]
-
-
-# --- model and health -------------------------------------------------------------------------------
-
-def model_card_get() -> dict[str, Any]:
-    return verifier_get().card.to_dict()
-
-
-def model_plot_names() -> list[str]:
-    """PNGs in SIGVER_PLOTS_DIR and one level below it (`sigml evaluate --plots docs/plots/CEDAR` writes
-    `CEDAR/pairwise.png`, listed as `CEDAR-pairwise`)."""
-    folder = Path(settings.SIGVER_PLOTS_DIR)
-    if not folder.is_dir():
-        return []
-    names = [p.stem for p in folder.glob("*.png")]
-    names += [f"{p.parent.name}-{p.stem}" for p in folder.glob("*/*.png") if "-" not in p.parent.name]
-    servable = []
-    for name in sorted(set(names)):
-        try:
-            model_plot_path(name=name)
-        except NotFound:
-            continue  # e.g. a symlink out of the folder: not listed, not served
-        servable.append(name)
-    return servable
-
-
-def model_plot_path(*, name: str) -> Path:
-    if not PLOT_NAME.match(name):
-        raise NotFound("no such plot")
-    folder = Path(settings.SIGVER_PLOTS_DIR).resolve()
-    candidates = [folder / f"{name}.png"]
-    if "-" in name:
-        sub, stem = name.split("-", 1)
-        candidates.append(folder / sub / f"{stem}.png")
-    for candidate in (c.resolve() for c in candidates):
-        if candidate.is_relative_to(folder) and candidate.is_file():
-            return candidate
-    raise NotFound("no such plot")
-
-
-@dataclass(frozen=True)
-class Health:
-    model_loaded: bool
-    model_version: str | None
-    database: str
-    model_sha256: str | None = None  # the weights' checksum the card names and the loaded file matched
-
-    @property
-    def ok(self) -> bool:
-        return self.model_loaded and self.database == "ok"
-
-    @property
-    def status(self) -> str:
-        return "ok" if self.ok else "degraded"
-
-
-def health_get() -> Health:
-    try:
-        verifier = verifier_get()
-        model_loaded, version, sha256 = True, verifier.model_version, str(verifier.card.weights.get("sha256"))
-    except ModelLoadError as exc:
-        log.error("health: %s", exc)
-        model_loaded, version, sha256 = False, None, None
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        database = "ok"
-    except DatabaseError:
-        log.exception("health: database unavailable")
-        database = "unavailable"
-    return Health(model_loaded=model_loaded, model_version=version, database=database, model_sha256=sha256)

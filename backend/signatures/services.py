@@ -10,7 +10,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, IntegrityError, transaction
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -23,7 +22,10 @@ from sigml.inference import CopyCandidate, PreprocessedImage, Verifier, overlay_
 from sigml.pairs import Pair
 from sigml.preprocessing import CropBox, to_png
 
-from .uploads import png_data_uri, upload_warnings, uploads_preprocess
+from audit.models import VerificationRecord
+from audit.services import AUDIT_FOLDER, RecordedImage, Requester, verification_record_create
+
+from .uploads import UploadedImage, png_data_uri, upload_warnings, uploads_preprocess
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
 from .model_loader import verifier_get
@@ -39,24 +41,27 @@ def _elapsed_ms(started: float) -> float:
 
 # --- verify two images ------------------------------------------------------------------------------
 
-def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: bool = False, explain: bool = False,
-                field_names: dict[str, str] | None = None, reference_crop: CropBox | None = None,
-                questioned_crop: CropBox | None = None) -> dict[str, Any]:
-    """Distance and verdict of two uploaded signatures (one batched forward pass), optionally with
-    previews of what the network saw and an occlusion-sensitivity explanation. `field_names` maps
-    "reference"/"questioned" to the form fields they came in (e.g. the aliases image_1/image_2), for errors."""
+def _recorded(image: UploadedImage) -> RecordedImage:
+    return RecordedImage(sha256=image.sha256, name=image.name, data=image.data, extension=image.extension)
+
+
+def verify_pair(*, reference: UploadedImage, questioned: UploadedImage, requester: Requester | None = None,
+                previews: bool = False, explain: bool = False, reference_crop: CropBox | None = None,
+                questioned_crop: CropBox | None = None, deadline: float | None = None) -> dict[str, Any]:
+    """Distance and decision of two uploaded signatures (one batched forward pass), optionally with
+    previews of what the network saw and an occlusion-sensitivity explanation; its case record is written with
+    `requester` (one insert of what is held here: the uploads' names, sha256 and bytes)."""
     started = time.perf_counter()
     verifier = verifier_get()
-    names = {"reference": "reference", "questioned": "questioned", **(field_names or {})}
-    crops = {names["reference"]: reference_crop, names["questioned"]: questioned_crop}
-    (ref_image, q_image), (ref_tensor, q_tensor) = uploads_preprocess(
-        verifier=verifier, uploads=[(names["reference"], reference), (names["questioned"], questioned)],
-        crops={field: box for field, box in crops.items() if box is not None},
+    crops = {reference.field: reference_crop, questioned.field: questioned_crop}
+    ref_tensor, q_tensor = uploads_preprocess(
+        verifier=verifier, images=[reference, questioned],
+        crops={field: box for field, box in crops.items() if box is not None}, deadline=deadline,
     )
     # a copy only when the same bytes were sent uncropped (or cropped alike)
-    same_bytes = ref_image.sha256 == q_image.sha256 and reference_crop == questioned_crop
+    same_bytes = reference.sha256 == questioned.sha256 and reference_crop == questioned_crop
     out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=same_bytes).to_dict()
-    out["warnings"] = upload_warnings([ref_image, q_image])
+    out["warnings"] = upload_warnings([reference, questioned])
     if previews:
         out["previews"] = {"reference": png_data_uri(to_png(ref_tensor)), "questioned": png_data_uri(to_png(q_tensor))}
     if explain:
@@ -68,6 +73,8 @@ def verify_pair(*, reference: UploadedFile, questioned: UploadedFile, previews: 
             "note": EXPLANATION_NOTE,
         }
     out["elapsed_ms"] = _elapsed_ms(started)
+    verification_record_create(kind="pair", requester=requester or Requester(), result=out,
+                               questioned=_recorded(questioned), references=[_recorded(reference)])
     return out
 
 
@@ -193,8 +200,8 @@ def _references_limit_check(*, profile: Profile, adding: int) -> None:
         )
 
 
-def _references_duplicates_check(*, verifier: Verifier, profile: Profile, uploads: list[tuple[str, UploadedFile]],
-                                  images: list, tensors: list[PreprocessedImage], embeddings: list) -> None:
+def _references_duplicates_check(*, verifier: Verifier, profile: Profile, images: list[UploadedImage],
+                                  tensors: list[PreprocessedImage], embeddings: list) -> None:
     """Refuse (Conflict `duplicate_reference`) an upload that is the same image as an enrolled reference or as
     another upload of the batch, byte for byte or as a near-identical copy (`Verifier.copy_among`: the pixel
     comparison against the other uploads and the closest enrolled reference, by the fingerprint kept with it:
@@ -203,7 +210,8 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, upload
     worse than it is."""
     enrolled = [r for r in profile.references.order_by("id") if r.model_version == verifier.model_version]
     kept = _references_fingerprints(verifier=verifier, references=enrolled)
-    for i, ((field, _), image) in enumerate(zip(uploads, images)):
+    for i, image in enumerate(images):
+        field = image.field
         candidates = [CopyCandidate(r.embedding_array(), same_bytes=r.sha256 == image.sha256, fingerprint=f)
                       for r, f in zip(enrolled, kept)]
         candidates += [CopyCandidate(embeddings[j], same_bytes=images[j].sha256 == image.sha256, image=tensors[j])
@@ -212,7 +220,7 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, upload
         if found is not None:
             index, distance = found
             duplicate = enrolled[index] if index < len(enrolled) else None
-            label = f"reference {duplicate.pk}" if duplicate is not None else f"`{uploads[index - len(enrolled)][0]}`"
+            label = f"reference {duplicate.pk}" if duplicate is not None else f"`{images[index - len(enrolled)].field}`"
             raise Conflict(
                 f"`{field}` is the same image as {label} (a repeated or copied image adds no evidence); "
                 "enrol a different signature of the person.", code="duplicate_reference",
@@ -220,17 +228,18 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, upload
                          "distance": round(distance, 6)})
 
 
-def references_create(*, profile: Profile, uploads: list[tuple[str, UploadedFile]]) -> list[Reference]:
+def references_create(*, profile: Profile, images: list[UploadedImage],
+                      deadline: float | None = None) -> list[Reference]:
     """Store genuine references with their embeddings (all images embedded in one batch); all or nothing.
 
     The limit is checked early (no decoding for a full profile) and again inside the write transaction
     with the profile's row locked (select_for_update; on SQLite the IMMEDIATE transaction holds the
     database's write lock), so simultaneous uploads cannot push a profile past it."""
-    _references_limit_check(profile=profile, adding=len(uploads))
+    _references_limit_check(profile=profile, adding=len(images))
     verifier = verifier_get()
-    images, tensors = uploads_preprocess(verifier=verifier, uploads=uploads)
+    tensors = uploads_preprocess(verifier=verifier, images=images, deadline=deadline)
     embeddings = verifier.embed_tensors(tensors)
-    _references_duplicates_check(verifier=verifier, profile=profile, uploads=uploads, images=images, tensors=tensors,
+    _references_duplicates_check(verifier=verifier, profile=profile, images=images, tensors=tensors,
                                  embeddings=embeddings)
     saved: list[str] = []
     try:
@@ -264,7 +273,6 @@ def reference_delete(*, reference: Reference) -> None:
 
 
 REFERENCE_FOLDER = "references"
-AUDIT_FOLDER = "audit"
 
 
 def _references_named(names: list[str]) -> set[str]:
@@ -275,8 +283,6 @@ def _references_named(names: list[str]) -> set[str]:
 
 
 def _records_named(names: list[str]) -> set[str]:
-    from audit.models import VerificationRecord  # noqa: PLC0415 - audit's rows name the images under audit/
-
     wanted, known = set(names), set()
     for files in (VerificationRecord.objects.exclude(image_files=[]).values_list("image_files", flat=True)
                   .iterator(chunk_size=2000)):
@@ -291,13 +297,9 @@ def stored_files_sweep(*, dry_run: bool = False) -> list[str]:
 
     A file is written whole before its row is created, so a killed process (SIGKILL, OOM killer, power loss) leaves
     at most a file without a row, never a row without its file: biometric data nobody can reach, removed here. Run
-    at every worker start (config/gunicorn.py) and by `manage.py sweep_reference_files`."""
+    at every worker start (SIGVER_WORKER_START_HOOKS, run by config/gunicorn.py) and by
+    `manage.py sweep_reference_files`."""
     return files_sweep({REFERENCE_FOLDER: _references_named, AUDIT_FOLDER: _records_named}, dry_run=dry_run)
-
-
-def reference_files_sweep(*, dry_run: bool = False) -> list[str]:
-    """`stored_files_sweep` (the name the start-up hook and the command used before it also swept audit/)."""
-    return stored_files_sweep(dry_run=dry_run)
 
 
 def reference_fingerprint(*, verifier: Verifier, tensor: PreprocessedImage) -> bytes:
@@ -374,15 +376,17 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
     return usable
 
 
-def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox | None = None) -> dict[str, Any]:
-    """A questioned signature against the profile's stored reference embeddings: one forward pass."""
+def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Requester | None = None,
+                   crop: CropBox | None = None, deadline: float | None = None) -> dict[str, Any]:
+    """A questioned signature against the profile's stored reference embeddings: one forward pass; its case record
+    is written with `requester` (the references by their stored sha256, never re-read)."""
     started = time.perf_counter()
     references = list(profile.references.order_by("id"))
     if not references:
         raise ApplicationError("the profile has no references; upload genuine references first.", code="no_references")
     verifier = verifier_get()
-    (image,), (tensor,) = uploads_preprocess(verifier=verifier, uploads=[("questioned", questioned)],
-                                             crops={"questioned": crop} if crop else None)
+    (tensor,) = uploads_preprocess(verifier=verifier, images=[questioned],
+                                   crops={questioned.field: crop} if crop else None, deadline=deadline)
     current = [r for r in references if r.model_version == verifier.model_version]
     stale = [r for r in references if r.model_version != verifier.model_version]
     if stale:
@@ -390,7 +394,7 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox 
         current.sort(key=lambda r: r.pk)
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
-    same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == image.sha256), None)
+    same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == questioned.sha256), None)
     result = verifier.verify_against(  # the copy check compares kept fingerprints: no stored image is decoded
         [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
         reference_fingerprints=_references_fingerprints(verifier=verifier, references=current))
@@ -400,6 +404,10 @@ def profile_verify(*, profile: Profile, questioned: UploadedFile, crop: CropBox 
     out["copy_of_reference"] = current[copy_of].pk if copy_of is not None else None
     out["references"] = [{"id": r.pk, "distance": d} for r, d in zip(current, distances)]
     out["reference_count"] = len(current)
-    out["warnings"] = upload_warnings([image])
+    out["warnings"] = upload_warnings([questioned])
     out["elapsed_ms"] = _elapsed_ms(started)
+    verification_record_create(
+        kind="profile", requester=requester or Requester(), result=out, questioned=_recorded(questioned),
+        references=[RecordedImage(sha256=r.sha256, name=f"reference {r.pk}") for r in current],
+        profile_id=profile.pk, profile_name=profile.name)
     return out

@@ -9,11 +9,14 @@ Every upload costs a bounded amount of CPU, memory and time before anything deco
 - memory: decodes in one process share a budget of SIGVER_DECODE_BUDGET_PIXELS pixels (about 11-20
   bytes each at the peak of preprocessing); a request waits at most SIGVER_DECODE_WAIT_SECONDS for its
   share, else `server_busy` (503 with Retry-After); memory freed by large decodes is handed back;
-- time: no image is decoded once the request's deadline (config.middleware) has passed: `server_busy`.
+- time: no image is decoded once the request's deadline (set by config.middleware, passed in by the view) has
+  passed: `server_busy`.
 
-Each upload is read and checked once (`upload_read`) and decoded once (`image_preprocess`); refusals are
-`config.errors.ImageRejected` naming the `sigml.errors` class that says why, which config.exceptions maps to
-the status (413, 415, 422, 400).
+Each upload is read, checked and hashed once into an `UploadedImage` (`upload_read`, called by the view) and
+decoded once (`image_preprocess`, by the service); the checks of the header and the decoding are the ML core's
+(`sigml.preprocessing.read_header`, `load_image`). A refusal is translated once (`ImageRejected.of`) into
+`config.errors.ImageRejected`, naming the field and the `sigml.errors` class that says why, whose status
+config.exceptions' one table gives (413, 415, 422, 400).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import ctypes
 import ctypes.util
 import dataclasses
 import hashlib
-import io
 import logging
 import threading
 import time
@@ -33,13 +35,11 @@ from typing import Iterator
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from PIL import Image, UnidentifiedImageError
 
-from config.errors import ImageRejected, PayloadTooLarge, Unavailable
-from config.middleware import request_deadline
-from sigml.errors import ImageError, ImageTooLargeError, NotASignatureError, UnreadableImageError
+from config.errors import ImageRejected, ServerBusy, UploadTooLarge
+from sigml.errors import ImageError, UnreadableImageError
 from sigml.inference import PreprocessedImage, Verifier
-from sigml.preprocessing import CropBox, preprocess_checked
+from sigml.preprocessing import CropBox, preprocess_checked, read_header
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,21 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class UploadedImage:
+    """An uploaded image, read once (`upload_read`): its bytes, the name the client gave it, the format its
+    header was accepted as, its size and its sha256, computed here once. It travels from the view through the
+    services to the case record; nothing reads the request's file or hashes the bytes again."""
+
     field: str
-    data: bytes
+    data: bytes = dataclasses.field(repr=False)
     format: str
     width: int
     height: int
+    name: str = ""
+    sha256: str = dataclasses.field(init=False)
     warnings: list = dataclasses.field(default_factory=list, compare=False)  # the quality gate's, once preprocessed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
 
     @property
     def extension(self) -> str:
@@ -69,58 +78,45 @@ class UploadedImage:
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
 
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
-
 
 def max_pixels_for(verifier: Verifier) -> int:
     """The serving pixel limit: SIGVER_MAX_IMAGE_PIXELS, or the model card's limit if that is lower."""
     return min(int(settings.SIGVER_MAX_IMAGE_PIXELS), int(verifier.card.preprocessing.max_pixels))
 
 
-def upload_read(*, upload: UploadedFile, field: str, max_pixels: int) -> UploadedImage:
-    """The bytes of an uploaded image after the size, format and pixel-count checks (no decoding yet)."""
+def client_file_name(upload: UploadedFile) -> str:
+    """The file name the client sent, without any folder, at most 200 characters (a label, never a path)."""
+    name = str(getattr(upload, "name", "") or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable())[:200]
+
+
+def upload_read(*, upload: UploadedFile, field: str) -> UploadedImage:
+    """The bytes of an uploaded image after the size check and the header's checks
+    (`sigml.preprocessing.read_header`: an allowed format, SIGVER_MAX_IMAGE_PIXELS, SIGVER_MAX_ASPECT_RATIO, the
+    JPEG scan count); nothing is decoded yet. The model card's own pixel limit, if lower, is applied at decoding."""
     limit = settings.SIGVER_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
-        raise PayloadTooLarge(f"{field}: the file is {upload.size} bytes; at most {limit} bytes are accepted.",
-                              details={"field": field, "limit_bytes": limit})
+        raise UploadTooLarge(f"{field}: the file is {upload.size} bytes; at most {limit} bytes are accepted.",
+                             details={"field": field, "limit_bytes": limit})
     upload.seek(0)
     data = upload.read(limit + 1)
     if len(data) > limit:  # size was not reported truthfully
-        raise PayloadTooLarge(f"{field}: the file is larger than {limit} bytes.",
-                              details={"field": field, "limit_bytes": limit})
-    if not data:
-        raise ImageRejected(f"{field}: the file is empty (zero bytes).", kind=UnreadableImageError,
-                            details={"field": field})
+        raise UploadTooLarge(f"{field}: the file is larger than {limit} bytes.",
+                             details={"field": field, "limit_bytes": limit})
     try:
-        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-            fmt, (width, height) = image.format, image.size
-    except Image.DecompressionBombError:
-        raise ImageRejected(f"{field}: the image has far too many pixels.", kind=ImageTooLargeError,
-                            details={"field": field, "max_pixels": max_pixels}) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        raise ImageRejected(
-            f"{field}: not an image, or not one of the accepted formats (PNG, JPEG, TIFF, BMP, GIF, WebP, PNM).",
-            kind=UnreadableImageError, details={"field": field},
-        ) from None
-    if fmt == "MPO":  # a phone's multi-picture JPEG: a JPEG whose first picture is the photo (decoded as such)
-        fmt = "JPEG"
-    if fmt not in EXTENSIONS or width <= 0 or height <= 0:
+        header = read_header(data, int(settings.SIGVER_MAX_IMAGE_PIXELS), formats=ALLOWED_FORMATS,
+                             max_aspect_ratio=float(settings.SIGVER_MAX_ASPECT_RATIO))
+    except ImageError as exc:
+        raise ImageRejected.of(exc, field=field) from exc
+    if header.format not in EXTENSIONS:
         raise ImageRejected(f"{field}: not a usable image.", kind=UnreadableImageError, details={"field": field})
-    if width * height > max_pixels:
-        raise ImageRejected(
-            f"{field}: the image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
-            kind=ImageTooLargeError, details={"field": field, "max_pixels": max_pixels},
-        )
-    max_ratio = float(settings.SIGVER_MAX_ASPECT_RATIO)
-    if max(width, height) > max_ratio * min(width, height):
-        raise ImageRejected(
-            f"{field}: the image is {width}x{height} pixels; a signature is at most {max_ratio:g} times wider "
-            "than high (or higher than wide).",
-            kind=ImageTooLargeError, details={"field": field, "max_aspect_ratio": max_ratio},
-        )
-    return UploadedImage(field=field, data=data, format=fmt, width=width, height=height)
+    return UploadedImage(field=field, data=data, format=header.format, width=header.width, height=header.height,
+                         name=client_file_name(upload))
+
+
+def uploads_read(uploads: list[tuple[str, UploadedFile]]) -> list[UploadedImage]:
+    """`upload_read` of each (field, file) of a request, in order."""
+    return [upload_read(upload=upload, field=field) for field, upload in uploads]
 
 
 class DecodeBudget:
@@ -142,7 +138,7 @@ class DecodeBudget:
         share = max(1, min(pixels, budget))
         with self._cond:
             if not self._cond.wait_for(lambda: self._in_use + share <= budget, timeout=timeout):
-                raise Unavailable("The server is busy decoding other large images; try again shortly.",
+                raise ServerBusy("The server is busy decoding other large images; try again shortly.",
                                   retry_after=RETRY_AFTER_S)
             self._in_use += share
         try:
@@ -166,20 +162,20 @@ def memory_release() -> None:
         _MALLOC_TRIM(0)
 
 
-def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None) -> PreprocessedImage:
+def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None,
+                     deadline: float | None = None) -> PreprocessedImage:
     """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
 
     Decoded with exactly the accepted format and the serving pixel limit, within the decode budget, cropped to
     `crop` when given, and past the quality gate (`sigml.quality`: 422 `not_a_signature`; its warnings are
-    appended to `image.warnings`)."""
+    appended to `image.warnings`). `deadline` (time.monotonic()): the request's, after which nothing is decoded."""
     cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
     pixels = image.width * image.height
     wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
-    deadline = request_deadline()
     if deadline is not None:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise Unavailable(
+            raise ServerBusy(
                 f"{image.field}: the request took longer than {settings.SIGVER_REQUEST_DEADLINE_SECONDS} s; "
                 "send fewer or smaller images.", details={"field": image.field}, retry_after=RETRY_AFTER_S,
             )
@@ -195,22 +191,17 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
                 if pixels >= LARGE_DECODE_PIXELS:
                     memory_release()
     except ImageError as exc:
-        details: dict = {"field": image.field}
-        if isinstance(exc, NotASignatureError):
-            details["problems"] = exc.problems
-        raise ImageRejected(f"{image.field}: {exc}", kind=type(exc), details=details) from exc
+        raise ImageRejected.of(exc, field=image.field) from exc
 
 
 LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is handed back (malloc_trim)
 
 
-def uploads_preprocess(*, verifier: Verifier, uploads: list[tuple[str, UploadedFile]],
-                       crops: dict[str, CropBox] | None = None) -> tuple[list[UploadedImage], list[PreprocessedImage]]:
-    """Every upload read and preprocessed; `crops` maps a field name to the box to crop it to."""
-    max_pixels = max_pixels_for(verifier)
-    images = [upload_read(upload=upload, field=field, max_pixels=max_pixels) for field, upload in uploads]
-    return images, [image_preprocess(verifier=verifier, image=image, crop=(crops or {}).get(image.field))
-                    for image in images]
+def uploads_preprocess(*, verifier: Verifier, images: list[UploadedImage], crops: dict[str, CropBox] | None = None,
+                       deadline: float | None = None) -> list[PreprocessedImage]:
+    """Every upload preprocessed; `crops` maps a field name to the box to crop it to."""
+    return [image_preprocess(verifier=verifier, image=image, crop=(crops or {}).get(image.field), deadline=deadline)
+            for image in images]
 
 
 def upload_warnings(images: list[UploadedImage]) -> list[dict]:

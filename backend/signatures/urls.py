@@ -6,9 +6,6 @@ from . import views
 
 urlpatterns = [
     path("verify/", views.VerifyApi.as_view(), name="verify"),
-    path("health/", views.HealthApi.as_view(), name="health"),
-    path("model/", views.ModelCardApi.as_view(), name="model"),
-    path("model/plots/<str:name>.png", views.ModelPlotApi.as_view(), name="model-plot"),
     path("datasets/", views.DatasetListApi.as_view(), name="dataset-list"),
     path("datasets/<str:name>/", views.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<str:name>/writers/<str:writer>/", views.DatasetWriterApi.as_view(), name="dataset-writer"),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -33,22 +33,24 @@ from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
 from sigml.splits import SPLITS
 
-from audit.services import verification_record_create
+from audit.services import Requester
+from config.middleware import request_deadline
 
 from . import selectors, services
 from .models import Profile, Reference
+from .uploads import upload_read, uploads_read
 
 SPLIT_CHOICES = (*SPLITS, selectors.ALL_WRITERS)
 
 
-def record_verification(request: Request, **record: Any) -> None:
-    """The case record of the verification this request was answered with (`audit.services`), with the request's
-    user and client address. Never raises: a failed record never fails the answer."""
+def requester_of(request: Request) -> Requester:
+    """Who asks, for the case record the service writes: the user and the client address (empty if it cannot be
+    told: a record is never refused for it)."""
     try:
         address = client_address(request)
     except Exception:  # noqa: BLE001
         address = ""
-    verification_record_create(user=request.user, client_address=address, **record)
+    return Requester(user=request.user, client_address=address)
 
 
 def _required(field: str, message: str) -> serializers.ValidationError:
@@ -88,12 +90,12 @@ class DecisionRatesSerializer(serializers.Serializer):
 
 @extend_schema_field({"type": "number", "format": "double", "deprecated": True})
 class DeprecatedFloatField(serializers.FloatField):
-    """A number kept under an older name for clients written before its rename (marked deprecated in the schema)."""
+    """A number also given under another name, for clients of API version 1 (marked deprecated in the schema)."""
 
 
 @extend_schema_field({"type": "boolean", "deprecated": True})
 class DeprecatedMatchField(serializers.Field):
-    """`match` of API version 1, now defined from the decision (`decision == "genuine"`), so that it can never say
+    """`match` of API version 1, defined from the decision (`decision == "genuine"`), so that it can never say
     true where the decision is inconclusive or forged; read-only, marked deprecated in the schema."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -211,7 +213,7 @@ class VerifyApi(APIView):
         ALIASES = {"reference": "image_1", "questioned": "image_2"}
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            files, sent_as = {}, {}
+            files = {}
             for name, alias in self.ALIASES.items():
                 upload, aliased = attrs.pop(name, None), attrs.pop(alias, None)
                 if upload is not None and aliased is not None:
@@ -219,9 +221,9 @@ class VerifyApi(APIView):
                         {name: [f"Send `{name}` or its alias `{alias}`, not both."]}, code="invalid")
                 if upload is None and aliased is None:
                     raise _required(name, f"No file was submitted (send `{name}` or `{alias}`).")
-                files[name] = upload if upload is not None else aliased
-                sent_as[name] = name if upload is not None else alias  # errors name the field the client used
-            return {**attrs, **files, "field_names": sent_as}
+                # the field the client used, so that errors name it
+                files[name] = (name, upload) if upload is not None else (alias, aliased)
+            return {**attrs, **files}
 
     class OutputSerializer(VerificationOutputSerializer):
         distance = DeprecatedFloatField(help_text="deprecated: the same value as `score` (a pair's score is its "
@@ -246,57 +248,11 @@ class VerifyApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.verify_pair(**serializer.validated_data)
-        record_verification(request, kind="pair", result=result, reference=serializer.validated_data["reference"],
-                            questioned=serializer.validated_data["questioned"])
+        data = dict(serializer.validated_data)
+        reference, questioned = uploads_read([data.pop("reference"), data.pop("questioned")])
+        result = services.verify_pair(reference=reference, questioned=questioned, requester=requester_of(request),
+                                      deadline=request_deadline(request), **data)
         return Response(self.OutputSerializer(result).data)
-
-
-# --- health and model -------------------------------------------------------------------------------
-
-class HealthApi(APIView):
-    throttle_classes: list = []  # probes must never be throttled
-
-    class OutputSerializer(serializers.Serializer):
-        status = serializers.ChoiceField(choices=["ok", "degraded"])
-        model_loaded = serializers.BooleanField()
-        model_version = serializers.CharField(allow_null=True)
-        model_sha256 = serializers.CharField(allow_null=True, help_text="sha256 of the loaded weights (from the "
-                                             "model card, checked against the file at load)")
-        database = serializers.ChoiceField(choices=["ok", "unavailable"])
-
-    @extend_schema(responses={200: OutputSerializer, 503: OutputSerializer}, summary="Liveness and readiness")
-    def get(self, request: Request) -> Response:
-        health = selectors.health_get()
-        data = self.OutputSerializer(
-            {"status": health.status, "model_loaded": health.model_loaded, "model_version": health.model_version,
-             "model_sha256": health.model_sha256, "database": health.database}
-        ).data
-        return Response(data, status=status.HTTP_200_OK if health.ok else status.HTTP_503_SERVICE_UNAVAILABLE)
-
-
-class ModelCardApi(APIView):
-    @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="the model card JSON, plus `plots`"),
-                   **error_responses(503)},
-        summary="The model card of the loaded model",
-    )
-    def get(self, request: Request) -> Response:
-        card = selectors.model_card_get()
-        card["plots"] = [
-            {"name": name, "url": reverse("api:model-plot", kwargs={"name": name})}
-            for name in selectors.model_plot_names()
-        ]
-        return Response(card)
-
-
-class ModelPlotApi(APIView):
-    content_negotiation_class = IgnoreClientContentNegotiation
-
-    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, **error_responses(404)}, summary="A PNG plot")
-    def get(self, request: Request, name: str) -> FileResponse:
-        path = selectors.model_plot_path(name=name)
-        return FileResponse(path.open("rb"), content_type="image/png")
 
 
 # --- datasets ---------------------------------------------------------------------------------------
@@ -605,7 +561,8 @@ class ReferenceListApi(APIView):
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = services.references_create(profile=profile, uploads=serializer.validated_data["uploads"])
+        created = services.references_create(profile=profile, images=uploads_read(serializer.validated_data["uploads"]),
+                                             deadline=request_deadline(request))
         return reference_list_response(profile, status.HTTP_201_CREATED, only=created)
 
 
@@ -673,7 +630,8 @@ class ProfileVerifyApi(APIView):
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.profile_verify(profile=profile, **serializer.validated_data)
-        record_verification(request, kind="profile", result=result, profile=profile,
-                            questioned=serializer.validated_data["questioned"])
+        questioned = upload_read(upload=serializer.validated_data["questioned"], field="questioned")
+        result = services.profile_verify(profile=profile, questioned=questioned,
+                                         crop=serializer.validated_data.get("crop"), requester=requester_of(request),
+                                         deadline=request_deadline(request))
         return Response(self.OutputSerializer(result).data)

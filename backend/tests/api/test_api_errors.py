@@ -243,9 +243,11 @@ def _domain_errors():
         (errors.Conflict("twice", code="duplicate_reference"), 409, "duplicate_reference", {}),
         (errors.NotAuthenticated("Invalid username or password."), 401, "not_authenticated",
          {"WWW-Authenticate": "Token"}),
-        (errors.PayloadTooLarge("too many bytes", details={"field": "x"}), 413, "file_too_large", {}),
-        (errors.Unavailable("busy", retry_after=5), 503, "server_busy", {"Retry-After": "5"}),
-        (errors.Unavailable("gone", code="model_unavailable"), 503, "model_unavailable", {}),
+        (errors.UploadTooLarge("too many bytes", details={"field": "x"}), 413, "file_too_large", {}),
+        (errors.UnsupportedCharset("charset=zlib", details={"charset": "zlib"}), 415, "unsupported_media_type", {}),
+        (errors.ServerBusy("busy", retry_after=5), 503, "server_busy", {"Retry-After": "5"}),
+        (errors.ModelUnavailable("gone"), 503, "model_unavailable", {}),
+        (errors.DatabaseUnavailable("down"), 503, "database_unavailable", {}),
         (errors.ImageRejected("x: big", kind=ImageTooLargeError), 413, "image_too_large", {}),
         (errors.ImageRejected("x: what", kind=UnreadableImageError), 415, "invalid_image", {}),
         (errors.ImageRejected("x: a page", kind=NotASignatureError, details={"problems": []}), 422,
@@ -255,7 +257,7 @@ def _domain_errors():
     ]
 
 
-@pytest.mark.parametrize("index", range(14))
+@pytest.mark.parametrize("index", range(16))
 def test_every_domain_error_has_its_status_shape_and_headers(index):
     from config.exceptions import exception_handler, status_of
 
@@ -277,7 +279,21 @@ def test_the_domain_error_table_covers_every_domain_error_class():
     classes = {c for _, c in inspect.getmembers(errors, inspect.isclass)
                if issubclass(c, errors.ApplicationError) and c is not errors.ImageRejected}
     assert classes <= {cls for cls, _ in STATUSES}  # ImageRejected takes the status of its kind
-    assert len(_domain_errors()) == 14
+    assert classes - {errors.TryAgainLater} <= {type(e) for e, *_ in _domain_errors()}  # each one tried above
+    assert len(_domain_errors()) == 16
+
+
+def test_the_middleware_answers_from_the_same_table():
+    """config.middleware refuses requests before DRF sees them, with domain errors whose status and headers come
+    from config.exceptions.STATUSES (no status or error code written out in it)."""
+    import inspect
+    import re
+
+    from config import middleware
+
+    source = inspect.getsource(middleware)
+    assert "error_response(" in source
+    assert "JsonResponse" not in source and "error_body" not in source and not re.search(r"status\s*=", source)
 
 
 def test_domain_errors_carry_no_http():

@@ -27,7 +27,7 @@ def test_health_reports_a_missing_model(client, settings, tmp_path):
 def test_health_reports_an_unreachable_database(client, monkeypatch):
     from django.db import OperationalError
 
-    from signatures import selectors
+    from system import selectors
 
     class Broken:
         def cursor(self):

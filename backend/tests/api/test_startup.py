@@ -145,3 +145,35 @@ def test_gunicorn_with_a_corrupt_model_refuses_to_start(tmp_path, broken):
     assert done.returncode != 0
     assert f"the model could not be loaded from {model}" in done.stderr
     assert "sha256" in done.stderr
+
+
+HOOK_CALLS: list[str] = []
+
+
+def recording_hook() -> None:
+    HOOK_CALLS.append("ran")
+
+
+def failing_hook() -> None:
+    raise RuntimeError("database is down")
+
+
+def test_each_gunicorn_worker_runs_the_start_hooks_the_settings_name(settings):
+    """config/gunicorn.py imports no app: the sweep (or any hook) is named by SIGVER_WORKER_START_HOOKS; a hook that
+    fails is logged and the worker serves anyway."""
+    import logging
+
+    from config import gunicorn
+
+    assert settings.SIGVER_WORKER_START_HOOKS == ["signatures.services.stored_files_sweep"]
+    settings.SIGVER_WORKER_START_HOOKS = [f"{__name__}.failing_hook", f"{__name__}.recording_hook"]
+    warnings: list[str] = []
+
+    class Worker:
+        log = logging.getLogger("test.worker")
+
+    Worker.log.warning = lambda message, *args: warnings.append(message % args)  # type: ignore[method-assign]
+    HOOK_CALLS.clear()
+    gunicorn.post_worker_init(Worker())
+    assert HOOK_CALLS == ["ran"]
+    assert warnings == [f"start-up hook {__name__}.failing_hook failed: database is down"]

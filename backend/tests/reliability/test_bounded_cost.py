@@ -216,7 +216,7 @@ def test_uploads_are_decoded_with_the_format_they_were_accepted_as(endpoint, enr
     if endpoint == "references":  # stored with the embedding of the WebP's own pixels
         stored = Reference.objects.get(pk=response.json()["results"][0]["id"])
         assert stored.content_type == "image/webp"
-        clean = verifier.embed([_save(sig, "WEBP", lossless=True)])[0]
+        clean = verifier.embed_tensors([verifier.preprocess(s) for s in [_save(sig, "WEBP", lossless=True)]])[0]
         assert np.allclose(stored.embedding_array(), clean, atol=1e-5)
 
 
@@ -259,7 +259,7 @@ def test_the_decode_budget_makes_large_decodes_wait_then_answers_busy():
     with budget.reserve(40, budget=100, timeout=0.1):  # fits beside it
         assert budget.in_use == 100
     started = time.perf_counter()
-    with pytest.raises(uploads.Unavailable) as caught:
+    with pytest.raises(uploads.ServerBusy) as caught:
         with budget.reserve(60, budget=100, timeout=0.3):
             pass
     assert status_of(caught.value) == 503 and caught.value.code == "server_busy"

@@ -59,7 +59,9 @@ def test_no_server_error_for_generated_input(operation, make_user, wsgi_in_test_
     from signatures.services import profile_create, references_create
     from django.core.files.uploadedfile import SimpleUploadedFile
     profile = profile_create(owner=user, name="fuzzed")
-    (reference,) = references_create(profile=profile, uploads=[("image", SimpleUploadedFile("r.png", png(1), "image/png"))])
+    from signatures.uploads import uploads_read
+    (reference,) = references_create(profile=profile,
+                                     images=uploads_read([("image", SimpleUploadedFile("r.png", png(1), "image/png"))]))
     real_ids = {"name": "SYNTH", "writer": "1", "path": "1/genuine/1_1.png", "profile_id": profile.pk,
                 "reference_id": reference.pk}
     failures: list[str] = []

@@ -17,6 +17,7 @@ from accounts.models import UsernameKey, username_key
 from api_helpers import error_of, png
 from signatures import services
 from signatures.models import Profile, Reference
+from signatures.uploads import uploads_read
 
 User = get_user_model()
 
@@ -88,7 +89,7 @@ def test_simultaneous_uploads_on_postgresql_stay_within_the_limit(settings, veri
         files = [("images", SimpleUploadedFile(f"{i}-{k}.png", png(100 * i + k), "image/png")) for k in range(3)]
         try:
             barrier.wait(30)
-            services.references_create(profile=profile, uploads=files)
+            services.references_create(profile=profile, images=uploads_read(files))
             outcomes.append("created")
         except Exception as exc:  # noqa: BLE001 (the code is asserted below)
             outcomes.append(getattr(exc, "code", repr(exc)))
