@@ -81,7 +81,7 @@ def served_reference_based(card: ModelCard, emb: np.ndarray, records: Sequence[S
     policy = card.reference_policy(k)
     rb = protocols.reference_based(emb, records, k=k, seed=seed, score=policy.reference_score,
                                    spread_floor=policy.spread_floor)
-    return rb, policy.score_method, policy.threshold
+    return rb, policy.score_method, card.threshold_for(policy.protocol)
 
 
 def evaluate(

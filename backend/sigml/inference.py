@@ -48,7 +48,7 @@ class VerificationResult:
     distance: float
     threshold: float
     match: bool
-    verdict: str  # "genuine" or "forged": the two-way answer at the EER `threshold` (kept for compatibility)
+    verdict: str  # "genuine" or "forged": the two-way answer at the EER `threshold` (the CLI and evaluation print it)
     similarity: float
     model_version: str
     decision: str = "inconclusive"  # "genuine" / "inconclusive" / "forged": the three-way answer (sigml.decision)
@@ -223,9 +223,6 @@ class Verifier:
                      else np.zeros((0, 1, cfg.canvas_height, cfg.canvas_width), np.float32))
         with self._lock:
             return self.embedder.embed(batch, batch_size=batch_size, progress=progress)
-
-    def embed(self, sources: Sequence[ImageSource]) -> np.ndarray:
-        return self.embed_tensors([self.preprocess(s) for s in sources])
 
     def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False) -> dict:
         """Every answer a score gets, from the model card: the two-way `verdict` at the EER threshold (`match`),

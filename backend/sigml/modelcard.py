@@ -194,8 +194,7 @@ class ReferencePolicy:
 
     k: int
     score_method: str  # what the score is: "normalized", "mean" or "pairwise"
-    protocol: str  # whose threshold, band and calibration apply: "reference_based" or "pairwise"
-    threshold: float
+    protocol: str  # whose threshold, band and calibration apply (`ModelCard.threshold_for(protocol)`, `band`)
     spread_floor: float = 0.0
 
     @property
@@ -258,18 +257,13 @@ class ModelCard:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         return float(self.threshold if protocol == "pairwise" else self.thresholds.get(protocol, self.threshold))
 
-    def reference_threshold(self) -> float:
-        """`threshold_for("reference_based")`."""
-        return self.threshold_for("reference_based")
-
     def reference_policy(self, k: int) -> ReferencePolicy:
         """How a questioned signature is scored against `k` references (see `ReferencePolicy`)."""
         if k < 1:
             raise ValueError("at least one reference is needed")
         if k == 1:
-            return ReferencePolicy(k=1, score_method="pairwise", protocol="pairwise", threshold=self.threshold_for())
+            return ReferencePolicy(k=1, score_method="pairwise", protocol="pairwise")
         return ReferencePolicy(k=k, score_method=self.reference_score, protocol="reference_based",
-                               threshold=self.threshold_for("reference_based"),
                                spread_floor=float(self.reference_calibration.get("spread_floor", 0.0)))
 
     def band(self, protocol: str = "pairwise") -> dict[str, Any]:

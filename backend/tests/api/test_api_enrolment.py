@@ -64,7 +64,7 @@ def test_consistency_scores_and_outliers(api, verifier, monkeypatch):
     profile = create_profile(api)
     created = add_references(api, profile["id"], [1, 2, 3, 4])
     body = api.get(references_url(profile["id"])).json()
-    stored = verifier.embed([png(s) for s in (1, 2, 3, 4)])
+    stored = verifier.embed_tensors([verifier.preprocess(png(s)) for s in (1, 2, 3, 4)])
     expected = protocols.reference_scores(stored[0], stored[1:], verifier.card.reference_score)[0]
     assert body["results"][0]["consistency_score"] == pytest.approx(float(expected), rel=1e-3)
     # an outlier is a reference the others would decide forged: move the card's forged cut to see both answers

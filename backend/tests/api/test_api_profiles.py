@@ -170,7 +170,7 @@ def test_upload_several_references_embeds_them_once_in_one_batch(api, verifier, 
 
     references = list(Reference.objects.order_by("id"))
     assert [r.pk for r in references] == [r["id"] for r in results]
-    expected = verifier.embed([png(1), png(2), png(3)])
+    expected = verifier.embed_tensors([verifier.preprocess(s) for s in [png(1), png(2), png(3)]])
     for reference, vector in zip(references, expected):
         assert reference.embedding_dim == verifier.card.architecture.embedding_dim
         np.testing.assert_allclose(reference.embedding_array(), vector, rtol=1e-4, atol=1e-4)
@@ -359,8 +359,8 @@ def test_profile_verify(api, verifier, embed_calls):
     assert body["reference_count"] == 3
     assert [r["id"] for r in body["references"]] == [r["id"] for r in created]
 
-    stored = verifier.embed([png(1), png(2), png(3)])
-    questioned = verifier.embed([png(2)])[0]
+    stored = verifier.embed_tensors([verifier.preprocess(s) for s in [png(1), png(2), png(3)]])
+    questioned = verifier.embed_tensors([verifier.preprocess(s) for s in [png(2)]])[0]
     expected = np.linalg.norm(stored - questioned[None, :], axis=1)
     distances = [r["distance"] for r in body["references"]]
     np.testing.assert_allclose(distances, expected, rtol=1e-3, atol=1e-3)
@@ -372,7 +372,7 @@ def test_profile_verify(api, verifier, embed_calls):
     assert body["reference_spread"] == pytest.approx(float(np.mean(pair)), rel=1e-3)
     assert body["score"] == pytest.approx(body["mean_distance"] / body["reference_spread"], rel=1e-4)
     assert "distance" not in body  # v2: the score is no distance, and has one name
-    assert body["threshold"] == verifier.card.reference_threshold() != verifier.card.threshold
+    assert body["threshold"] == verifier.card.threshold_for("reference_based") != verifier.card.threshold
     assert body["model_version"] == verifier.model_version and body["elapsed_ms"] >= 0
     # the questioned image IS reference 2: a copy, never genuine
     assert body["flags"] == ["identical_to_reference"] and body["copy_of_reference"] == created[1]["id"]
@@ -406,7 +406,7 @@ def test_profile_verify_with_one_reference_is_a_pairwise_comparison(api, verifie
     profile = create_profile(api)
     add_references(api, profile["id"], [1])
     body = api.post(verify_url(profile["id"]), {"questioned": upload(png(4))}, format="multipart").json()
-    expected = float(np.linalg.norm(np.subtract(*verifier.embed([png(1), png(4)]))))
+    expected = float(np.linalg.norm(np.subtract(*verifier.embed_tensors([verifier.preprocess(s) for s in [png(1), png(4)]]))))
     assert body["score_method"] == "pairwise" and body["reference_spread"] is None
     assert body["score"] == pytest.approx(expected, rel=1e-3) and body["score"] == pytest.approx(body["mean_distance"])
     assert body["threshold"] == verifier.card.threshold  # no spread to normalise by: the pair threshold

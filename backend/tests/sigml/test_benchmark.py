@@ -66,7 +66,7 @@ def test_result_shape_and_headline_fallback(result, verifier, bench_data):
     assert protocol["writers"] == "test" and protocol["references"] == [5, 10] and protocol["n_boot"] == N_BOOT
     assert protocol["split_files"] == {name: str(splits / name / "splits.csv") for name in DATASETS}
     assert protocol["pairwise_threshold"] == verifier.card.threshold
-    assert protocol["reference_threshold"] == verifier.card.reference_threshold()
+    assert protocol["reference_threshold"] == verifier.card.threshold_for("reference_based")
     for name, d in result["datasets"].items():
         writers, genuine, forged = DATASETS[name]
         assert d["n_writers"] == TEST_WRITERS and d["n_images"] == TEST_WRITERS * (genuine + forged)
@@ -78,7 +78,7 @@ def test_result_shape_and_headline_fallback(result, verifier, bench_data):
         assert d["headline"] == d["reference_based_by_k"][str(d["headline_k"])]
         for k, block in d["reference_based_by_k"].items():
             assert BLOCK_KEYS <= set(block) and block["k"] == int(k)
-            assert block["threshold"] == verifier.card.reference_threshold()
+            assert block["threshold"] == verifier.card.threshold_for("reference_based")
             assert block["n_genuine"] == TEST_WRITERS * (genuine - int(k)) and block["n_forged"] == TEST_WRITERS * forged
         assert "random_forgeries" in d
     alpha, beta = result["datasets"]["ALPHA"], result["datasets"]["BETA"]

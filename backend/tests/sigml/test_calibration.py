@@ -99,7 +99,7 @@ def test_calibrate_command_rewrites_only_the_thresholds(capsys, tmp_path, test_m
     after = ModelCard.load(card_path_for(model))
     assert after.reference_score == "normalized" and after.version == card.version == f"{card.name}@{file_sha256(model)[:8]}"
     val = after.metrics["validation"]
-    assert val["reference_based"]["k"] == 3 and after.reference_threshold() == val["reference_based"]["eer_threshold"]
+    assert val["reference_based"]["k"] == 3 and after.threshold_for("reference_based") == val["reference_based"]["eer_threshold"]
     assert after.threshold == val["pairwise"]["eer_threshold"] and "spread_floor" in after.reference_calibration
     assert after.architecture.to_dict() == before["architecture"] and after.weights == before["weights"]
     assert "reference-based K=3 (normalized)" in capsys.readouterr().out
@@ -115,7 +115,7 @@ def test_calibrate_bands_only_keeps_thresholds_and_calibration(capsys, tmp_path,
     assert after.calibration == before.calibration and after.metrics == before.metrics
     for protocol in ("pairwise", "reference_based"):
         band = after.decision_bands[protocol]
-        threshold = after.reference_threshold() if protocol == "reference_based" else after.threshold
+        threshold = after.threshold_for("reference_based") if protocol == "reference_based" else after.threshold
         assert band["genuine_below"] <= threshold <= band["forged_above"]
     assert "pairwise: genuine at or below" in capsys.readouterr().out
 

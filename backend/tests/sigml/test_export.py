@@ -83,8 +83,8 @@ def test_onnx_and_torch_verifiers_give_the_same_answers(exported: Path, png_sign
         r_onnx, r_torch = onnx.verify(png_signatures[a], png_signatures[b]), torch_.verify(png_signatures[a], png_signatures[b])
         assert r_onnx.distance == pytest.approx(r_torch.distance, abs=2 * TOLERANCE)
         assert (r_onnx.decision, r_onnx.verdict, r_onnx.flags) == (r_torch.decision, r_torch.verdict, r_torch.flags)
-    refs = onnx.embed(png_signatures[:3])
-    assert np.abs(refs - torch_.embed(png_signatures[:3])).max() < TOLERANCE
+    refs = onnx.embed_tensors([onnx.preprocess(s) for s in png_signatures[:3]])
+    assert np.abs(refs - torch_.embed_tensors([torch_.preprocess(s) for s in png_signatures[:3]])).max() < TOLERANCE
     p_onnx, p_torch = onnx.verify_against(refs, png_signatures[4]), torch_.verify_against(refs, png_signatures[4])
     assert p_onnx.score == pytest.approx(p_torch.score, abs=1e-2) and p_onnx.decision == p_torch.decision
     copy_onnx = onnx.verify_against(refs, png_signatures[1], same_bytes_as=1)

@@ -89,7 +89,7 @@ def test_near_copies_are_images_of_the_same_signature():
 
 
 def test_embed(verifier, png_signatures):
-    emb = verifier.embed(png_signatures[:3])
+    emb = verifier.embed_tensors([verifier.preprocess(s) for s in png_signatures[:3]])
     assert emb.shape == (3, 32) and emb.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-2)
     assert verifier.embed_tensors(torch.zeros(0, 1, 150, 220)).shape == (0, 32)
@@ -97,10 +97,10 @@ def test_embed(verifier, png_signatures):
 
 def test_verify_against_normalises_the_mean_distance_by_the_references_spread(verifier, png_signatures):
     refs_src, questioned = png_signatures[:3], png_signatures[4]
-    refs = verifier.embed(refs_src)
+    refs = verifier.embed_tensors([verifier.preprocess(s) for s in refs_src])
     r = verifier.verify_against(refs, questioned)
     assert isinstance(r, ProfileVerificationResult)
-    check_result(r, verifier, verifier.card.reference_threshold())
+    check_result(r, verifier, verifier.card.threshold_for("reference_based"))
     pairwise = [verifier.verify(ref, questioned).distance for ref in refs_src]
     np.testing.assert_allclose(r.distances, pairwise, atol=1e-3)
     assert r.mean_distance == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
@@ -118,7 +118,7 @@ def test_verify_against_floors_the_spread(verifier, png_signatures):
     """One image enrolled twice has no spread: the card's floor keeps the score finite and meaningful."""
     card = dataclasses.replace(verifier.card, reference_calibration={"spread_floor": 0.25})
     v = Verifier(verifier.model, card, bf16=verifier.bf16)
-    refs = v.embed([png_signatures[0], png_signatures[0]])
+    refs = v.embed_tensors([v.preprocess(s) for s in [png_signatures[0], png_signatures[0]]])
     r = v.verify_against(refs, png_signatures[1])
     assert r.reference_spread == pytest.approx(0.0, abs=1e-6)
     assert r.distance == pytest.approx(r.mean_distance / 0.25, rel=1e-5)
@@ -128,13 +128,13 @@ def test_verify_against_with_a_mean_card(verifier, png_signatures):
     """Cards written before the normalized score was introduced are served as they were calibrated: the mean distance."""
     card = dataclasses.replace(verifier.card, reference_score="mean", thresholds={"pairwise": 0.5, "reference_based": 0.6})
     v = Verifier(verifier.model, card, bf16=verifier.bf16)
-    r = v.verify_against(v.embed(png_signatures[:3]), png_signatures[4])
+    r = v.verify_against(v.embed_tensors([v.preprocess(s) for s in png_signatures[:3]]), png_signatures[4])
     assert r.score_method == "mean" and r.threshold == 0.6
     assert r.distance == pytest.approx(r.mean_distance) == pytest.approx(float(np.mean(r.distances)), abs=1e-6)
 
 
 def test_verify_against_one_reference_is_pairwise(verifier, png_signatures):
-    r = verifier.verify_against(verifier.embed(png_signatures[:1]), png_signatures[1])
+    r = verifier.verify_against(verifier.embed_tensors([verifier.preprocess(s) for s in png_signatures[:1]]), png_signatures[1])
     assert r.score_method == "pairwise" and r.reference_spread is None
     assert r.threshold == verifier.card.threshold
     assert r.distance == pytest.approx(verifier.verify(png_signatures[0], png_signatures[1]).distance, abs=1e-3)
@@ -143,7 +143,7 @@ def test_verify_against_one_reference_is_pairwise(verifier, png_signatures):
 def test_verify_against_uses_the_reference_threshold(verifier, png_signatures):
     card = dataclasses.replace(verifier.card, threshold=0.5, thresholds={"pairwise": 0.5, "reference_based": 1e-9})
     v = Verifier(verifier.model, card, bf16=verifier.bf16)
-    r = v.verify_against(v.embed(png_signatures[:2]), png_signatures[2])
+    r = v.verify_against(v.embed_tensors([v.preprocess(s) for s in png_signatures[:2]]), png_signatures[2])
     assert r.threshold == 1e-9 and r.verdict == "forged"
 
 
@@ -273,7 +273,7 @@ def test_verify_pairs_answers_each_pair_as_verify_does(verifier, png_signatures)
 
 
 def test_profile_result_names_its_score(verifier, png_signatures):
-    refs = verifier.embed(png_signatures[:3])
+    refs = verifier.embed_tensors([verifier.preprocess(s) for s in png_signatures[:3]])
     r = verifier.verify_against(list(refs), png_signatures[3])  # a list of embeddings, as the API stores them
     out = r.to_dict()
     assert out["score"] == out["distance"] == r.score and out["score_method"] == "normalized"
@@ -281,12 +281,12 @@ def test_profile_result_names_its_score(verifier, png_signatures):
 
 
 def test_verify_against_scores_as_the_cards_reference_policy(verifier, png_signatures):
-    refs = verifier.embed(png_signatures[:4])
-    q = verifier.embed([png_signatures[4]])
+    refs = verifier.embed_tensors([verifier.preprocess(s) for s in png_signatures[:4]])
+    q = verifier.embed_tensors([verifier.preprocess(s) for s in [png_signatures[4]]])
     r = verifier.verify_against(refs, png_signatures[4])
     policy = verifier.card.reference_policy(len(refs))
     assert r.score == pytest.approx(float(policy.scores(q, refs)[0]), rel=1e-5)
-    assert r.threshold == policy.threshold and r.score_method == policy.score_method
+    assert r.threshold == verifier.card.threshold_for(policy.protocol) and r.score_method == policy.score_method
 
 
 def test_copy_among_finds_the_closest_copy_and_reads_only_the_closest_stored_image(verifier, png_signatures):

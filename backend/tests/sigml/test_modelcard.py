@@ -57,8 +57,8 @@ def test_version_derived_from_sha():
 def test_minimal_card_defaults():
     card = ModelCard.from_dict({"threshold": 0.5})
     assert card.architecture == ModelConfig() and card.preprocessing == PreprocessConfig()
-    assert card.reference_threshold() == 0.5  # falls back to the pairwise threshold
-    assert make_card().reference_threshold() == 0.37
+    assert card.threshold_for("reference_based") == 0.5  # falls back to the pairwise threshold
+    assert make_card().threshold_for("reference_based") == 0.37
 
 
 def test_uncalibrated_similarity_is_half_at_the_threshold():
@@ -132,7 +132,7 @@ def test_unknown_reference_score_is_refused(tmp_path):
 def test_the_pairwise_threshold_is_one_value():
     card = make_card()
     assert card.threshold_for("pairwise") == card.threshold == 0.42
-    assert card.threshold_for("reference_based") == card.reference_threshold() == 0.37
+    assert card.threshold_for("reference_based") == 0.37
     assert "pairwise" not in card.thresholds  # held once, as `threshold`
     assert card.to_dict()["thresholds"] == {"pairwise": 0.42, "reference_based": 0.37}  # older readers find it
     with pytest.raises(ValueError, match="not the card's threshold"):
@@ -151,9 +151,11 @@ def test_older_cards_are_read():
 def test_reference_policy_for_k():
     card = make_card(reference_score="normalized", reference_calibration={"spread_floor": 0.2})
     one = card.reference_policy(1)  # no spread to normalise by: a pair
-    assert (one.score_method, one.protocol, one.threshold, one.reference_score) == ("pairwise", "pairwise", 0.42, "mean")
+    assert (one.score_method, one.protocol, one.reference_score) == ("pairwise", "pairwise", "mean")
+    assert card.threshold_for(one.protocol) == 0.42  # the policy names the protocol; the card holds its threshold
     many = card.reference_policy(5)
-    assert (many.score_method, many.protocol, many.threshold, many.spread_floor) == ("normalized", "reference_based", 0.37, 0.2)
+    assert (many.score_method, many.protocol, many.spread_floor) == ("normalized", "reference_based", 0.2)
+    assert card.threshold_for(many.protocol) == 0.37
     mean = make_card(reference_score="mean").reference_policy(3)  # cards from before the normalized score
     assert (mean.score_method, mean.reference_score, mean.spread_floor) == ("mean", "mean", 0.0)
     with pytest.raises(ValueError):
