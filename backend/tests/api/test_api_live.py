@@ -3,64 +3,30 @@ free loopback port with the test model and a fresh SQLite file, driven with real
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 import requests
 
 from api_helpers import png
+from live_gunicorn import live_env, migrate, needs_gunicorn, start, stop, wait_for
 from sigml.testing import free_port
 
-BACKEND_DIR = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
+pytestmark = needs_gunicorn
 
 
 @pytest.fixture(scope="module")
 def gunicorn_server(test_model_path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("live")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SIGVER_", "GUNICORN_", "DATABASE_URL"))}
-    env.update({
-        "DJANGO_SECRET_KEY": "live-test-only", "SIGVER_MODEL_PATH": str(test_model_path),
-        "SIGVER_SQLITE_PATH": str(folder / "db.sqlite3"), "SIGVER_MEDIA_ROOT": str(folder / "media"),
-        "SIGVER_DATA_DIR": str(folder / "no-data"), "SIGVER_TORCH_THREADS": "1",
-        "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_THREADS": "2",
-    })
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BACKEND_DIR, env=env, check=True,
-                   capture_output=True, timeout=300)
-    log = (folder / "gunicorn.log").open("w")
-    server = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.py", "config.wsgi"], cwd=BACKEND_DIR, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = live_env(folder, model=test_model_path, port=port, secret="live-test-only", GUNICORN_THREADS="2")
+    migrate(env)
+    log = folder / "gunicorn.log"
+    server = start(env, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"gunicorn exited with {server.returncode}:\n{(folder / 'gunicorn.log').read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/api/health/", timeout=30).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # not bound yet / the worker is still loading
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer in time:\n{(folder / 'gunicorn.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield {"url": base, "media": folder / "media", "log": folder / "gunicorn.log"}
+        wait_for(f"{base}/api/health/", server, log, request_timeout=30)
+        yield {"url": base, "media": folder / "media", "log": log}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        stop(server)
 
 
 def test_health_and_model(gunicorn_server, verifier):

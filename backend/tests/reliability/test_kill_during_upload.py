@@ -13,23 +13,19 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from api_helpers import png
+from live_gunicorn import live_env, migrate, needs_gunicorn, start, stop, wait_for
 from sigml.testing import free_port
 
-REPO = Path(__file__).resolve().parents[3]
-BACKEND = REPO / "backend"
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 KILLS = 3
 
-pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
+pytestmark = needs_gunicorn
 
 
 def children(pid: int) -> list[int]:
@@ -48,34 +44,10 @@ def children(pid: int) -> list[int]:
     return live
 
 
-def start(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("a") as out:
-        server = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.py", "config.wsgi"], cwd=BACKEND, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return server
-
-
-def wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> int:
+def wait_ready(url: str, server: subprocess.Popen, log: Path, timeout: float = 180) -> int:
     """Waits for health 200 from a worker; returns that worker's pid."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()[-3000:]
-        try:
-            if requests.get(url + "/api/health/", timeout=5).status_code == 200 and children(server.pid):
-                return children(server.pid)[0]
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"no worker answered:\n{log.read_text()[-3000:]}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+    wait_for(url + "/api/health/", server, log, timeout=timeout, interval=0.2, until=lambda: children(server.pid))
+    return children(server.pid)[0]
 
 
 def test_rows_and_files_after_workers_killed_during_uploads(tmp_path, test_model_path):
@@ -83,17 +55,12 @@ def test_rows_and_files_after_workers_killed_during_uploads(tmp_path, test_model
     db = tmp_path / "db.sqlite3"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SIGVER_", "GUNICORN_", "DATABASE_URL"))}
-    env.update({
-        "DJANGO_SECRET_KEY": "fault-test-only-" + "x" * 40, "SIGVER_MODEL_PATH": str(test_model_path),
-        "SIGVER_SQLITE_PATH": str(db), "SIGVER_MEDIA_ROOT": str(media), "SIGVER_DATA_DIR": str(tmp_path / "no-data"),
-        "SIGVER_TORCH_THREADS": "1", "SIGVER_AUDIT_STORE_IMAGES": "1", "SIGVER_MAX_REFERENCES_PER_PROFILE": "1000",
-        "SIGVER_THROTTLE_ANON": "100000/min", "SIGVER_THROTTLE_USER": "100000/min", "SIGVER_THROTTLE_AUTH": "100000/min",
-        "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "4",
-        "GUNICORN_ACCESSLOG": "", "PYTHONUNBUFFERED": "1",
-    })
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BACKEND, env=env, check=True,
-                   capture_output=True, timeout=300)
+    env = live_env(tmp_path, model=test_model_path, port=port, secret="fault-test-only-" + "x" * 40,
+                   SIGVER_AUDIT_STORE_IMAGES="1", SIGVER_MAX_REFERENCES_PER_PROFILE="1000",
+                   SIGVER_THROTTLE_ANON="100000/min", SIGVER_THROTTLE_USER="100000/min",
+                   SIGVER_THROTTLE_AUTH="100000/min", GUNICORN_WORKERS="1", GUNICORN_THREADS="4",
+                   GUNICORN_ACCESSLOG="", PYTHONUNBUFFERED="1")
+    migrate(env)
     log = tmp_path / "gunicorn.log"
     server = start(env, log)
     try:

@@ -11,12 +11,9 @@ The nginx tests are skipped where nginx is not installed (Debian: apt-get instal
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,39 +25,15 @@ import requests
 
 from api_helpers import png
 from hostile_inputs import jpeg_scan_bomb
+from live_gunicorn import live_env, migrate, needs_gunicorn, start, stop, wait_for
 from sigml.testing import free_port
 
 REPO = Path(__file__).resolve().parents[3]
-BACKEND = REPO / "backend"
-GUNICORN = Path(sys.executable).parent / "gunicorn"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 REFERENCE_LIMIT = 10
 
-pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed next to this Python")
+pytestmark = needs_gunicorn
 needs_nginx = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian: apt-get install nginx-light)")
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, timeout=10).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not answer in time:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=40)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -68,21 +41,13 @@ def production(test_model_path, tmp_path_factory):
     """gunicorn on one free port and, where nginx exists, nginx in front of it on another."""
     folder = tmp_path_factory.mktemp("production")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SIGVER_", "GUNICORN_", "DATABASE_URL"))}
-    env.update({
-        "DJANGO_SECRET_KEY": "live-test-only-" + "x" * 40, "SIGVER_MODEL_PATH": str(test_model_path),
-        "SIGVER_SQLITE_PATH": str(folder / "db.sqlite3"), "SIGVER_MEDIA_ROOT": str(folder / "media"),
-        "SIGVER_DATA_DIR": str(folder / "no-data"), "SIGVER_TORCH_THREADS": "1", "SIGVER_NUM_PROXIES": "1",
-        "SIGVER_THROTTLE_ANON": "100000/min", "SIGVER_THROTTLE_USER": "100000/min", "SIGVER_THROTTLE_AUTH": "100000/min",
-        "SIGVER_MAX_REFERENCES_PER_PROFILE": str(REFERENCE_LIMIT), "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4", "GUNICORN_ACCESSLOG": "",
-    })
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BACKEND, env=env, check=True,
-                   capture_output=True, timeout=300)
+    env = live_env(folder, model=test_model_path, port=port, secret="live-test-only-" + "x" * 40,
+                   SIGVER_NUM_PROXIES="1", SIGVER_THROTTLE_ANON="100000/min", SIGVER_THROTTLE_USER="100000/min",
+                   SIGVER_THROTTLE_AUTH="100000/min", SIGVER_MAX_REFERENCES_PER_PROFILE=str(REFERENCE_LIMIT),
+                   GUNICORN_WORKERS="2", GUNICORN_THREADS="4", GUNICORN_ACCESSLOG="")
+    migrate(env)
     log = folder / "gunicorn.log"
-    with log.open("w") as out:
-        server = subprocess.Popen([str(GUNICORN), "-c", "config/gunicorn.py", "config.wsgi"], cwd=BACKEND, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = start(env, log)
     urls = {"direct": f"http://127.0.0.1:{port}"}
     proxy = None
     try:
