@@ -637,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
          f"{k['answered']['2xx']} / {k['answered']['4xx']} / {k['answered']['5xx']} / {k['answered']['no answer']}",
          "", None),
         ("  worker back after a kill, p50 / max",
-         f"{k['worker_back_seconds']['p50'] / 1000:.1f} s / {k['worker_back_seconds']['max'] / 1000:.1f} s", "", None),
+         (f"{k['worker_back_seconds']['p50'] / 1000:.1f} s / {k['worker_back_seconds']['max'] / 1000:.1f} s"
+          if k["kills"] else "-"), "", None),
         ("  rows w/o files / files w/o rows, before restart",
          f"{len(k['before_restart']['rows_without_files'])} / {len(k['before_restart']['files_without_rows'])}", "",
          None),
