@@ -94,10 +94,16 @@ def choose_profile_ui(profiles: list[dict[str, Any]]) -> dict[str, Any] | None:
         st.info("No profiles yet. Create one for each person whose signature you want to check.")
         return None
     by_id = {p["id"]: p for p in profiles}
+    labels = {i: profile_label(p, profiles) for i, p in by_id.items()}
+    ids = list(by_id)
     if st.session_state.get(PROFILE_KEY) not in by_id:
-        st.session_state[PROFILE_KEY] = profiles[0]["id"]
-    pid = st.selectbox("Profile", list(by_id), format_func=lambda i: profile_label(by_id[i], profiles),
-                       key=PROFILE_KEY)
+        st.session_state[PROFILE_KEY] = ids[0]
+    # The labels are part of the widget's key: the browser keeps showing the label a keyed selectbox had when only
+    # its labels change, so "0 references" stayed after an upload. A new key draws the new labels; the choice itself
+    # lives in PROFILE_KEY.
+    pid = st.selectbox("Profile", ids, index=ids.index(st.session_state[PROFILE_KEY]), format_func=labels.get,
+                       key=f"profile_select_{ui.digest(*(labels[i].encode() for i in ids))}")
+    st.session_state[PROFILE_KEY] = pid
     twins = same_name(profiles, by_id[pid].get("name"), but=pid)
     if twins:
         others = ", ".join(f"#{p.get('id')}" + (f" ({ui.md_text(p['external_id'])})" if p.get("external_id") else "")

@@ -198,6 +198,11 @@ def register(at, username: str, password: str = "correct horse battery"):
     return run(at.button(key="FormSubmitter:register_form-Create account").click())
 
 
+def profile_selector(at):
+    """The profile selector (its key follows its labels: found by its label)."""
+    return next(s for s in at.selectbox if s.label == "Profile")
+
+
 def test_profiles_starts_with_sign_in(app_test):
     at = run(app_test("profiles"))
     assert at.text_input(key="sign_in_username") is not None
@@ -224,7 +229,7 @@ def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
     at.text_input(key="new_profile_external_id").input("ACC-42")
     run(at.button(key="FormSubmitter:new_profile_form-Create profile").click())
     assert "Profile **Alice Martin** created" in alerts(at, "success")
-    assert at.selectbox(key="profile_id").options == ["Alice Martin (ACC-42) · 0 references"]
+    assert profile_selector(at).options == ["Alice Martin (ACC-42) · 0 references"]
 
     uploader = at.file_uploader(key="reference_upload_0")
     uploader.set_value([(f"ref{i}.png", signature(31, variant=i), PNG) for i in range(3)])
@@ -233,7 +238,7 @@ def test_profiles_full_enrollment_flow(app_test, unique_username, signature):
     assert "3 references added" in alerts(at, "success")
     assert "3 genuine reference signatures on file" in markdown_text(at)
     # the selector's count follows the upload, and the page says how far 3 references are from the published figures
-    assert at.selectbox(key="profile_id").options == ["Alice Martin (ACC-42) · 3 references"]
+    assert profile_selector(at).options == ["Alice Martin (ACC-42) · 3 references"]
     assert "the published figures need 5" in alerts(at, "info")
     delete_buttons = [b for b in at.button if b.key and b.key.startswith("delete_reference_")]
     assert len(delete_buttons) == 3
@@ -573,7 +578,7 @@ def test_two_profiles_with_one_name_are_told_apart(app_test, unique_username):
         run(at.button(key="FormSubmitter:new_profile_form-Create profile").click())
     assert "You now have 2 profiles named" in alerts(at, "warning")
     assert "Another profile has the same name" in alerts(at, "warning")
-    labels = at.selectbox(key="profile_id").options
+    labels = profile_selector(at).options
     assert len(labels) == 2 and all(" · #" in label for label in labels)  # each shows its id
     ids = sorted(int(label.split(" · #")[1].split(" ")[0]) for label in labels)
     assert ids[0] != ids[1]
