@@ -172,7 +172,22 @@ def _number(value: float | None, digits: int) -> str | None:
     return None if value is None else f"{value:.{digits}f}"
 
 
+CSV_LINES_PER_CHUNK = 500  # one write to the socket per chunk: a line per write spent the worker's CPU on syscalls
+
+
 def csv_rows(records) -> Iterator[str]:
+    """The header, then the records' lines, in chunks of CSV_LINES_PER_CHUNK."""
+    chunk: list[str] = []
+    for line in csv_lines(records):
+        chunk.append(line)
+        if len(chunk) >= CSV_LINES_PER_CHUNK:
+            yield "".join(chunk)
+            chunk = []
+    if chunk:
+        yield "".join(chunk)
+
+
+def csv_lines(records) -> Iterator[str]:
     """The header, then one line per record: read as tuples of the columns it needs (no model instances)."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)

@@ -482,3 +482,17 @@ def test_a_negative_retention_is_a_command_error():
 
     with pytest.raises(CommandError, match="0 or more"):
         call_command("purge_records", "--older-than-days", "-1")
+
+
+def test_the_csv_is_sent_in_chunks_of_many_lines(db):
+    from audit.views import CSV_LINES_PER_CHUNK, csv_lines, csv_rows
+
+    VerificationRecord.objects.bulk_create(
+        VerificationRecord(kind="pair", questioned_sha256="a" * 64, model_version="m", distance=0.5, threshold=0.5,
+                           verdict="genuine", decision="genuine", elapsed_ms=1.0)
+        for _ in range(CSV_LINES_PER_CHUNK + 10))
+    records = VerificationRecord.objects.order_by("-created", "-pk")
+    chunks = list(csv_rows(records))
+    assert len(chunks) == 2  # the header and 510 lines: one full chunk and the rest
+    assert "".join(chunks) == "".join(csv_lines(records))
+    assert len(list(csv.reader(io.StringIO("".join(chunks))))) == 1 + CSV_LINES_PER_CHUNK + 10
