@@ -61,7 +61,8 @@ ERROR_DESCRIPTIONS = {
     409: "Conflicts with what is stored (a duplicate reference, a taken external id)",
     413: "File or image too large",
     415: "Not a readable image, or not multipart",
-    422: "Not a signature crop the model can judge (`not_a_signature`: a page, a photo, a frame); crop it",
+    422: ("Not a signature crop the model can judge (`not_a_signature`: a page, a photo, a frame: crop it; `too_small`: "
+          "the ink is under the minimum size in `details.minimum`)"),
     429: "Throttled; see Retry-After",
     503: "Model or database unavailable",
 }

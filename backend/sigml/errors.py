@@ -54,6 +54,18 @@ class NotASignatureError(ImageError):
         self.problems = problems or []
 
 
+class TooSmallError(NotASignatureError):
+    """The signature's ink is smaller than any the model was trained on (`sigml.quality.MIN_INK_WIDTH` x
+    `MIN_INK_HEIGHT` pixels): `details` gives the minimum and what was sent."""
+
+    code = "too_small"
+
+    def __init__(self, message: str, problems: list | None = None, *, minimum: dict | None = None,
+                 ink_box: dict | None = None) -> None:
+        super().__init__(message, problems)
+        self.details.update({"minimum": minimum or {}, "ink_box": ink_box or {}})
+
+
 class DatasetError(SigmlError, ValueError):
     """A dataset folder is missing, empty or of an unknown layout."""
 

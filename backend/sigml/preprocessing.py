@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .errors import BlankImageError, CropError, ImageTooLargeError, NotASignatureError, UnreadableImageError
+from .errors import (BlankImageError, CropError, ImageTooLargeError, NotASignatureError, TooSmallError,
+                     UnreadableImageError)
 
 if TYPE_CHECKING:
     import torch
@@ -405,13 +406,18 @@ def preprocess_checked(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONF
                        formats: Sequence[str] | None = None, crop: CropBox | None = None,
                        array: bool = False) -> tuple[torch.Tensor | np.ndarray, list]:
     """Serving's `preprocess`: the same tensor, after an optional `crop`, with the quality gate's warnings
-    (`sigml.quality`); an image the gate refuses raises `NotASignatureError` carrying the problems.
+    (`sigml.quality`); an image the gate refuses raises `NotASignatureError` carrying the problems (`TooSmallError`
+    when only its size is wrong).
     `array`: the same values as a 1 x H x W float32 numpy array (serving without torch)."""
     from . import quality
 
     ink = ink_map(source, cfg, formats=formats, crop=crop)
-    _, problems = quality.assess(ink)
+    measures, problems = quality.assess(ink)
     refused = [p for p in problems if p.refuse]
+    if refused and all(p.code == "too_small" for p in refused):  # a small signature, not a page: say how small
+        raise TooSmallError(refused[0].message, [p.to_dict() for p in problems],
+                            minimum={"width": quality.MIN_INK_WIDTH, "height": quality.MIN_INK_HEIGHT},
+                            ink_box={"width": measures.ink_width, "height": measures.ink_height})
     if refused:
         raise NotASignatureError("this does not look like a signature crop: " + " ".join(p.message for p in refused)
                                  + " " + quality.ADVICE, [p.to_dict() for p in problems])

@@ -317,3 +317,14 @@ def test_a_re_encoded_copy_is_flagged_by_the_pixel_rule(client, verifier, monkey
     assert client.post(URL, data, format="multipart").json()["flags"] == ["identical_to_reference"]
     data = {"reference": upload(image_bytes(original)), "questioned": upload(png(9))}
     assert client.post(URL, data, format="multipart").json()["flags"] == []
+
+
+def test_a_tiny_signature_is_refused_as_too_small_with_the_minimum(client):
+    tiny = image_bytes(signature_image(9, size=(300, 120), paper=245).resize((40, 20)))
+    response = client.post(URL, {"reference": upload(png(1)), "questioned": upload(tiny)}, format="multipart")
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "too_small" and error["details"]["field"] == "questioned"
+    assert error["details"]["minimum"] == {"width": 48, "height": 24}
+    assert error["details"]["ink_box"]["width"] <= 40 and error["details"]["ink_box"]["height"] <= 20
+    assert "48x24" in error["message"]

@@ -168,3 +168,16 @@ def test_ink_box_size():
     assert quality.ink_box_size(ink) == (0, 0)
     ink[10:20, 5:65] = 1.0
     assert quality.ink_box_size(ink) == (10, 60)
+
+
+def test_serving_preprocessing_says_too_small_apart_from_not_a_signature():
+    from sigml.errors import TooSmallError
+
+    tiny = signature_image(2, size=(300, 120), paper=255, ink=25).resize((40, 20))
+    with pytest.raises(TooSmallError) as info:
+        preprocess_checked(tiny)
+    assert info.value.code == "too_small" and isinstance(info.value, NotASignatureError)
+    assert info.value.details["minimum"] == {"width": quality.MIN_INK_WIDTH, "height": quality.MIN_INK_HEIGHT}
+    with pytest.raises(NotASignatureError) as page:  # a page stays not_a_signature, whatever else it shows
+        preprocess_checked(page_of_text())
+    assert page.value.code == "not_a_signature"
