@@ -1,6 +1,7 @@
 """A clerk's day in a real browser with no network beyond this machine (Playwright + Debian's Chromium; skipped
 with a reason when either is missing): the API docs render offline; sign in, refresh, still signed in; verify;
-the case record is in History; export it as CSV."""
+the case record is in History; export it as CSV. History and Profiles, signed in, pass axe-core's WCAG 2 A/AA
+rules (no serious or critical finding)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: F401  (the fixture)
+from test_browser import CHROMIUM, CHROMIUM_ARGS, FAILING_IMPACTS, axe_findings, settle, streamlit_server  # noqa: F401
 
 PASSWORD = "correct horse battery"
 
@@ -59,6 +60,7 @@ def test_api_docs_render_offline(backend_url, browser_context):
 
 
 def test_sign_in_refresh_verify_history_export(backend_url, streamlit_server, browser_context, signature, tmp_path):  # noqa: F811
+    pytest.importorskip("axe_playwright_python", reason="axe-playwright-python is not installed (requirements-dev.txt)")
     context, sync_api = browser_context
     username = f"clerk_{uuid.uuid4().hex[:8]}"
     assert requests.post(f"{backend_url}/api/auth/register/", json={"username": username, "password": PASSWORD},
@@ -97,6 +99,14 @@ def test_sign_in_refresh_verify_history_export(backend_url, streamlit_server, br
         page.goto(f"{streamlit_server}/History")
         page.get_by_text(f"Signed in as {username}").first.wait_for()
         page.get_by_text("1 record, newest first").wait_for()
+        settle(page)
+        findings = axe_findings(page, "History, signed in")  # the pages a signed-out run of axe does not see
+        page.locator('[data-testid="stSidebarNav"] a', has_text="Profiles").first.click()
+        page.get_by_text("No profiles yet").first.wait_for()
+        settle(page)
+        findings += axe_findings(page, "Profiles, signed in")
+        page.locator('[data-testid="stSidebarNav"] a', has_text="History").first.click()
+        page.get_by_text("1 record, newest first").wait_for()
         page.get_by_role("button", name=re.compile("Export these records as CSV")).click()
         download_button = page.get_by_role("button", name=re.compile(r"Download the CSV \(1 record\)"))
         with page.expect_download() as info:
@@ -105,6 +115,42 @@ def test_sign_in_refresh_verify_history_export(backend_url, streamlit_server, br
     except Exception:
         page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
         raise
+    failing = [f for f in findings if any(f"({impact})" in f.split(": ", 2)[1] for impact in FAILING_IMPACTS)]
+    assert not failing, "\n".join(failing)
     lines = csv_text.strip().splitlines()
     assert lines[0].startswith("id,created,kind,user")
     assert len(lines) == 2 and f",pair,{username}," in lines[1]
+
+
+def test_the_profile_selector_counts_the_references_just_added(backend_url, streamlit_server, browser_context,  # noqa: F811
+                                                               signature, tmp_path):
+    """In the browser, not only in AppTest: the selector's label (name · N references) follows an upload."""
+    context, sync_api = browser_context
+    username = f"clerk_{uuid.uuid4().hex[:8]}"
+    assert requests.post(f"{backend_url}/api/auth/register/", json={"username": username, "password": PASSWORD},
+                         timeout=30).status_code == 201
+    page = context.new_page()
+    try:
+        page.goto(f"{streamlit_server}/Profiles")
+        page.locator("input[aria-label='Username']:visible").first.fill(username)
+        page.locator("input[aria-label='Password']:visible").first.fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("No profiles yet").first.wait_for()
+        settle(page)  # the sign-in's rerun is over: typing now is not lost
+        page.get_by_text("New profile").first.click()
+        page.locator("input[aria-label='Name of the person']").fill("Dana Ray")
+        settle(page)
+        page.get_by_role("button", name="Create profile").click()
+        selector = page.get_by_role("combobox", name="Profile")  # the selected label is the input's value
+        sync_api.expect(selector).to_have_value("Dana Ray · 0 references", timeout=90_000)
+        settle(page)
+        page.locator('input[type="file"]').first.set_input_files(
+            [{"name": f"ref{i}.png", "mimeType": "image/png", "buffer": signature(61, variant=i)} for i in range(2)])
+        add = page.get_by_role("button", name=re.compile(r"Add 2 references"))
+        sync_api.expect(add).to_be_enabled(timeout=90_000)
+        add.click()
+        page.get_by_text("2 references added").first.wait_for()
+        sync_api.expect(selector).to_have_value("Dana Ray · 2 references", timeout=90_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
