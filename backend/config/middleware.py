@@ -45,7 +45,7 @@ class RequestSizeLimitMiddleware:
 
 # --- image requests: how many at once, and a deadline -------------------------------------------------
 
-IMAGE_ENDPOINTS = frozenset({"verify", "reference-list", "profile-verify", "dataset-pairs-verify"})
+IMAGE_ENDPOINTS = frozenset({"verify", "locate", "reference-list", "profile-verify", "dataset-pairs-verify"})
 BUSY_RETRY_AFTER_S = 5
 
 
@@ -79,7 +79,7 @@ class SettingsSemaphore:
 
 class ImageRequestLimitMiddleware:
     """At most SIGVER_MAX_CONCURRENT_IMAGE_REQUESTS image requests (POSTs that decode uploads or run the
-    model: verify, reference upload, profile verify, batch pair verification) run at once in a process;
+    model: verify, locate, reference upload, profile verify, batch pair verification) run at once in a process;
     one that cannot start within SIGVER_BUSY_WAIT_SECONDS is a 503 `server_busy` with Retry-After.
 
     With gunicorn's gthread workers this keeps threads free for health checks and light requests

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 # (key in the index, URL name in the `api` namespace, what it is); URLs with parameters are listed as templates
 INDEX_LINKS: list[tuple[str, str, str]] = [
     ("verify", "api:verify", "POST reference + questioned (multipart): decision, score, score_method"),
+    ("locate", "api:locate", "POST image (multipart): the boxes of the handwritten signatures on a page"),
     ("health", "api:health", "GET liveness and readiness"),
     ("model", "api:model", "GET the model card"),
     ("datasets", "api:dataset-list", "GET the datasets under SIGVER_DATA_DIR"),

@@ -25,7 +25,7 @@ from sigml.preprocessing import CropBox, to_png
 from audit.models import VerificationRecord
 from audit.services import AUDIT_FOLDER, RecordedImage, Requester, verification_record_create
 
-from .uploads import UploadedImage, png_data_uri, upload_warnings, uploads_preprocess
+from .uploads import UploadedImage, image_locate, png_data_uri, upload_warnings, uploads_preprocess
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
 from .model_loader import verifier_get
@@ -76,6 +76,20 @@ def verify_pair(*, reference: UploadedImage, questioned: UploadedImage, requeste
     verification_record_create(kind="pair", requester=requester or Requester(), result=out,
                                questioned=_recorded(questioned), references=[_recorded(reference)])
     return out
+
+
+def signatures_locate(*, image: UploadedImage, deadline: float | None = None) -> dict[str, Any]:
+    """Where the handwritten signatures are on an uploaded page, cheque or form (`sigml.locate`), best first."""
+    started = time.perf_counter()
+    found = image_locate(verifier=verifier_get(), image=image, deadline=deadline)
+    return {"signatures": found, "count": len(found), "image_size": [image.width, image.height],
+            "note": LOCATE_NOTE, "elapsed_ms": _elapsed_ms(started)}
+
+
+# The locator's measured quality (bench/locate.py, docs/results.md), said with every answer so nobody takes an empty
+# list for "no signature here".
+LOCATE_NOTE = ("Boxes from the signature locator, best first. It finds about half of the signatures on synthetic test "
+               "documents (docs/results.md): an empty list does not mean there is no signature; draw the crop yourself.")
 
 
 # --- dataset pairs ----------------------------------------------------------------------------------

@@ -37,8 +37,9 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from config.errors import ImageRejected, ServerBusy, UploadTooLarge
-from sigml.errors import ImageError, UnreadableImageError
+from sigml.errors import ImageError, NotASignatureError, TooSmallError, UnreadableImageError
 from sigml.inference import PreprocessedImage, Verifier
+from sigml.locate import LocatedSignature, locate
 from sigml.preprocessing import CropBox, preprocess_checked, read_header
 
 log = logging.getLogger(__name__)
@@ -187,11 +188,51 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
                                                       array=True)
                 image.warnings.extend({"field": image.field, **p} for p in problems)
                 return tensor
+            except NotASignatureError as exc:
+                if crop is None and not isinstance(exc, TooSmallError):  # a page: where its signatures may be
+                    exc.details["suggested_crops"] = suggested_crops(image, max_pixels=cfg.max_pixels)
+                raise
             finally:
                 if pixels >= LARGE_DECODE_PIXELS:
                     memory_release()
     except ImageError as exc:
         raise ImageRejected.of(exc, field=image.field) from exc
+
+
+SUGGESTED_CROPS = 3
+
+
+def suggested_crops(image: UploadedImage, *, max_pixels: int) -> list[dict]:
+    """The signature locator's best boxes on a refused page (`sigml.locate`), each with the `crop` value to send back;
+    empty when it finds none. Called inside the caller's decode budget: the page is decoded once more."""
+    try:
+        found = locate(image.data, max_pixels=max_pixels)
+    except ImageError:
+        return []
+    return [located_dict(f) for f in found[:SUGGESTED_CROPS]]
+
+
+def located_dict(found: LocatedSignature) -> dict:
+    """A located signature as the API gives it: its box, the same box as a `crop` value, and its confidence."""
+    return {**found.to_dict(), "crop": ",".join(str(v) for v in found.box)}
+
+
+def image_locate(*, verifier: Verifier, image: UploadedImage, deadline: float | None = None) -> list[dict]:
+    """The handwritten signatures the locator finds on an uploaded page, best first, within the decode budget."""
+    pixels = image.width * image.height
+    wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
+    if deadline is not None:
+        wait = max(0.0, min(wait, deadline - time.monotonic()))
+    try:
+        with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
+            try:
+                found = locate(image.data, max_pixels=max_pixels_for(verifier))
+            finally:
+                if pixels >= LARGE_DECODE_PIXELS:
+                    memory_release()
+    except ImageError as exc:
+        raise ImageRejected.of(exc, field=image.field) from exc
+    return [located_dict(f) for f in found]
 
 
 LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is handed back (malloc_trim)

@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("verify/", views.VerifyApi.as_view(), name="verify"),
+    path("locate/", views.LocateApi.as_view(), name="locate"),
     path("datasets/", views.DatasetListApi.as_view(), name="dataset-list"),
     path("datasets/<str:name>/", views.DatasetDetailApi.as_view(), name="dataset-detail"),
     path("datasets/<str:name>/writers/<str:writer>/", views.DatasetWriterApi.as_view(), name="dataset-writer"),

@@ -255,6 +255,41 @@ class VerifyApi(APIView):
         return Response(self.OutputSerializer(result).data)
 
 
+class LocateApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [AnonThrottle, UserThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        image = serializers.FileField(allow_empty_file=True, help_text="a page, cheque or form holding signatures")
+
+    class OutputSerializer(serializers.Serializer):
+        signatures = inline_serializer(
+            name="LocatedSignature", many=True,
+            fields={
+                "box": serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4,
+                                             help_text="left, top, right, bottom (exclusive), in the image's pixels"),
+                "crop": serializers.CharField(help_text="the same box as a `crop` value for the verify endpoints"),
+                "confidence": serializers.FloatField(),
+            },
+        )
+        count = serializers.IntegerField()
+        image_size = serializers.ListField(child=serializers.IntegerField(), help_text="width, height")
+        note = serializers.CharField()
+        elapsed_ms = serializers.FloatField()
+
+    @extend_schema(
+        request=multipart(InputSerializer),
+        responses={200: OutputSerializer, **error_responses(400, 413, 415, 429, 503)},
+        summary="Find the handwritten signatures on a page, cheque or form",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        (image,) = uploads_read([("image", serializer.validated_data["image"])])
+        result = services.signatures_locate(image=image, deadline=request_deadline(request))
+        return Response(self.OutputSerializer(result).data)
+
+
 # --- datasets ---------------------------------------------------------------------------------------
 
 class DatasetSummarySerializer(serializers.Serializer):
