@@ -28,11 +28,23 @@ if control_socket is None:
     del control_socket
 
 
+# A thread waiting for the GIL gets it after at most this many seconds of another thread's Python (5 ms by default).
+# A request takes the GIL back after each socket read or database call, so beside a thread busy in Python (a CSV
+# export) a health check waited ~5 ms dozens of times: p95 103 ms during exports against 7 ms alone
+# (bench/fault_drill.py). The model's forward pass runs outside the GIL and is not slowed.
+SWITCH_INTERVAL_S = float(os.environ.get("SIGVER_GIL_SWITCH_INTERVAL", "0.001"))
+
+
 def post_worker_init(worker) -> None:
-    """Each worker, once the app is loaded, runs the callables SIGVER_WORKER_START_HOOKS names (by default the sweep
-    of stored files that no row names, left by a worker killed mid-upload); a failing one is logged and skipped."""
+    """Each worker, once the app is loaded, sets the GIL's switch interval (SWITCH_INTERVAL_S) and runs the
+    callables SIGVER_WORKER_START_HOOKS names (by default the sweep of stored files that no row names, left by a
+    worker killed mid-upload); a failing hook is logged and skipped."""
+    import sys
+
     from django.conf import settings
     from django.utils.module_loading import import_string
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     for path in getattr(settings, "SIGVER_WORKER_START_HOOKS", []):
         try:

@@ -31,7 +31,8 @@ def model_plot_names() -> list[str]:
     if not folder.is_dir():
         return []
     names = [p.stem for p in folder.glob("*.png")]
-    names += [f"{p.parent.name}-{p.stem}" for p in folder.glob("*/*.png") if "-" not in p.parent.name]
+    # a dataset's name may hold hyphens (BHSig260-Bengali); a plot's stem does not (pairwise, reference_k10)
+    names += [f"{p.parent.name}-{p.stem}" for p in folder.glob("*/*.png") if "-" not in p.stem]
     servable = []
     for name in sorted(set(names)):
         try:
@@ -48,7 +49,7 @@ def model_plot_path(*, name: str) -> Path:
     folder = Path(settings.SIGVER_PLOTS_DIR).resolve()
     candidates = [folder / f"{name}.png"]
     if "-" in name:
-        sub, stem = name.split("-", 1)
+        sub, stem = name.rsplit("-", 1)
         candidates.append(folder / sub / f"{stem}.png")
     for candidate in (c.resolve() for c in candidates):
         if candidate.is_relative_to(folder) and candidate.is_file():

@@ -117,3 +117,16 @@ def test_unknown_url_outside_api_answers_json_without_debug(client):
     response = client.get("/elsewhere/")
     assert response.status_code == 404
     assert error_of(response)["code"] == "not_found"
+
+
+def test_plots_of_a_dataset_with_a_hyphen_in_its_name_are_listed_and_served(client, dataset_dirs, settings, tmp_path):
+    settings.SIGVER_PLOTS_DIR = str(tmp_path)  # the session's plots folder stays as the other tests expect it
+    (tmp_path / "BHSig260-Bengali").mkdir()
+    png = (dataset_dirs["plots"] / "roc.png").read_bytes()
+    (tmp_path / "BHSig260-Bengali" / "reference_k10.png").write_bytes(png)
+    card = client.get(reverse("api:model")).json()
+    assert [p["name"] for p in card["plots"]] == ["BHSig260-Bengali-reference_k10"]
+    response = client.get(reverse("api:model-plot", kwargs={"name": "BHSig260-Bengali-reference_k10"}),
+                          HTTP_ACCEPT="image/png")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == png
