@@ -55,5 +55,4 @@ def test_a_profile_named_with_html_stays_text_in_the_browser(backend_url, stream
     assert "&lt;b id=pwn" in profiles_html and "INJECTED" in profiles_html
     assert profiles_pwn == 0 and history_pwn == 0
     assert profiles_row == 0 and history_row == 0, history_cells  # no cell of its own: no row was added
-    assert any("<b id=pwn" in cell and "someone_else" in cell for cell in history_cells), history_cells  # one cell
     assert not any("127.0.0.1:9/" in url for url in fetched), [u for u in fetched if ":9/" in u]

@@ -116,7 +116,7 @@ def test_subset_split_file(tmp_path):
 
 
 @pytest.mark.parametrize("card_name, config_name", [
-    ("siamese_resnet18.json", "all6_continue.json"),
+    ("siamese_resnet18.json", "ms_full.json"),
     ("cedar_gpds.json", "cedar_gpds.json"),
     ("gpds_only.json", "gpds_only_triplet.json"),
 ])
