@@ -163,14 +163,11 @@ def memory_release() -> None:
         _MALLOC_TRIM(0)
 
 
-def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None,
-                     deadline: float | None = None) -> PreprocessedImage:
-    """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
-
-    Decoded with exactly the accepted format and the serving pixel limit, within the decode budget, cropped to
-    `crop` when given, and past the quality gate (`sigml.quality`: 422 `not_a_signature`; its warnings are
-    appended to `image.warnings`). `deadline` (time.monotonic()): the request's, after which nothing is decoded."""
-    cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
+@contextmanager
+def decoding(image: UploadedImage, deadline: float | None = None) -> Iterator[None]:
+    """Where an upload is decoded: not after the request's `deadline` (time.monotonic(); a 503), within the decode
+    budget (waiting at most SIGVER_DECODE_WAIT_SECONDS for it), memory handed back after a large image, and an
+    `ImageError` of the ML core translated once into the API's refusal naming the field."""
     pixels = image.width * image.height
     wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
     if deadline is not None:
@@ -184,14 +181,7 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
     try:
         with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
             try:
-                tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop,
-                                                      array=True)
-                image.warnings.extend({"field": image.field, **p} for p in problems)
-                return tensor
-            except NotASignatureError as exc:
-                if crop is None and not isinstance(exc, TooSmallError):  # a page: where its signatures may be
-                    exc.details["suggested_crops"] = suggested_crops(image, max_pixels=cfg.max_pixels)
-                raise
+                yield
             finally:
                 if pixels >= LARGE_DECODE_PIXELS:
                     memory_release()
@@ -199,12 +189,31 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
         raise ImageRejected.of(exc, field=image.field) from exc
 
 
+def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None,
+                     deadline: float | None = None) -> PreprocessedImage:
+    """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
+
+    Decoded with exactly the accepted format and the serving pixel limit (`decoding`), cropped to `crop` when given,
+    and past the quality gate (`sigml.quality`: 422 `not_a_signature`, with the locator's `suggested_crops` for an
+    uncropped page; its warnings are appended to `image.warnings`)."""
+    cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
+    with decoding(image, deadline):
+        try:
+            tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop, array=True)
+        except NotASignatureError as exc:
+            if crop is None and not isinstance(exc, TooSmallError):  # a page: where its signatures may be
+                exc.details["suggested_crops"] = suggested_crops(image, max_pixels=cfg.max_pixels)
+            raise
+    image.warnings.extend({"field": image.field, **p} for p in problems)
+    return tensor
+
+
 SUGGESTED_CROPS = 3
 
 
 def suggested_crops(image: UploadedImage, *, max_pixels: int) -> list[dict]:
     """The signature locator's best boxes on a refused page (`sigml.locate`), each with the `crop` value to send back;
-    empty when it finds none. Called inside the caller's decode budget: the page is decoded once more."""
+    empty when it finds none. Called inside the caller's `decoding`: the page is decoded once more."""
     try:
         found = locate(image.data, max_pixels=max_pixels)
     except ImageError:
@@ -218,20 +227,9 @@ def located_dict(found: LocatedSignature) -> dict:
 
 
 def image_locate(*, verifier: Verifier, image: UploadedImage, deadline: float | None = None) -> list[dict]:
-    """The handwritten signatures the locator finds on an uploaded page, best first, within the decode budget."""
-    pixels = image.width * image.height
-    wait = float(settings.SIGVER_DECODE_WAIT_SECONDS)
-    if deadline is not None:
-        wait = max(0.0, min(wait, deadline - time.monotonic()))
-    try:
-        with DECODE_BUDGET.reserve(pixels, budget=int(settings.SIGVER_DECODE_BUDGET_PIXELS), timeout=wait):
-            try:
-                found = locate(image.data, max_pixels=max_pixels_for(verifier))
-            finally:
-                if pixels >= LARGE_DECODE_PIXELS:
-                    memory_release()
-    except ImageError as exc:
-        raise ImageRejected.of(exc, field=image.field) from exc
+    """The handwritten signatures the locator finds on an uploaded page, best first (`decoding`)."""
+    with decoding(image, deadline):
+        found = locate(image.data, max_pixels=max_pixels_for(verifier))
     return [located_dict(f) for f in found]
 
 

@@ -72,3 +72,17 @@ def close_response(response) -> None:
         response.close()
     finally:
         request_finished.connect(close_old_connections)
+
+
+def letter_page() -> bytes:
+    """A handwritten letter: many lines of joined-up writing, a signature at the bottom."""
+    from PIL import ImageDraw
+    import numpy as np
+
+    page = Image.new("L", (850, 1100), 245)
+    draw = ImageDraw.Draw(page)
+    for i in range(12):
+        xs = np.arange(60, 790, 4)
+        draw.line(list(zip(xs.tolist(), (60 + 70 * i + 8 * np.sin(xs / 9.0)).tolist())), fill=20, width=3)
+    page.paste(signature_image(9, size=(300, 120), paper=245), (450, 950))
+    return image_bytes(page)

@@ -3,30 +3,17 @@ suggested crops, which a client can send back as the crop."""
 
 from __future__ import annotations
 
-import numpy as np
 from django.urls import reverse
-from PIL import Image, ImageDraw
 
-from api_helpers import error_of, png, upload
+from api_helpers import error_of, letter_page, png, upload
 from sigml.testing import image_bytes, signature_image
 
 LOCATE = reverse("api:locate")
 VERIFY = reverse("api:verify")
 
 
-def letter_with_signature() -> bytes:
-    """A letter: twelve lines of joined-up writing, a signature below them."""
-    page = Image.new("L", (850, 1100), 245)
-    draw = ImageDraw.Draw(page)
-    for i in range(12):
-        xs = np.arange(60, 790, 4)
-        draw.line(list(zip(xs.tolist(), (60 + 70 * i + 8 * np.sin(xs / 9.0)).tolist())), fill=20, width=3)
-    page.paste(signature_image(9, size=(300, 120), paper=245), (450, 950))
-    return image_bytes(page)
-
-
 def test_locate_answers_boxes_inside_the_image_with_their_crop_values(client):
-    response = client.post(LOCATE, {"image": upload(letter_with_signature())}, format="multipart")
+    response = client.post(LOCATE, {"image": upload(letter_page())}, format="multipart")
     assert response.status_code == 200, response.content[:300]
     body = response.json()
     assert body["image_size"] == [850, 1100]
@@ -51,7 +38,7 @@ def test_locate_needs_the_image_field(client):
 
 
 def test_a_refused_page_carries_suggested_crops_that_verify_accepts(client):
-    data = {"reference": upload(png(1)), "questioned": upload(letter_with_signature())}
+    data = {"reference": upload(png(1)), "questioned": upload(letter_page())}
     response = client.post(VERIFY, data, format="multipart")
     assert response.status_code == 422
     error = error_of(response)
@@ -59,7 +46,7 @@ def test_a_refused_page_carries_suggested_crops_that_verify_accepts(client):
     crops = error["details"]["suggested_crops"]
     assert isinstance(crops, list) and len(crops) <= 3
     for crop in crops:  # each is a crop value the endpoint takes back (it may still hold text: then 422 again)
-        again = client.post(VERIFY, {"reference": upload(png(1)), "questioned": upload(letter_with_signature()),
+        again = client.post(VERIFY, {"reference": upload(png(1)), "questioned": upload(letter_page()),
                                      "questioned_crop": crop["crop"]}, format="multipart")
         assert again.status_code in (200, 422), again.content[:300]
 

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from api_helpers import blank_png, bomb_png, error_of, png, upload
+from api_helpers import blank_png, bomb_png, error_of, letter_page, png, upload
 from sigml.testing import image_bytes, signature_image
 
 URL = reverse("api:verify")
@@ -258,20 +258,6 @@ def test_a_card_without_bands_decides_at_the_eer_threshold_and_claims_no_rates(c
     body = client.post(URL, {"reference": upload(png(1)), "questioned": upload(png(2))}, format="multipart").json()
     assert body["decision"] == ("genuine" if body["score"] <= body["threshold"] else "forged")
     assert body["decision_rates"] == {"genuine_below": body["threshold"], "forged_above": body["threshold"]}
-
-
-def letter_page() -> bytes:
-    """A handwritten letter: many lines of joined-up writing, a signature at the bottom."""
-    from PIL import ImageDraw
-    import numpy as np
-
-    page = Image.new("L", (850, 1100), 245)
-    draw = ImageDraw.Draw(page)
-    for i in range(12):
-        xs = np.arange(60, 790, 4)
-        draw.line(list(zip(xs.tolist(), (60 + 70 * i + 8 * np.sin(xs / 9.0)).tolist())), fill=20, width=3)
-    page.paste(signature_image(9, size=(300, 120), paper=245), (450, 950))
-    return image_bytes(page)
 
 
 def test_a_page_is_refused_as_not_a_signature_and_a_crop_rescues_it(client):
