@@ -73,6 +73,8 @@ def verification_record_create(*, kind: str, requester: Requester, result: dict[
             stored = _store_images([questioned, *references])
         details = {k: result[k] for k in ("decision_rates", "references", "reference_count", "mean_distance",
                                           "reference_spread") if result.get(k) is not None}
+        if result.get("auto_crops"):  # the boxes judged instead of the pages sent (not their thumbnails)
+            details["auto_crops"] = [{k: v for k, v in c.items() if k != "thumbnail"} for c in result["auto_crops"]]
         with transaction.atomic():  # a savepoint: a failed insert leaves a surrounding transaction usable
             return VerificationRecord.objects.create(
                 kind=kind, user=requester.user if requester.signed_in else None,

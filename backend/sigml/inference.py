@@ -31,7 +31,7 @@ from . import copies, decision, protocols
 from .embedders import Embedder, OnnxEmbedder, TorchEmbedder, as_array, default_runtime, torch_available
 from .errors import ModelLoadError
 from .modelcard import CardError, ModelCard, card_path_for, file_sha256, require_weights_checksum
-from .preprocessing import ImageSource, preprocess_array
+from .preprocessing import CropBox, ImageSource, preprocess_array
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +203,10 @@ class Verifier:
     def model_version(self) -> str:
         return self.card.version
 
-    def preprocess(self, source: ImageSource) -> PreprocessedImage:
-        """`sigml.preprocessing.preprocess_array` of the card's config, 1 x H x W, as the embedder's image type (a
-        numpy array for ONNX, a tensor for torch)."""
-        return self.embedder.wrap(preprocess_array(source, self.card.preprocessing)[None])
+    def preprocess(self, source: ImageSource, crop: CropBox | None = None) -> PreprocessedImage:
+        """`sigml.preprocessing.preprocess_array` of the card's config (after an optional `crop`), 1 x H x W, as the
+        embedder's image type (a numpy array for ONNX, a tensor for torch)."""
+        return self.embedder.wrap(preprocess_array(source, self.card.preprocessing, crop=crop)[None])
 
     def is_preprocessed(self, image: Any) -> bool:
         """Whether `image` is already a preprocessed image of this card (a tensor, or a 1 x H x W float array)."""

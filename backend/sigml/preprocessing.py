@@ -397,9 +397,9 @@ def ink_map(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *, form
 
 
 def preprocess_array(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,
-                     formats: Sequence[str] | None = None) -> np.ndarray:
-    """`preprocess` as a H x W float32 numpy array."""
-    return fit_to_canvas(crop_to_ink(ink_map(source, cfg, formats=formats)), cfg)
+                     formats: Sequence[str] | None = None, crop: CropBox | None = None) -> np.ndarray:
+    """`preprocess` as a H x W float32 numpy array, after an optional `crop`."""
+    return fit_to_canvas(crop_to_ink(ink_map(source, cfg, formats=formats, crop=crop)), cfg)
 
 
 def preprocess_checked(source: ImageSource, cfg: PreprocessConfig = DEFAULT_CONFIG, *,

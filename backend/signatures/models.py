@@ -51,6 +51,9 @@ class Reference(models.Model):
     # canvas / 4 in each side), kept at enrolment so the copy check never decodes the stored image; empty for
     # references enrolled before it (filled once: `manage.py reference_fingerprints`, or on first use)
     fingerprint = models.BinaryField(blank=True, default=b"")
+    # the part of the stored image that is the signature ([left, top, right, bottom] pixels, the crop sent or the box
+    # `auto_crop` chose), so a new model re-embeds the same part; null: the whole image
+    crop = models.JSONField(null=True, blank=True, default=None)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -58,6 +61,9 @@ class Reference(models.Model):
 
     def __str__(self) -> str:
         return f"reference #{self.pk} of profile #{self.profile_id}"
+
+    def crop_box(self) -> tuple[int, int, int, int] | None:
+        return tuple(int(v) for v in self.crop) if self.crop else None  # type: ignore[return-value]
 
     @staticmethod
     def encode_fingerprint(fingerprint: np.ndarray) -> bytes:

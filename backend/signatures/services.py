@@ -25,7 +25,9 @@ from sigml.preprocessing import CropBox, to_png
 from audit.models import VerificationRecord
 from audit.services import AUDIT_FOLDER, RecordedImage, Requester, verification_record_create
 
-from .uploads import UploadedImage, image_locate, png_data_uri, upload_warnings, uploads_preprocess
+from .uploads import (
+    UploadedImage, image_locate, png_data_uri, upload_auto_crops, upload_warnings, uploads_preprocess, used_crop,
+)
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
 from .model_loader import verifier_get
@@ -47,21 +49,23 @@ def _recorded(image: UploadedImage) -> RecordedImage:
 
 def verify_pair(*, reference: UploadedImage, questioned: UploadedImage, requester: Requester | None = None,
                 previews: bool = False, explain: bool = False, reference_crop: CropBox | None = None,
-                questioned_crop: CropBox | None = None, deadline: float | None = None) -> dict[str, Any]:
+                questioned_crop: CropBox | None = None, auto_crop: bool = False,
+                deadline: float | None = None) -> dict[str, Any]:
     """Distance and decision of two uploaded signatures (one batched forward pass), optionally with
-    previews of what the network saw and an occlusion-sensitivity explanation; its case record is written with
-    `requester` (one insert of what is held here: the uploads' names, sha256 and bytes)."""
+    previews of what the network saw and an occlusion-sensitivity explanation; `auto_crop`: a page is judged on its
+    best located signature (said in `auto_crops`). Its case record is written with `requester` (one insert of what
+    is held here: the uploads' names, sha256 and bytes)."""
     started = time.perf_counter()
     verifier = verifier_get()
-    crops = {reference.field: reference_crop, questioned.field: questioned_crop}
-    ref_tensor, q_tensor = uploads_preprocess(
-        verifier=verifier, images=[reference, questioned],
-        crops={field: box for field, box in crops.items() if box is not None}, deadline=deadline,
-    )
-    # a copy only when the same bytes were sent uncropped (or cropped alike)
-    same_bytes = reference.sha256 == questioned.sha256 and reference_crop == questioned_crop
+    crops = {field: box for field, box in {reference.field: reference_crop, questioned.field: questioned_crop}.items()
+             if box is not None}
+    ref_tensor, q_tensor = uploads_preprocess(verifier=verifier, images=[reference, questioned], crops=crops,
+                                              auto_crop=auto_crop, deadline=deadline)
+    # a copy only when the same bytes were judged on the same part (both whole, or cropped alike)
+    same_bytes = reference.sha256 == questioned.sha256 and used_crop(reference, crops) == used_crop(questioned, crops)
     out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=same_bytes).to_dict()
     out["warnings"] = upload_warnings([reference, questioned])
+    out["auto_crops"] = upload_auto_crops([reference, questioned], [ref_tensor, q_tensor])
     if previews:
         out["previews"] = {"reference": png_data_uri(to_png(ref_tensor)), "questioned": png_data_uri(to_png(q_tensor))}
     if explain:
@@ -242,16 +246,18 @@ def _references_duplicates_check(*, verifier: Verifier, profile: Profile, images
                          "distance": round(distance, 6)})
 
 
-def references_create(*, profile: Profile, images: list[UploadedImage],
-                      deadline: float | None = None) -> list[Reference]:
+def references_create(*, profile: Profile, images: list[UploadedImage], crops: dict[str, CropBox] | None = None,
+                      auto_crop: bool = False, deadline: float | None = None) -> list[Reference]:
     """Store genuine references with their embeddings (all images embedded in one batch); all or nothing.
+    `crops` maps an upload's field to the box it is judged on, `auto_crop` judges a page on its best located
+    signature; the box used is stored with the reference, so a new model re-embeds the same part of the image.
 
     The limit is checked early (no decoding for a full profile) and again inside the write transaction
     with the profile's row locked (select_for_update; on SQLite the IMMEDIATE transaction holds the
     database's write lock), so simultaneous uploads cannot push a profile past it."""
     _references_limit_check(profile=profile, adding=len(images))
     verifier = verifier_get()
-    tensors = uploads_preprocess(verifier=verifier, images=images, deadline=deadline)
+    tensors = uploads_preprocess(verifier=verifier, images=images, crops=crops, auto_crop=auto_crop, deadline=deadline)
     embeddings = verifier.embed_tensors(tensors)
     _references_duplicates_check(verifier=verifier, profile=profile, images=images, tensors=tensors,
                                  embeddings=embeddings)
@@ -267,6 +273,7 @@ def references_create(*, profile: Profile, images: list[UploadedImage],
                     size_bytes=len(image.data), sha256=image.sha256, embedding=Reference.encode_embedding(embedding),
                     embedding_dim=int(embedding.shape[0]), model_version=verifier.model_version,
                     fingerprint=reference_fingerprint(verifier=verifier, tensor=tensor),
+                    crop=list(box) if (box := used_crop(image, crops)) is not None else None,
                 )
                 reference.image.save(f"reference.{image.extension}", ContentFile(image.data), save=False)
                 saved.append(reference.image.name)
@@ -363,7 +370,7 @@ def _reference_tensor(*, verifier: Verifier, reference: Reference) -> Preprocess
     """A stored reference's preprocessed image (for the copy rule's pixel comparison); None if it cannot be read."""
     try:
         with reference.image.open("rb") as fh:
-            return verifier.preprocess(fh.read())
+            return verifier.preprocess(fh.read(), crop=reference.crop_box())
     except (OSError, ImageError) as exc:
         log.warning("reference %s cannot be read: %s", reference.pk, exc)
         return None
@@ -375,7 +382,7 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
     for reference in references:
         try:
             with reference.image.open("rb") as fh:
-                tensors.append(verifier.preprocess(fh.read()))
+                tensors.append(verifier.preprocess(fh.read(), crop=reference.crop_box()))
             usable.append(reference)
         except (OSError, ImageError) as exc:
             log.warning("reference %s cannot be re-embedded: %s", reference.pk, exc)
@@ -391,16 +398,19 @@ def _references_reembed(*, verifier: Verifier, references: list[Reference]) -> l
 
 
 def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Requester | None = None,
-                   crop: CropBox | None = None, deadline: float | None = None) -> dict[str, Any]:
-    """A questioned signature against the profile's stored reference embeddings: one forward pass; its case record
-    is written with `requester` (the references by their stored sha256, never re-read)."""
+                   crop: CropBox | None = None, auto_crop: bool = False,
+                   deadline: float | None = None) -> dict[str, Any]:
+    """A questioned signature against the profile's stored reference embeddings: one forward pass (`auto_crop`: a
+    page is judged on its best located signature, said in `auto_crops`); its case record is written with
+    `requester` (the references by their stored sha256, never re-read)."""
     started = time.perf_counter()
     references = list(profile.references.order_by("id"))
     if not references:
         raise ApplicationError("the profile has no references; upload genuine references first.", code="no_references")
     verifier = verifier_get()
-    (tensor,) = uploads_preprocess(verifier=verifier, images=[questioned],
-                                   crops={questioned.field: crop} if crop else None, deadline=deadline)
+    crops = {questioned.field: crop} if crop else None
+    (tensor,) = uploads_preprocess(verifier=verifier, images=[questioned], crops=crops, auto_crop=auto_crop,
+                                   deadline=deadline)
     current = [r for r in references if r.model_version == verifier.model_version]
     stale = [r for r in references if r.model_version != verifier.model_version]
     if stale:
@@ -408,7 +418,9 @@ def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Re
         current.sort(key=lambda r: r.pk)
         if not current:
             raise ApplicationError("none of the profile's references can be used; upload them again.", code="no_references")
-    same_bytes_as = None if crop else next((i for i, r in enumerate(current) if r.sha256 == questioned.sha256), None)
+    judged_on = used_crop(questioned, crops)  # a copy: the same bytes judged on the same part (both whole, or alike)
+    same_bytes_as = next((i for i, r in enumerate(current)
+                          if r.sha256 == questioned.sha256 and r.crop_box() == judged_on), None)
     result = verifier.verify_against(  # the copy check compares kept fingerprints: no stored image is decoded
         [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
         reference_fingerprints=_references_fingerprints(verifier=verifier, references=current))
@@ -419,6 +431,7 @@ def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Re
     out["references"] = [{"id": r.pk, "distance": d} for r, d in zip(current, distances)]
     out["reference_count"] = len(current)
     out["warnings"] = upload_warnings([questioned])
+    out["auto_crops"] = upload_auto_crops([questioned], [tensor])
     out["elapsed_ms"] = _elapsed_ms(started)
     verification_record_create(
         kind="profile", requester=requester or Requester(), result=out, questioned=_recorded(questioned),

@@ -40,7 +40,7 @@ from config.errors import ImageRejected, ServerBusy, UploadTooLarge
 from sigml.errors import ImageError, NotASignatureError, TooSmallError, UnreadableImageError
 from sigml.inference import PreprocessedImage, Verifier
 from sigml.locate import LocatedSignature, locate
-from sigml.preprocessing import CropBox, preprocess_checked, read_header
+from sigml.preprocessing import CropBox, preprocess_checked, read_header, to_png
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class UploadedImage:
     name: str = ""
     sha256: str = dataclasses.field(init=False)
     warnings: list = dataclasses.field(default_factory=list, compare=False)  # the quality gate's, once preprocessed
+    # the located signature judged instead of a refused page (`auto_crop`): its box and confidence, once preprocessed
+    auto_crop: dict = dataclasses.field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha256", hashlib.sha256(self.data).hexdigest())
@@ -190,20 +192,33 @@ def decoding(image: UploadedImage, deadline: float | None = None) -> Iterator[No
 
 
 def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox | None = None,
-                     deadline: float | None = None) -> PreprocessedImage:
+                     auto_crop: bool = False, deadline: float | None = None) -> PreprocessedImage:
     """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
 
     Decoded with exactly the accepted format and the serving pixel limit (`decoding`), cropped to `crop` when given,
-    and past the quality gate (`sigml.quality`: 422 `not_a_signature`, with the locator's `suggested_crops` for an
-    uncropped page; its warnings are appended to `image.warnings`)."""
+    and past the quality gate (`sigml.quality`). An uncropped upload the gate refuses as a page is 422
+    `not_a_signature` with the locator's `suggested_crops`, or, with `auto_crop`, the first of those boxes that passes
+    the gate is judged instead and kept in `image.auto_crop` for the answer. The gate's warnings are appended to
+    `image.warnings`."""
     cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
     with decoding(image, deadline):
         try:
             tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop, array=True)
         except NotASignatureError as exc:
-            if crop is None and not isinstance(exc, TooSmallError):  # a page: where its signatures may be
-                exc.details["suggested_crops"] = suggested_crops(image, max_pixels=cfg.max_pixels)
-            raise
+            if crop is not None or isinstance(exc, TooSmallError):  # not a page: nothing to locate
+                raise
+            found = located(image, max_pixels=cfg.max_pixels)[:SUGGESTED_CROPS]
+            for candidate in found if auto_crop else []:
+                try:
+                    tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=candidate.box,
+                                                          array=True)
+                except NotASignatureError:
+                    continue
+                image.auto_crop.update(located_dict(candidate))
+                break
+            else:
+                exc.details["suggested_crops"] = [located_dict(f) for f in found]
+                raise
     image.warnings.extend({"field": image.field, **p} for p in problems)
     return tensor
 
@@ -211,14 +226,13 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
 SUGGESTED_CROPS = 3
 
 
-def suggested_crops(image: UploadedImage, *, max_pixels: int) -> list[dict]:
-    """The signature locator's best boxes on a refused page (`sigml.locate`), each with the `crop` value to send back;
-    empty when it finds none. Called inside the caller's `decoding`: the page is decoded once more."""
+def located(image: UploadedImage, *, max_pixels: int) -> list[LocatedSignature]:
+    """The signature locator's boxes on a refused page (`sigml.locate`), best first; empty when it finds none.
+    Called inside the caller's `decoding`: the page is decoded once more."""
     try:
-        found = locate(image.data, max_pixels=max_pixels)
+        return locate(image.data, max_pixels=max_pixels)
     except ImageError:
         return []
-    return [located_dict(f) for f in found[:SUGGESTED_CROPS]]
 
 
 def located_dict(found: LocatedSignature) -> dict:
@@ -237,10 +251,25 @@ LARGE_DECODE_PIXELS = 2_000_000  # after decoding an image this large, memory is
 
 
 def uploads_preprocess(*, verifier: Verifier, images: list[UploadedImage], crops: dict[str, CropBox] | None = None,
-                       deadline: float | None = None) -> list[PreprocessedImage]:
-    """Every upload preprocessed; `crops` maps a field name to the box to crop it to."""
-    return [image_preprocess(verifier=verifier, image=image, crop=(crops or {}).get(image.field), deadline=deadline)
+                       auto_crop: bool = False, deadline: float | None = None) -> list[PreprocessedImage]:
+    """Every upload preprocessed; `crops` maps a field name to the box to crop it to; `auto_crop`: a page is judged on
+    its best located signature (`image_preprocess`)."""
+    return [image_preprocess(verifier=verifier, image=image, crop=(crops or {}).get(image.field), auto_crop=auto_crop,
+                             deadline=deadline)
             for image in images]
+
+
+def upload_auto_crops(images: list[UploadedImage], tensors: list[PreprocessedImage]) -> list[dict]:
+    """For the answer (`auto_crops`): each upload judged on a located box instead of the page sent, with the box, its
+    `crop` value, the locator's confidence and a thumbnail of what the model compared."""
+    return [{"field": image.field, **image.auto_crop, "thumbnail": png_data_uri(to_png(tensor))}
+            for image, tensor in zip(images, tensors) if image.auto_crop]
+
+
+def used_crop(image: UploadedImage, crops: dict[str, CropBox] | None) -> CropBox | None:
+    """The box an upload was judged on: the one sent, or the one `auto_crop` chose; None for the whole image."""
+    given = (crops or {}).get(image.field)
+    return given if given is not None else (tuple(image.auto_crop["box"]) if image.auto_crop else None)
 
 
 def upload_warnings(images: list[UploadedImage]) -> list[dict]:

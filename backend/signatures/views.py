@@ -3,6 +3,8 @@ service, answer with a nested OutputSerializer. The HTTP contract is docs/api.md
 
 from __future__ import annotations
 
+import itertools
+
 import mimetypes
 from typing import Any
 
@@ -150,6 +152,20 @@ class WarningSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+BOX_FIELD_HELP = "left, top, right, bottom (exclusive), in the image's pixels"
+AUTO_CROP_HELP = ("when an upload is refused as a page (`not_a_signature`), judge the best box the signature locator "
+                  "finds on it instead (the first that passes the quality gate), said in `auto_crops`; without it the "
+                  "page is refused with `suggested_crops`")
+
+
+class AutoCropSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="the upload that was a page")
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4, help_text=BOX_FIELD_HELP)
+    crop = serializers.CharField(help_text="the same box as a `crop` value")
+    confidence = serializers.FloatField(help_text="the locator's confidence in the box")
+    thumbnail = serializers.CharField(help_text="what the model compared, a PNG data URI: check it is the signature")
+
+
 class VerificationOutputSerializer(serializers.Serializer):
     """Every verification's answer: `decision` is the answer, `score` what it judged (API version 2: no `verdict`
     or `similarity`, which could disagree with the decision; docs/api.md "Changes")."""
@@ -165,6 +181,9 @@ class VerificationOutputSerializer(serializers.Serializer):
         help_text="`identical_to_reference`: the questioned image is the reference itself or a near-identical copy "
         "(a photocopy, a scan of the same sheet, a replayed image); a genuine hand never repeats exactly, so the "
         "answer is never genuine: decision inconclusive")
+    auto_crops = AutoCropSerializer(
+        many=True, required=False,
+        help_text="the uploads judged on a located box instead of the page sent (`auto_crop=true`); empty otherwise")
     model_version = serializers.CharField()
     elapsed_ms = serializers.FloatField()
     match = DeprecatedMatchField()
@@ -209,6 +228,7 @@ class VerifyApi(APIView):
         explain = serializers.BooleanField(default=False, help_text="add occlusion-sensitivity heatmaps (slower)")
         reference_crop = CropField()
         questioned_crop = CropField()
+        auto_crop = serializers.BooleanField(default=False, help_text=AUTO_CROP_HELP)
 
         ALIASES = {"reference": "image_1", "questioned": "image_2"}
 
@@ -267,7 +287,7 @@ class LocateApi(APIView):
             name="LocatedSignature", many=True,
             fields={
                 "box": serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4,
-                                             help_text="left, top, right, bottom (exclusive), in the image's pixels"),
+                                             help_text=BOX_FIELD_HELP),
                 "crop": serializers.CharField(help_text="the same box as a `crop` value for the verify endpoints"),
                 "confidence": serializers.FloatField(),
             },
@@ -525,7 +545,9 @@ class ReferenceOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Reference
-        fields = ["id", "created", "image_url", "width", "height", "content_type", "model_version"]
+        fields = ["id", "created", "image_url", "width", "height", "content_type", "model_version", "crop"]
+        extra_kwargs = {"crop": {"help_text": "the part of the image enrolled ([left, top, right, bottom] pixels: the "
+                                 "crop sent or the box `auto_crop` chose); null: the whole image"}}
 
     def get_image_url(self, reference: Reference) -> str:
         return reverse("api:reference-image", kwargs={"profile_id": reference.profile_id, "reference_id": reference.pk})
@@ -572,15 +594,36 @@ class ReferenceListApi(APIView):
         image = serializers.FileField(required=False, allow_empty_file=True, help_text="one genuine signature")
         images = serializers.ListField(child=serializers.FileField(allow_empty_file=True), required=False,
                                        help_text="several genuine signatures")
+        crop = CropField(help_text="optional crop box `left,top,right,bottom` of `image`: only the signature inside it "
+                         "is enrolled")
+        crops = serializers.ListField(
+            child=serializers.CharField(allow_blank=True, max_length=100), required=False, max_length=100,
+            help_text="optional crop boxes of `images`, one per file in the same order (`left,top,right,bottom`, or "
+            "empty for the whole image)")
+        auto_crop = serializers.BooleanField(default=False, help_text=AUTO_CROP_HELP)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            uploads = []
+            uploads, crops = [], {}
             if attrs.get("image") is not None:
                 uploads.append(("image", attrs["image"]))
-            uploads += [(f"images[{i}]", f) for i, f in enumerate(attrs.get("images") or [])]
+                if attrs.get("crop") is not None:
+                    crops["image"] = attrs["crop"]
+            images, boxes = attrs.get("images") or [], attrs.get("crops") or []
+            if len(boxes) > len(images):
+                raise serializers.ValidationError(
+                    {"crops": [f"{len(boxes)} crop boxes for {len(images)} files in `images`: send at most one per file."]},
+                    code="invalid")
+            for i, (upload, box) in enumerate(itertools.zip_longest(images, boxes, fillvalue="")):
+                uploads.append((f"images[{i}]", upload))
+                if box:
+                    try:
+                        crops[f"images[{i}]"] = CropField().run_validation(box)
+                    except serializers.ValidationError as exc:
+                        raise serializers.ValidationError({"crops": [f"crops[{i}]: {m}" for m in exc.detail]},
+                                                          code="invalid") from exc
             if not uploads:
                 raise _required("images", "No file was submitted (send `image` or `images`).")
-            return {"uploads": uploads}
+            return {"uploads": uploads, "crops": crops, "auto_crop": attrs["auto_crop"]}
 
     @extend_schema(operation_id="profiles_references_list", responses={200: ReferenceListOutputSerializer, **error_responses(401, 404)},
                    summary="The references of a profile")
@@ -596,8 +639,9 @@ class ReferenceListApi(APIView):
         profile = selectors.profile_get(owner=request.user, profile_id=profile_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = services.references_create(profile=profile, images=uploads_read(serializer.validated_data["uploads"]),
-                                             deadline=request_deadline(request))
+        data = serializer.validated_data
+        created = services.references_create(profile=profile, images=uploads_read(data["uploads"]), crops=data["crops"],
+                                             auto_crop=data["auto_crop"], deadline=request_deadline(request))
         return reference_list_response(profile, status.HTTP_201_CREATED, only=created)
 
 
@@ -644,6 +688,7 @@ class ProfileVerifyApi(APIView):
     class InputSerializer(serializers.Serializer):
         questioned = serializers.FileField(allow_empty_file=True, help_text="the signature to check")
         crop = CropField()
+        auto_crop = serializers.BooleanField(default=False, help_text=AUTO_CROP_HELP)
 
     class OutputSerializer(VerificationOutputSerializer):
         references = inline_serializer(
@@ -667,6 +712,7 @@ class ProfileVerifyApi(APIView):
         serializer.is_valid(raise_exception=True)
         questioned = upload_read(upload=serializer.validated_data["questioned"], field="questioned")
         result = services.profile_verify(profile=profile, questioned=questioned,
-                                         crop=serializer.validated_data.get("crop"), requester=requester_of(request),
+                                         crop=serializer.validated_data.get("crop"),
+                                         auto_crop=serializer.validated_data["auto_crop"], requester=requester_of(request),
                                          deadline=request_deadline(request))
         return Response(self.OutputSerializer(result).data)

@@ -74,8 +74,8 @@ def close_response(response) -> None:
         request_finished.connect(close_old_connections)
 
 
-def letter_page() -> bytes:
-    """A handwritten letter: many lines of joined-up writing, a signature at the bottom."""
+def letter_page(signature_seed: int = 9) -> bytes:
+    """A handwritten letter: many lines of joined-up writing, a signature at the bottom (450..750, 950..1070)."""
     from PIL import ImageDraw
     import numpy as np
 
@@ -84,5 +84,5 @@ def letter_page() -> bytes:
     for i in range(12):
         xs = np.arange(60, 790, 4)
         draw.line(list(zip(xs.tolist(), (60 + 70 * i + 8 * np.sin(xs / 9.0)).tolist())), fill=20, width=3)
-    page.paste(signature_image(9, size=(300, 120), paper=245), (450, 950))
+    page.paste(signature_image(signature_seed, size=(300, 120), paper=245), (450, 950))
     return image_bytes(page)

@@ -14,7 +14,7 @@ from sigml.testing import image_bytes, signature_image
 
 URL = reverse("api:verify")
 FIELDS = {"decision", "score", "score_method", "threshold", "decision_rates", "flags", "warnings", "model_version",
-          "elapsed_ms", "distance", "match"}  # distance, match: deprecated (docs/api.md "Changes")
+          "elapsed_ms", "auto_crops", "distance", "match"}  # distance, match: deprecated (docs/api.md "Changes")
 
 
 def decode_data_uri(uri: str) -> Image.Image:
