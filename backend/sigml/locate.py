@@ -28,13 +28,14 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .preprocessing import DEFAULT_CONFIG, ImageSource, load_image
+from .errors import ImageError, NotASignatureError, TooSmallError
+from .preprocessing import DEFAULT_CONFIG, ImageSource, load_image, preprocess_checked
 
 WORK_SIDE = 1024  # the page is judged at most this large
 SCALES = (3, 9, 21)  # closing widths (work pixels) that group ink into candidate regions
@@ -387,6 +388,47 @@ def locate_with_analysis(source: ImageSource | Image.Image, *, model: LocatorMod
     cut = model.threshold if threshold is None else threshold
     kept = _suppress(analysis.boxes, scores, cut)
     return [LocatedSignature(to_input_box(analysis.boxes[i], analysis), float(scores[i])) for i in kept], analysis
+
+
+# ---------------------------------------------------------------- a page judged on its signature
+
+SUGGESTED_CROPS = 3  # the located boxes a refused page is answered with, and that `auto_crop` tries
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What the model will compare (`preprocess_located`): the preprocessed image, the quality gate's warnings, and
+    the located box it was cut from instead of the page sent (None: the image as sent, or the crop given)."""
+
+    image: Any  # 1 x H x W: a numpy array (`array=True`) or a tensor
+    problems: list
+    located: LocatedSignature | None = None
+
+
+def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[str] | None = None,
+                       crop: tuple[int, int, int, int] | None = None, auto_crop: bool = False,
+                       array: bool = False, model: LocatorModel | None = None) -> Judged:
+    """`preprocessing.preprocess_checked` of an upload, and the one rule for a page: an uncropped image the quality
+    gate refuses as a page (not as merely too small) raises `NotASignatureError` whose `details["suggested_crops"]`
+    holds the locator's best boxes (at most SUGGESTED_CROPS); with `auto_crop`, the first of those boxes that passes
+    the gate is judged instead, and returned as `located`. Never a decision on the whole page."""
+    try:
+        return Judged(*preprocess_checked(source, cfg, formats=formats, crop=crop, array=array))
+    except NotASignatureError as exc:
+        if crop is not None or isinstance(exc, TooSmallError):  # not a page: nothing to locate
+            raise
+        try:
+            found = locate(source, model=model, max_pixels=cfg.max_pixels)[:SUGGESTED_CROPS]
+        except ImageError:
+            found = []
+        for candidate in found if auto_crop else []:
+            try:
+                image, problems = preprocess_checked(source, cfg, formats=formats, crop=candidate.box, array=array)
+            except NotASignatureError:
+                continue
+            return Judged(image, problems, candidate)
+        exc.details["suggested_crops"] = [f.to_dict() for f in found]
+        raise
 
 
 # ---------------------------------------------------------------- page or crop?

@@ -554,15 +554,18 @@ def make_page(seed: int, signatures: Sequence[ImageSource | SignatureSource], *,
     margin = int(c.w * rng.uniform(0.04, 0.1))
     content = (margin, margin, c.w - margin, c.h - margin)
     boxes: list[Box] = []
+    drawn: list[int] = []  # which of `signatures` each box holds
     # signatures first, in the lower part of the page (where they usually are) or anywhere
     for i in range(n_signatures):
         if not signatures:
             break
-        alpha = signature_alpha(signatures[int(rng.integers(0, len(signatures)))])
+        index = int(rng.integers(0, len(signatures)))
+        alpha = signature_alpha(signatures[index])
         low = (content[0], int(content[1] + (content[3] - content[1]) * rng.uniform(0.3, 0.6)), content[2], content[3])
         box = _signature(c, alpha, low if rng.random() < 0.7 else content) or _signature(c, alpha, content)
         if box:
             boxes.append(box)
+            drawn.append(index)
     script = "latin" if rng.random() < 0.75 else str(rng.choice(list(SCRIPTS)))
     if rng.random() < 0.6:
         _logo(c, (content[0], content[1], content[2], content[1] + (content[3] - content[1]) // 4))
@@ -588,4 +591,5 @@ def make_page(seed: int, signatures: Sequence[ImageSource | SignatureSource], *,
     if rng.random() < 0.35:
         _stamp(c, boxes[int(rng.integers(0, len(boxes)))] if boxes and rng.random() < 0.3 else None)
     image, boxes = _capture(c, boxes, capture)
-    return SynthPage(image=image, boxes=boxes, kind=kind, meta={"background": background, "script": script, "seed": seed})
+    return SynthPage(image=image, boxes=boxes, kind=kind, meta={"background": background, "script": script, "seed": seed,
+                                                             "signatures": drawn})

@@ -37,10 +37,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
 from config.errors import ImageRejected, ServerBusy, UploadTooLarge
-from sigml.errors import ImageError, NotASignatureError, TooSmallError, UnreadableImageError
+from sigml.errors import ImageError, NotASignatureError, UnreadableImageError
 from sigml.inference import PreprocessedImage, Verifier
-from sigml.locate import LocatedSignature, locate
-from sigml.preprocessing import CropBox, preprocess_checked, read_header, to_png
+from sigml.locate import LocatedSignature, locate, preprocess_located
+from sigml.preprocessing import CropBox, read_header, to_png
 
 log = logging.getLogger(__name__)
 
@@ -196,48 +196,32 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
     """The model's input tensor; a blank, truncated or unreadable image raises an error naming the field.
 
     Decoded with exactly the accepted format and the serving pixel limit (`decoding`), cropped to `crop` when given,
-    and past the quality gate (`sigml.quality`). An uncropped upload the gate refuses as a page is 422
-    `not_a_signature` with the locator's `suggested_crops`, or, with `auto_crop`, the first of those boxes that passes
-    the gate is judged instead and kept in `image.auto_crop` for the answer. The gate's warnings are appended to
-    `image.warnings`."""
+    and past the quality gate; a page is refused with `suggested_crops` or, with `auto_crop`, judged on its best
+    located signature (`sigml.locate.preprocess_located`), kept in `image.auto_crop` for the answer. The gate's
+    warnings are appended to `image.warnings`."""
     cfg = dataclasses.replace(verifier.card.preprocessing, max_pixels=max_pixels_for(verifier))
     with decoding(image, deadline):
         try:
-            tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=crop, array=True)
+            judged = preprocess_located(image.data, cfg, formats=(image.format,), crop=crop, auto_crop=auto_crop,
+                                        array=True)
         except NotASignatureError as exc:
-            if crop is not None or isinstance(exc, TooSmallError):  # not a page: nothing to locate
-                raise
-            found = located(image, max_pixels=cfg.max_pixels)[:SUGGESTED_CROPS]
-            for candidate in found if auto_crop else []:
-                try:
-                    tensor, problems = preprocess_checked(image.data, cfg, formats=(image.format,), crop=candidate.box,
-                                                          array=True)
-                except NotASignatureError:
-                    continue
-                image.auto_crop.update(located_dict(candidate))
-                break
-            else:
-                exc.details["suggested_crops"] = [located_dict(f) for f in found]
-                raise
-    image.warnings.extend({"field": image.field, **p} for p in problems)
-    return tensor
+            if "suggested_crops" in exc.details:
+                exc.details["suggested_crops"] = [with_crop_value(d) for d in exc.details["suggested_crops"]]
+            raise
+    if judged.located is not None:
+        image.auto_crop.update(located_dict(judged.located))
+    image.warnings.extend({"field": image.field, **p} for p in judged.problems)
+    return judged.image
 
 
-SUGGESTED_CROPS = 3
-
-
-def located(image: UploadedImage, *, max_pixels: int) -> list[LocatedSignature]:
-    """The signature locator's boxes on a refused page (`sigml.locate`), best first; empty when it finds none.
-    Called inside the caller's `decoding`: the page is decoded once more."""
-    try:
-        return locate(image.data, max_pixels=max_pixels)
-    except ImageError:
-        return []
+def with_crop_value(located: dict) -> dict:
+    """A located signature's dict (`box`, `confidence`) with the same box as a `crop` value for the endpoints."""
+    return {**located, "crop": ",".join(str(v) for v in located["box"])}
 
 
 def located_dict(found: LocatedSignature) -> dict:
     """A located signature as the API gives it: its box, the same box as a `crop` value, and its confidence."""
-    return {**found.to_dict(), "crop": ",".join(str(v) for v in found.box)}
+    return with_crop_value(found.to_dict())
 
 
 def image_locate(*, verifier: Verifier, image: UploadedImage, deadline: float | None = None) -> list[dict]:

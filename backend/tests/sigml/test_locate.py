@@ -92,6 +92,50 @@ def test_the_letter_page_is_refused_with_the_signature_as_suggested_crop():
     assert check.to_dict()["suggested_crops"][0]["box"] == list(check.suggested_crops[0].box)
 
 
+def page_bytes(page: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    page.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_page_is_never_judged_whole_but_with_auto_crop_on_its_signature():
+    from sigml.errors import NotASignatureError
+
+    page, box = text_page()
+    data = page_bytes(page)
+    with pytest.raises(NotASignatureError) as refused:
+        loc.preprocess_located(data, array=True)
+    suggested = refused.value.details["suggested_crops"]
+    assert 1 <= len(suggested) <= loc.SUGGESTED_CROPS
+    judged = loc.preprocess_located(data, auto_crop=True, array=True)
+    assert judged.located is not None and list(judged.located.box) == suggested[0]["box"]
+    assert loc.box_iou(np.array([judged.located.box]), np.array([box]))[0, 0] >= 0.5
+    by_hand = loc.preprocess_located(data, crop=judged.located.box, array=True)
+    assert by_hand.located is None and np.array_equal(by_hand.image, judged.image)  # the same box, the same input
+
+
+def test_auto_crop_skips_a_box_the_gate_refuses_and_refuses_when_none_passes(monkeypatch):
+    from sigml.errors import NotASignatureError
+
+    page, box = text_page()
+    data = page_bytes(page)
+    text = loc.LocatedSignature((150, 250, 1900, 950), 0.9)  # the ten printed lines
+    signature = loc.LocatedSignature(tuple(int(v) for v in box), 0.5)
+    monkeypatch.setattr(loc, "locate", lambda *a, **k: [text, signature])
+    assert loc.preprocess_located(data, auto_crop=True, array=True).located == signature
+    monkeypatch.setattr(loc, "locate", lambda *a, **k: [text])
+    with pytest.raises(NotASignatureError) as refused:
+        loc.preprocess_located(data, auto_crop=True, array=True)
+    assert refused.value.details["suggested_crops"] == [text.to_dict()]
+
+
+def test_a_signature_crop_is_judged_as_sent_even_with_auto_crop(signatures):
+    judged = loc.preprocess_located(page_bytes(signatures[0]), auto_crop=True, array=True)
+    assert judged.located is None and judged.image.shape[0] == 1
+
+
 def test_a_signature_crop_passes(signatures):
     for image in signatures[:3]:
         assert not loc.check_crop(image).is_page

@@ -35,6 +35,12 @@ def test_boxes_hold_the_signature_ink(signatures, kind):
     assert gray[t:b, l:r].min() < 120  # dark ink inside the box
 
 
+def test_the_page_says_which_signature_each_box_holds(signatures):
+    page = make_page(11, signatures, width=700, n_signatures=2, capture=0.0)
+    assert len(page.meta["signatures"]) == len(page.boxes)
+    assert all(0 <= i < len(signatures) for i in page.meta["signatures"])
+
+
 def test_page_without_signature(signatures):
     assert make_page(5, signatures, width=500, n_signatures=0).boxes == []
 

@@ -1,0 +1,132 @@
+"""`auto_crop` against a crop by hand on test documents: does the located box give the same decision?
+
+    nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python bench/auto_crop.py --pages 200 --out docs/results/auto_crop.json
+
+Test documents (`sigml.synthdocs`, split "test": fonts and security backgrounds the locator never saw), each holding
+one genuine signature of a **test** writer (`image_pairs/<NAME>/splits.csv`) of the six datasets. For each page the
+reference is another genuine signature of the same writer (a cropped scan, as enrolled), and the page is judged
+  (a) as the API does with `auto_crop=true` (`sigml.locate.preprocess_located`: the first of the locator's boxes that
+      passes the quality gate; a page where none passes is refused, never judged whole), and
+  (b) cropped by hand to the signature's true box.
+Printed: how many pages `auto_crop` judged, on the signature (IoU >= 0.5 with the true box), elsewhere, or whole
+(a page the quality gate let through as a signature crop: the judgement no page should get); and how
+often its decision is the hand-cropped one's, over every page (a refusal counts as a different answer) and over the
+pages it judged. The decisions are the shipped model card's (served runtime: the ONNX export when the card names it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "backend"))
+
+from sigml.datasets import read_dataset  # noqa: E402
+from sigml.errors import NotASignatureError  # noqa: E402
+from sigml.inference import Verifier  # noqa: E402
+from sigml.locate import box_iou, preprocess_located  # noqa: E402
+from sigml.splits import read_splits_csv  # noqa: E402
+from sigml.synthdocs import SQUASHED, SignatureSource, make_page  # noqa: E402
+
+DATASETS = ("BHSig260-Bengali", "BHSig260-Hindi", "CEDAR", "CNSig", "GPDS", "SigComp2011-Dutch")
+
+
+def test_genuine(data: Path, splits: Path) -> tuple[list[SignatureSource], list[tuple[str, str]], dict]:
+    """Every genuine signature of the test writers: the page's sources, their (dataset, writer), and the
+    genuine paths of each (dataset, writer)."""
+    sources, owners, by_writer = [], [], defaultdict(list)
+    for name in DATASETS:
+        assignment = read_splits_csv(splits / name / "splits.csv")
+        for record in read_dataset(data / name, "auto", name):
+            if record.genuine and assignment.get(record.writer) == "test":
+                path = str(data / name / record.path)
+                sources.append(SignatureSource(path, widen=name in SQUASHED))
+                owners.append((name, record.writer))
+                by_writer[(name, record.writer)].append(path)
+    return sources, owners, by_writer
+
+
+def png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()))
+    p.add_argument("--splits", default=str(ROOT / "image_pairs"))
+    p.add_argument("--model", default=str(ROOT / "trained_model_parameters" / "siamese_resnet18.safetensors"))
+    p.add_argument("--pages", type=int, default=200)
+    p.add_argument("--seed", type=int, default=20271)
+    p.add_argument("--out", help="JSON of the figures")
+    args = p.parse_args(argv)
+
+    verifier = Verifier.from_files(args.model, runtime="auto")
+    cfg = verifier.card.preprocessing
+    sources, owners, by_writer = test_genuine(Path(args.data), Path(args.splits))
+    rng = np.random.default_rng(args.seed)
+    counts: Counter = Counter()
+    per_dataset: dict[str, Counter] = defaultdict(Counter)
+    for seed in rng.choice(10 ** 9, args.pages, replace=False):
+        page = make_page(int(seed), sources, split="test", n_signatures=1)
+        if not page.boxes:
+            counts["no_room_for_a_signature"] += 1
+            continue
+        owner = owners[page.meta["signatures"][0]]
+        others = [q for q in by_writer[owner] if q != sources[page.meta["signatures"][0]].path]
+        reference = verifier.preprocess(others[int(rng.integers(0, len(others)))])
+        data = png(page.image)
+        truth = tuple(int(v) for v in page.boxes[0])
+        tally = per_dataset[owner[0]]
+        counts["pages"] += 1
+        tally["pages"] += 1
+        try:
+            by_hand = preprocess_located(data, cfg, crop=truth, array=True).image
+            hand = verifier.verify_tensors(reference, verifier.embedder.wrap(by_hand)).decision
+        except NotASignatureError:  # the true box itself fails the gate (e.g. too small after the page's scaling)
+            hand = "refused"
+        try:
+            judged = preprocess_located(data, cfg, auto_crop=True, array=True)
+            auto = verifier.verify_tensors(reference, verifier.embedder.wrap(judged.image)).decision
+            counts["judged"] += 1
+            if judged.located is None:  # the quality gate let the page through as it is
+                counts["judged_whole_page"] += 1
+            else:
+                on_signature = box_iou(np.array([judged.located.box], float), np.array([truth], float))[0, 0] >= 0.5
+                counts["judged_on_the_signature" if on_signature else "judged_elsewhere"] += 1
+            tally["judged"] += 1
+        except NotASignatureError:
+            auto = "refused"
+            counts["refused"] += 1
+        counts[f"hand_{hand}"] += 1
+        same = auto == hand
+        counts["same_decision"] += same
+        tally["same_decision"] += same
+        if auto != "refused":
+            counts["same_decision_when_judged"] += same
+    report = {
+        "command": "bench/auto_crop.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "model_version": verifier.model_version,
+        "counts": dict(counts),
+        "same_decision_rate": counts["same_decision"] / max(counts["pages"], 1),
+        "same_decision_rate_when_judged": counts["same_decision_when_judged"] / max(counts["judged"], 1),
+        "judged_rate": counts["judged"] / max(counts["pages"], 1),
+        "judged_on_the_signature_rate": counts["judged_on_the_signature"] / max(counts["judged"], 1),
+        "per_dataset": {k: dict(v) for k, v in sorted(per_dataset.items())},
+    }
+    print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
