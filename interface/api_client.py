@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -173,6 +173,11 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+def crop_value(box: Box | None) -> str:
+    """A crop box as the API takes it (`crop`, `reference_crop`, ...): "left,top,right,bottom"; "" for none."""
+    return "" if box is None else ",".join(str(int(v)) for v in box)
+
+
 class SigverClient:
     """One instance per page run is cheap; `token` is sent as `Authorization: Token <token>`."""
 
@@ -201,7 +206,7 @@ class SigverClient:
         path: str,
         *,
         json: Any = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         files: Any = None,
         params: Mapping[str, Any] | None = None,
         timeout: float | None = None,
@@ -271,20 +276,30 @@ class SigverClient:
 
     def verify(
         self, reference: FileLike, questioned: FileLike, *, previews: bool = False, explain: bool = False,
-        reference_crop: Box | None = None, questioned_crop: Box | None = None,
+        reference_crop: Box | None = None, questioned_crop: Box | None = None, auto_crop: bool = False,
     ) -> dict[str, Any]:
         """POST /api/verify/ -> {decision, score, score_method, threshold, decision_rates, flags, warnings,
-        model_version, elapsed_ms, ...}; a crop box (left, top, right, bottom) is judged alone."""
+        auto_crops, model_version, elapsed_ms, ...}; a crop box (left, top, right, bottom) is judged alone. With
+        `auto_crop`, an upload refused as a page is judged on the best box the server locates on it (`auto_crops`
+        says which); without it such an upload is a 422 `not_a_signature` with `details.suggested_crops`."""
         files = {
             "reference": _file_tuple(reference, "reference.png"),
             "questioned": _file_tuple(questioned, "questioned.png"),
         }
         data = {"previews": _flag(previews), "explain": _flag(explain)}
+        if auto_crop:
+            data["auto_crop"] = "true"
         for name, box in (("reference_crop", reference_crop), ("questioned_crop", questioned_crop)):
             if box is not None:
-                data[name] = ",".join(str(int(v)) for v in box)
+                data[name] = crop_value(box)
         timeout = SLOW_READ_TIMEOUT_S if explain else None
         return self._request("POST", "/api/verify/", data=data, files=files, timeout=timeout)
+
+    def locate(self, image: FileLike) -> dict[str, Any]:
+        """POST /api/locate/ multipart `image` -> {signatures: [{box: [left, top, right, bottom], crop, confidence},
+        ...] best first (may be empty: the locator misses signatures, `note` says so), count, image_size: [width,
+        height], note, elapsed_ms}."""
+        return self._request("POST", "/api/locate/", files={"image": _file_tuple(image, "page.png")})
 
     # ---------------------------------------------------------------- datasets
 
@@ -400,12 +415,23 @@ class SigverClient:
         """GET /api/profiles/<id>/references/ -> {results: [... consistency_score, outlier], guidance: {...}}."""
         return self._request("GET", f"/api/profiles/{profile_id}/references/", auth=True)
 
-    def add_references(self, profile_id: int | str, images: Iterable[FileLike]) -> list[dict[str, Any]]:
-        """POST /api/profiles/<id>/references/ multipart `images` (several) -> the created references."""
+    def add_references(self, profile_id: int | str, images: Iterable[FileLike], *,
+                       crops: Sequence[Box | None] | None = None, auto_crop: bool = False) -> list[dict[str, Any]]:
+        """POST /api/profiles/<id>/references/ multipart `images` (several) -> the created references. `crops`, one
+        per image in the same order (None: the image whole), is sent as the `crops` list ("" for no crop) when any
+        image has one; `auto_crop` as for `verify`."""
         files = [("images", _file_tuple(img, f"reference_{i}.png")) for i, img in enumerate(images)]
         if not files:
             raise BadRequest("Choose at least one image.", code="missing_field")
-        body = self._request("POST", f"/api/profiles/{profile_id}/references/", files=files, auth=True)
+        crops = list(crops or [])
+        if crops and len(crops) != len(files):
+            raise ValueError(f"{len(crops)} crops for {len(files)} images")
+        data: list[tuple[str, str]] = [("crops", crop_value(box)) for box in crops] if any(
+            box is not None for box in crops) else []
+        if auto_crop:
+            data.append(("auto_crop", "true"))
+        body = self._request("POST", f"/api/profiles/{profile_id}/references/", files=files, data=data or None,
+                             auth=True)
         return list(body.get("results", []))
 
     def reference_image(self, profile_id: int | str, reference_id: int | str, image_url: str | None = None) -> bytes:
@@ -417,11 +443,19 @@ class SigverClient:
         """DELETE /api/profiles/<id>/references/<ref_id>/ -> 204."""
         self._request("DELETE", f"/api/profiles/{profile_id}/references/{reference_id}/", auth=True)
 
-    def verify_profile(self, profile_id: int | str, questioned: FileLike) -> dict[str, Any]:
+    def verify_profile(self, profile_id: int | str, questioned: FileLike, *, crop: Box | None = None,
+                       auto_crop: bool = False) -> dict[str, Any]:
         """POST /api/profiles/<id>/verify/ -> the questioned signature's `score` against all references (how it was
-        computed: `score_method`), its decision, and the distance to each reference."""
+        computed: `score_method`), its decision, and the distance to each reference; `crop` (left, top, right,
+        bottom) is judged alone; `auto_crop` as for `verify`."""
         files = {"questioned": _file_tuple(questioned, "questioned.png")}
-        return self._request("POST", f"/api/profiles/{profile_id}/verify/", files=files, auth=True)
+        data = {}
+        if crop is not None:
+            data["crop"] = crop_value(crop)
+        if auto_crop:
+            data["auto_crop"] = "true"
+        return self._request("POST", f"/api/profiles/{profile_id}/verify/", files=files, data=data or None,
+                             auth=True)
 
     # ---------------------------------------------------------------- case records (token auth)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import streamlit as st
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 import api_client as api
 
@@ -234,35 +235,261 @@ def pair_uploader(role: str, label: str, key_prefix: str, help: str | None = Non
 
 
 CROP_HELP = ("A photo or a scan of a whole page? Draw the box around the signature alone: only what is inside it is "
-             "compared. The server refuses images that do not look like one signature (a page, a photo, a frame).")
+             "compared. The box starts on the signature the server finds on the image; the server refuses images "
+             "that do not look like one signature (a page, a photo, a frame).")
+
+CROP_STATE_KEY = "crop_state"  # session_state: {name: {"digest", "on", "box", "origin", "starts"}}, see crop_state
+LOCATED_KEY = "located"  # session_state: {file digest: POST /api/locate/'s answer (or {"error": message})}
+LOCATED_KEEP = 32  # answers kept (one per file uploaded in this session, the oldest dropped first)
+CROP_MAX_WIDTH = 900  # the image is drawn at most this wide for cropping (the main column of the wide layout) ...
+CROP_MAX_HEIGHT = 1100  # ... and this tall (a portrait page at 733 x 1100 rather than streamlit-cropper's 700 px)
+CROP_STROKE = 3
 
 
-def crop_ui(upload: dict[str, Any], key: str) -> tuple[int, int, int, int] | None:
-    """The crop step: when switched on, a box drawn on the image (streamlit-cropper) -> (left, top, right, bottom) in
-    pixels of the uploaded image, sent to the API, which crops before judging; None when off or unreadable."""
-    if not st.toggle("Crop to the signature", key=f"{key}_crop_on", help=CROP_HELP):
-        return None
+def crop_state(name: str, data: bytes) -> dict[str, Any]:
+    """What the crop step of one uploaded file remembers across reruns and pages, under `name` (`pair_questioned`
+    is shared by Verify and Explain, so both send the same box): the file's digest (a new file starts afresh),
+    whether the step is on, the last box drawn (`box`, pixels of the image) and the sentence saying where it came
+    from, and `starts`: the box each cropper widget started with, by widget key."""
+    states = st.session_state.setdefault(CROP_STATE_KEY, {})
+    file_digest = digest(data)
+    state = states.get(name)
+    if state is None or state.get("digest") != file_digest:
+        state = states[name] = {"digest": file_digest, "on": False, "box": None, "origin": "", "starts": {}}
+    return state
+
+
+def located(upload: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/locate/ for this file, asked once per file (by digest) in a session; a failure is kept as
+    {"signatures": [], "error": message} so that it is not asked again on every rerun."""
+    cache = st.session_state.setdefault(LOCATED_KEY, {})
+    file_digest = digest(upload["data"])
+    if file_digest not in cache:
+        try:
+            with st.spinner("Looking for the signature on the image…"):
+                cache[file_digest] = client().locate((upload.get("name") or "image.png", upload["data"]))
+        except api.ApiError as exc:
+            cache[file_digest] = {"signatures": [], "error": exc.message}
+        while len(cache) > LOCATED_KEEP:
+            cache.pop(next(iter(cache)))
+    return cache[file_digest]
+
+
+def box_in(value: Any, size: tuple[int, int], scale: tuple[float, float] = (1.0, 1.0)) -> tuple[int, int, int, int] | None:
+    """[left, top, right, bottom] from the API (times `scale`), clipped to an image of `size`; None when not a box
+    or empty once clipped."""
     try:
-        image = Image.open(io.BytesIO(upload["data"]))
-        image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        left, top, right, bottom = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    width, height = size
+    box = (max(0, int(left * scale[0])), max(0, int(top * scale[1])),
+           min(width, round(right * scale[0])), min(height, round(bottom * scale[1])))
+    return box if box[0] < box[2] and box[1] < box[3] else None
+
+
+def located_start(upload: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
+    """The box the crop step starts with on a new file: the best signature POST /api/locate/ found, else the whole
+    image, with a sentence saying which."""
+    answer = located(upload)
+    try:  # the boxes are in the pixels of the image the server read; the same size here, scaled should it differ
+        iw, ih = (int(v) for v in answer.get("image_size") or size)
+        scale = (size[0] / iw, size[1] / ih)
+    except (TypeError, ValueError, ZeroDivisionError):
+        scale = (1.0, 1.0)
+    for found in answer.get("signatures") or []:
+        box = box_in(found.get("box") if isinstance(found, dict) else None, size, scale)
+        if box is not None:
+            confidence = found.get("confidence")
+            sure = f", confidence {float(confidence):.2f}" if isinstance(confidence, (int, float)) else ""
+            return {"box": box, "origin": (
+                f"The box starts on the signature the server located: {box[2] - box[0]} x {box[3] - box[1]} pixels "
+                f"at ({box[0]}, {box[1]}){sure}. Move or resize it if it misses part of the signature.")}
+    why = (f"The server could not look for it ({md_text(answer['error'])})" if answer.get("error")
+           else "No signature was located on this image")
+    note = (" The locator finds only about half of the signatures on documents: draw the box yourself when it "
+            "misses." if not answer.get("error") else "")
+    return {"box": (0, 0, size[0], size[1]),
+            "origin": f"{why}, so the box starts around the whole image: draw it around the signature.{note}"}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def crop_image(data: bytes) -> tuple[Image.Image, tuple[int, int]] | None:
+    """The image to draw the box on and the size of the uploaded image, as the server reads it (EXIF orientation
+    applied: the server's boxes and crops are in those pixels): RGB, at most CROP_MAX_WIDTH x CROP_MAX_HEIGHT; None
+    when unreadable. Cached: every drag reruns the script, and a large scan is not decoded again each time."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)
+            img.load()
+            image = ImageOps.exif_transpose(img).convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    size = image.size
+    scale = min(CROP_MAX_WIDTH / size[0], CROP_MAX_HEIGHT / size[1], 1.0)
+    if scale < 1.0:
+        image = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))),
+                             Image.Resampling.LANCZOS)
+    return image, size
+
+
+def crop_switch(upload: dict[str, Any], key: str, state_name: str, label: str = "Crop to the signature") -> bool:
+    """The toggle that switches the crop step on (widget `<key>_crop_on`), remembered in the file's crop state, so
+    that it stays on when going from Verify to Explain and back."""
+    state = crop_state(state_name, upload["data"])
+    toggle_key = f"{key}_crop_on"
+    if toggle_key not in st.session_state:  # a page entered again: its widgets start from the crop state
+        st.session_state[toggle_key] = bool(state["on"])
+    state["on"] = st.toggle(label, key=toggle_key, help=CROP_HELP)
+    return bool(state["on"])
+
+
+def crop_box_ui(upload: dict[str, Any], key: str, state_name: str) -> tuple[int, int, int, int] | None:
+    """The crop step's box drawn on the image (streamlit-cropper) -> (left, top, right, bottom) in pixels of the
+    uploaded image, sent to the API, which crops before judging; None when the file cannot be read here.
+
+    The box starts on the signature the server located (POST /api/locate/, once per file), on a suggested crop the
+    clerk accepted, or where it was last drawn (on the other of Verify and Explain); else around the whole image.
+
+    Why a drag keeps the box (read from streamlit-cropper 0.3.1's frontend; not watched in a browser here): its
+    fabric.js canvas is built once per widget key, with nothing selected, and its box is set from the arguments
+    each time Streamlit sends the component a render message, which it does when an argument (or the frame's
+    width or height) changed; a drag itself only sends the box back and reruns the script. So the key and the
+    arguments (the image drawn and the starting box) depend only on the file and on where the box started (the
+    located box, an accepted suggestion, the other page's box), never on the box the last drag returned: the rerun
+    after a drag sends the same arguments, no render message follows, and the box stays where it was dropped,
+    selected. Feeding the returned box back as `default_coords` would change the arguments on every drag, and the
+    box comes back as fabric's bounding rectangle (stroke included), so it would grow by the stroke each time
+    (turner-anderson/streamlit-cropper#29: a fed-back box "stuck every second time"). `realtime_update=True` stays:
+    with False the box is sent only on a double click, and a box shown but never sent is what issue 27 found on
+    Explain. Left: a change of the frame's width (a window resized) re-applies the starting box.
+    The image is drawn at up to CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: resized here, not to
+    streamlit-cropper's fixed 700 px, which drew a portrait page 462 px wide) and the box scaled both ways here."""
+    readable = crop_image(upload["data"])
+    if readable is None:
         st.info("No preview of this file to crop on: it is sent whole.")
         return None
+    shown, size = readable
+    state = crop_state(state_name, upload["data"])
+    entry = state["starts"].get(key)
+    if entry is None:  # this widget is new: start where the box was last left (the other page), else located
+        entry = ({"box": tuple(state["box"]), "origin": state["origin"] or "The box starts where it was last drawn."}
+                 if state["box"] is not None else located_start(upload, size))
+    state["starts"] = {key: entry}  # another page's cropper starts afresh from this page's box
+    sx, sy = shown.width / size[0], shown.height / size[1]
+    left, top, right, bottom = entry["box"]
+    # default_coords are (left, right, top, bottom) in the pixels of the image drawn
+    # (the stroke is drawn outside the box's width: the box drawn ends where the located one does)
+    shown_left, shown_top = round(left * sx), round(top * sy)
+    default = (shown_left, max(shown_left + 1, round(right * sx) - CROP_STROKE),
+               shown_top, max(shown_top + 1, round(bottom * sy) - CROP_STROKE))
     from streamlit_cropper import st_cropper  # a well-kept component (fabric.js box on the image)
 
-    box = st_cropper(image.convert("RGB"), realtime_update=True, box_color=GENUINE_COLOUR, return_type="box",
-                     key=f"{key}_cropper")
-    left, top = int(box["left"]), int(box["top"])
-    crop = (left, top, left + int(box["width"]), top + int(box["height"]))
-    st.caption(f"Only the box is compared: {crop[2] - crop[0]} x {crop[3] - crop[1]} pixels.")
-    return crop
+    rect = st_cropper(shown, realtime_update=True, default_coords=default, should_resize_image=False,
+                      box_color=GENUINE_COLOUR, stroke_width=CROP_STROKE, return_type="box",
+                      key=f"{key}_cropper_{state['digest']}_{digest(str(entry['box']).encode())}")
+    drawn = (int(rect["left"]), int(rect["top"]), int(rect["width"]), int(rect["height"]))
+    if drawn == (default[0], default[2], default[1] - default[0], default[3] - default[2]):
+        crop = tuple(entry["box"])  # not moved (yet): exactly the box it started with
+        state["origin"] = entry["origin"]
+    else:
+        crop = (max(0, int(float(rect["left"]) / sx)), max(0, int(float(rect["top"]) / sy)),
+                min(size[0], math.ceil((float(rect["left"]) + float(rect["width"])) / sx)),
+                min(size[1], math.ceil((float(rect["top"]) + float(rect["height"])) / sy)))
+        crop = (crop[0], crop[1], max(crop[2], crop[0] + 1), max(crop[3], crop[1] + 1))
+        state["origin"] = "The box starts where it was last drawn."
+    state["box"] = crop
+    st.caption(f"{entry['origin']} Only the box is compared: {crop[2] - crop[0]} x {crop[3] - crop[1]} pixels.")
+    return crop  # type: ignore[return-value]
+
+
+def crop_ui(upload: dict[str, Any], key: str, state_name: str | None = None,
+            label: str = "Crop to the signature") -> tuple[int, int, int, int] | None:
+    """The crop step in one place (the switch, then the box when on): the box in pixels of the uploaded image, or
+    None when off or unreadable."""
+    name = state_name or key
+    return crop_box_ui(upload, key, name) if crop_switch(upload, key, name, label) else None
+
+
+# --------------------------------------------------------------------------------------------
+# a page refused by the API: offer its suggested crop
+
+SUGGESTED_ORIGIN = "The box starts on the crop the server suggested{sure}: check it, then send the image again."
+
+
+def suggested_crop(exc: api.ApiError) -> dict[str, Any] | None:
+    """The first of a 422 `not_a_signature`'s `details.suggested_crops` with the field the refusal names:
+    {"field", "box", "confidence"}; None for any other error or when the server suggested nothing."""
+    if exc.code != "not_a_signature":
+        return None
+    crops = exc.details.get("suggested_crops") or []
+    first = crops[0] if isinstance(crops, list) and crops and isinstance(crops[0], dict) else {}
+    box = box_in(first.get("box"), (10**9, 10**9))
+    if box is None:
+        return None
+    return {"field": str(exc.details.get("field") or ""), "box": box, "confidence": first.get("confidence")}
+
+
+def remember_suggestion(store_key: str, request_key: Any, exc: api.ApiError) -> None:
+    """Keep the refusal's suggested crop (or forget an older one) for `suggestion_ui`, for these very files."""
+    offer = suggested_crop(exc)
+    if offer is None:
+        st.session_state.pop(store_key, None)
+    else:
+        st.session_state[store_key] = {"request": request_key, **offer}
+
+
+def accept_suggestion(store_key: str, toggle_key: str, state_name: str, data: bytes) -> None:
+    """on_click of "Use the suggested crop": the crop step switched on with the suggested box."""
+    offer = st.session_state.pop(store_key, None)
+    if not offer:
+        return
+    confidence = offer.get("confidence")
+    sure = f" (confidence {float(confidence):.2f})" if isinstance(confidence, (int, float)) else ""
+    state = crop_state(state_name, data)
+    state.update(on=True, box=tuple(offer["box"]), origin=SUGGESTED_ORIGIN.format(sure=sure), starts={})
+    st.session_state[toggle_key] = True
+
+
+def suggestion_ui(store_key: str, request_key: Any, targets: dict[str, tuple[str, str, bytes, str]]) -> None:
+    """After a 422 `not_a_signature` with suggested crops: a button that switches the crop step of the refused
+    file on with the first suggested box. `targets`: {the API's field name: (toggle key, crop state name, file
+    bytes, words for the file)}; shown only while the files and crops are the ones refused."""
+    offer = st.session_state.get(store_key)
+    if not offer or offer.get("request") != request_key or offer.get("field") not in targets:
+        return
+    toggle_key, state_name, data, words = targets[offer["field"]]
+    left, top, right, bottom = offer["box"]
+    st.info(f"The server found what looks like a signature on {words}: {right - left} x {bottom - top} pixels at "
+            f"({left}, {top}). Use it as the crop, check the box, then send again.", icon=":material/crop:")
+    st.button("Use the suggested crop", key=f"{store_key}_button", icon=":material/crop:", on_click=accept_suggestion,
+              args=(store_key, toggle_key, state_name, data))
+
+
+def auto_crops_ui(result: dict[str, Any]) -> None:
+    """An answer given with `auto_crop=true` on a page: which box the server judged, with its thumbnail."""
+    for used in result.get("auto_crops") or []:
+        if not isinstance(used, dict):
+            continue
+        box = used.get("box") or []
+        size = f" ({box[2] - box[0]} x {box[3] - box[1]} pixels at ({box[0]}, {box[1]}))" if (
+            isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)) else ""
+        field = md_text(str(used.get("field") or "image"))
+        st.info(f"The signature was found for you on the {field} image: this box was used{size}.",
+                icon=":material/crop:")
+        thumbnail = api.decode_data_url(used.get("thumbnail"))
+        if thumbnail:
+            show_image(thumbnail, f"The box judged ({used.get('field') or 'image'})", width=260,
+                       alt="The part of the uploaded page the server judged as the signature")
 
 
 def pair_uploaders(
     key_prefix: str, labels: tuple[str, str], *, width: int, subheaders: tuple[str, str] | None = None,
     helps: tuple[str | None, str | None] = (None, None),
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Reference (left) and questioned (right) uploaders with a preview of each file; shared by Verify and Explain."""
+    """Reference (left) and questioned (right) uploaders with a preview of each file and the crop switch; shared by
+    Verify and Explain. The crop boxes are drawn below the two columns, across the page (large enough to adjust),
+    and kept under `pair_<role>` so that Verify and Explain send the same box."""
     uploads = []
     for column, role, title, label, help_text, subheader in zip(
         st.columns(2), ("reference", "questioned"), ("Reference", "Questioned"), labels, helps, subheaders or (None, None)
@@ -272,10 +499,16 @@ def pair_uploaders(
                 st.subheader(subheader)
             upload = pair_uploader(role, label, key_prefix, help=help_text)
             if upload:
-                upload["crop"] = crop_ui(upload, f"{key_prefix}_{role}")
-                if upload["crop"] is None:
+                upload["crop_on"] = crop_switch(upload, f"{key_prefix}_{role}", f"pair_{role}")
+                if not upload["crop_on"]:
                     show_image(upload["data"], f"{title} · {upload['name']}", width=width)
             uploads.append(upload)
+    for role, upload in zip(("reference", "questioned"), uploads):
+        if upload:
+            upload["crop"] = None
+            if upload.get("crop_on"):
+                st.markdown(f"**Crop the {role} signature** · {md_text(upload['name'])}")
+                upload["crop"] = crop_box_ui(upload, f"{key_prefix}_{role}", f"pair_{role}")
     return uploads[0], uploads[1]
 
 
@@ -314,13 +547,23 @@ def pair_request_ui(request: PairRequest) -> dict[str, Any] | None:
     result_key = f"{request.key}_result"
     key = digest(reference["data"], questioned["data"], str(reference.get("crop")).encode(),
                  str(questioned.get("crop")).encode(), str(request.explain).encode())
+    suggestion_key = f"{request.key}_suggestion"
     if clicked:
         with st.spinner(request.spinner), api_errors(request.failure):
-            result = client().verify(
-                (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True,
-                explain=request.explain, reference_crop=reference.get("crop"), questioned_crop=questioned.get("crop"),
-            )
+            try:
+                result = client().verify(
+                    (reference["name"], reference["data"]), (questioned["name"], questioned["data"]), previews=True,
+                    explain=request.explain, reference_crop=reference.get("crop"),
+                    questioned_crop=questioned.get("crop"),
+                )
+            except api.ApiError as exc:
+                remember_suggestion(suggestion_key, key, exc)
+                raise
+            st.session_state.pop(suggestion_key, None)
             st.session_state[result_key] = {"key": key, "result": result}
+    suggestion_ui(suggestion_key, key, {
+        role: (f"{request.key}_{role}_crop_on", f"pair_{role}", upload["data"], f"the {role} image")
+        for role, upload in (("reference", reference), ("questioned", questioned))})
     stored = st.session_state.get(result_key)
     return stored["result"] if stored and stored["key"] == key else None
 
@@ -494,6 +737,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     cuts = decision_cuts(result)
     flags = list(result.get("flags") or [])
     st.markdown(decision_html(decision, rates, subject, flags), unsafe_allow_html=True)
+    auto_crops_ui(result)
     if COPY_FLAG not in flags and cuts is not None:
         st.markdown(distance_scale_html(score, decision, *cuts), unsafe_allow_html=True)
     for warning in result.get("warnings") or []:

@@ -15,6 +15,9 @@ THUMBS_KEY = "reference_thumbnails"  # session_state: {(base_url, profile_id, re
 PROFILE_KEY = "profile_id"
 PROFILE_RESULT_KEY = "profile_verify_result"
 UPLOAD_ROUND_KEY = "reference_upload_round"
+QUESTIONED_CROP_KEY = "profile_questioned_c"  # the questioned signature's crop step (`<key>_crop_on`, ...)
+QUESTIONED_SUGGESTION_KEY = "profile_questioned_suggestion"  # a refused page's suggested crop, for these files
+REFERENCE_SUGGESTION_KEY = "reference_suggestion"
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,15 +177,39 @@ def references_ui(client: api.SigverClient, profile: dict[str, Any]) -> list[dic
         "Add genuine signatures of this person", type=api.IMAGE_TYPES, accept_multiple_files=True,
         key=f"reference_upload_{round_}", max_upload_size=ui.upload_limit_mb(),
     )
+    uploads = [{"name": f.name, "data": f.getvalue()} for f in files]
+    crops = [reference_crop_ui(upload, round_, i) for i, upload in enumerate(uploads)]
+    request_key = (pid, ui.digest(*(u["data"] for u in uploads)), str(crops))
     if st.button(f"Add {len(files)} reference{'s' if len(files) != 1 else ''}" if files else "Add references",
                  disabled=not files, key="add_references_button", icon=":material/upload:"):
         with st.spinner("Uploading and enrolling…"), ui.api_errors("The references could not be added", on_auth_error):
-            created = client.add_references(pid, [(f.name, f.getvalue()) for f in files])
+            try:
+                created = client.add_references(pid, [(u["name"], u["data"]) for u in uploads], crops=crops)
+            except api.ApiError as exc:
+                ui.remember_suggestion(REFERENCE_SUGGESTION_KEY, request_key, exc)
+                raise
+            st.session_state.pop(REFERENCE_SUGGESTION_KEY, None)
             st.session_state[UPLOAD_ROUND_KEY] = round_ + 1  # a fresh, empty uploader
             st.session_state.pop(PROFILE_RESULT_KEY, None)
             ui.flash(f"{len(created)} reference{'s' if len(created) != 1 else ''} added.")
             st.rerun()
+    ui.suggestion_ui(REFERENCE_SUGGESTION_KEY, request_key, {  # the API names the refused file images[<i>]
+        f"images[{i}]": (f"{reference_crop_key(round_, i, u)}_crop_on", reference_crop_key(round_, i, u), u["data"],
+                         f"{ui.md_text(u['name'])}") for i, u in enumerate(uploads)})
     return refs
+
+
+def reference_crop_key(round_: int, i: int, upload: dict[str, Any]) -> str:
+    """The crop step's widget keys and state name for the i-th file chosen (its digest too: a file removed from the
+    list does not hand its box to the next one)."""
+    return f"reference_{round_}_{i}_{ui.digest(upload['data'])[:8]}"
+
+
+def reference_crop_ui(upload: dict[str, Any], round_: int, i: int) -> tuple[int, int, int, int] | None:
+    """Each reference chosen gets the crop step of Verify (the box starts on the located signature); its box is
+    sent with the file (`crops`)."""
+    return ui.crop_ui(upload, reference_crop_key(round_, i, upload),
+                      label=f"Crop {ui.md_text(upload['name'])} to the signature")  # a label is markdown
 
 
 def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any], refs: list[dict[str, Any]]) -> None:
@@ -190,19 +217,30 @@ def verify_against_profile_ui(client: api.SigverClient, profile: dict[str, Any],
     st.markdown(f"Score a questioned signature against all references of **{ui.md_text(profile.get('name'))}**.")
     questioned = st.file_uploader("Questioned signature", type=api.IMAGE_TYPES, key="profile_questioned",
                                   max_upload_size=ui.upload_limit_mb())
+    crop = None
     if questioned is not None:
-        ui.show_image(questioned.getvalue(), f"Questioned · {questioned.name}", width=360)
+        upload = {"name": questioned.name, "data": questioned.getvalue()}
+        crop = ui.crop_ui(upload, QUESTIONED_CROP_KEY)
+        if crop is None:
+            ui.show_image(upload["data"], f"Questioned · {questioned.name}", width=360)
     if not refs:
         st.info("Add at least one reference signature first.")
     ready = questioned is not None and bool(refs)
+    request_key = (pid, ui.digest(questioned.getvalue()) if questioned is not None else "", str(crop))
     if st.button("Verify against the profile", type="primary", disabled=not ready, key="profile_verify_button", icon=":material/search:"):
         with st.spinner("Comparing with every reference…"), ui.api_errors("Verification failed", on_auth_error):
-            result = client.verify_profile(pid, (questioned.name, questioned.getvalue()))
-            st.session_state[PROFILE_RESULT_KEY] = {
-                "key": (pid, ui.digest(questioned.getvalue())), "result": result,
-            }
+            try:
+                result = client.verify_profile(pid, (questioned.name, questioned.getvalue()), crop=crop)
+            except api.ApiError as exc:
+                ui.remember_suggestion(QUESTIONED_SUGGESTION_KEY, request_key, exc)
+                raise
+            st.session_state.pop(QUESTIONED_SUGGESTION_KEY, None)
+            st.session_state[PROFILE_RESULT_KEY] = {"key": request_key, "result": result}
+    if questioned is not None:
+        ui.suggestion_ui(QUESTIONED_SUGGESTION_KEY, request_key, {"questioned": (
+            f"{QUESTIONED_CROP_KEY}_crop_on", QUESTIONED_CROP_KEY, questioned.getvalue(), "the questioned image")})
     stored = st.session_state.get(PROFILE_RESULT_KEY)
-    if ready and stored and stored["key"] == (pid, ui.digest(questioned.getvalue())):
+    if ready and stored and stored["key"] == request_key:
         result = stored["result"]
         ui.result_ui(result, subject="this person's references")
         evidence_ui(client, pid, questioned.getvalue(), result, refs)

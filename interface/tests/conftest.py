@@ -105,6 +105,8 @@ def fake(fake_backend: FakeBackend) -> Iterator[FakeBackend]:
     """The fake backend itself, for failures a real backend does not produce on demand."""
     yield fake_backend
     fake_backend.state.failures.clear()
+    fake_backend.state.posts.clear()
+    fake_backend.state.located = type(fake_backend.state)().located
 
 
 @pytest.fixture

@@ -2,8 +2,12 @@
 tests; and `make_signature`, which draws the test signatures.
 
 The page tests run against the real backend (tests/live_backend.py). This one answers what a test queued with
-`state.fail_next(...)` (a 413, a 500, a non-JSON 502 from a proxy, a 403), and registers users so that a test can
-send a token. Anything else is a 404.
+`state.fail_next(...)` (a 413, a 500, a non-JSON 502 from a proxy, a 403, a 422 `not_a_signature` with its
+`suggested_crops`), and registers users so that a test can send a token. For the crop step it also answers
+POST /api/locate/ (`state.located`: the boxes it "finds"), POST /api/verify/, POST /api/profiles/<id>/references/ and
+POST /api/profiles/<id>/verify/ with a canned answer (`auto_crops` when `auto_crop=true` was sent), and keeps the
+multipart fields of every POST in `state.posts`, so that a test reads what the interface sent (crop boxes, `crops`,
+`auto_crop`). Anything else is a 404.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import secrets
 import socket
 import threading
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -51,9 +58,37 @@ def make_signature(seed: int, *, jitter: float = 1.5, variant: int = 0, size: tu
 
 
 class ApiFailure(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, raw: bytes | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, raw: bytes | None = None,
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers, self.raw = status, code, message, headers or {}, raw
+        self.details = details or {}
+
+
+def multipart_fields(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """The fields of a multipart/form-data body in order: (name, value), a file's value being its file name."""
+    if not content_type.startswith("multipart/"):
+        return []
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    fields = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        fields.append((str(name), filename if filename is not None else part.get_payload(decode=True).decode()))
+    return fields
+
+
+def located_answer(boxes: list[tuple[list[int], float]], image_size: tuple[int, int] = (850, 1100)) -> dict[str, Any]:
+    """A POST /api/locate/ answer with these (box, confidence), best first."""
+    return {"signatures": [{"box": list(box), "confidence": c, "crop": ",".join(map(str, box))} for box, c in boxes],
+            "count": len(boxes), "image_size": list(image_size), "elapsed_ms": 1.0,
+            "note": "The locator finds about half of the signatures on documents: an empty list does not mean none."}
+
+
+FAKE_DECISION = {"decision": "inconclusive", "score": 0.5, "score_method": "pairwise", "threshold": 0.5,
+                 "decision_rates": {"genuine_below": 0.3, "forged_above": 0.8}, "flags": [], "warnings": [],
+                 "model_version": "fake", "elapsed_ms": 1.0}
+THUMBNAIL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg=="
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,6 +99,8 @@ class ApiFailure(Exception):
 class FakeState:
     users: dict[str, str] = field(default_factory=dict)  # username -> password
     failures: list[tuple[str, ApiFailure]] = field(default_factory=list)
+    located: dict[str, Any] = field(default_factory=lambda: located_answer([([300, 900, 600, 1020], 0.87)]))
+    posts: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)  # (path, multipart fields)
     next_id: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,10 +110,15 @@ class FakeState:
             return self.next_id
 
     def fail_next(self, path_prefix: str, status: int, code: str = "error", message: str = "",
-                  headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+                  headers: dict[str, str] | None = None, raw: bytes | None = None,
+                  details: dict[str, Any] | None = None) -> None:
         """The next request whose path starts with `path_prefix` gets this error instead of its answer
         (`raw`: a non-JSON body sent as text/html, as a proxy in front of the API would)."""
-        self.failures.append((path_prefix, ApiFailure(status, code, message, headers, raw)))
+        self.failures.append((path_prefix, ApiFailure(status, code, message, headers, raw, details)))
+
+    def sent(self, path_prefix: str) -> list[list[tuple[str, str]]]:
+        """The multipart fields of every POST so far whose path starts with `path_prefix`, oldest first."""
+        return [fields for path, fields in self.posts if path.startswith(path_prefix)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,11 +165,37 @@ class Handler(BaseHTTPRequestHandler):
                     raise failure
             if path == "/api/auth/register/" and method == "POST":
                 return self._register(json.loads(body or b"{}"))
+            if method == "POST":
+                fields = multipart_fields(self.headers.get("Content-Type") or "", body)
+                self.state.posts.append((path, fields))
+                return self._crop_step(path, fields)
             raise ApiFailure(404, "not_found", f"No route for {path}.")
         except ApiFailure as exc:
             if exc.raw is not None:
                 return self._send(exc.status, exc.raw, "text/html", exc.headers)
-            self._json(exc.status, {"error": {"code": exc.code, "message": exc.message, "details": {}}}, exc.headers)
+            self._json(exc.status, {"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+                       exc.headers)
+
+    def _crop_step(self, path: str, fields: list[tuple[str, str]]) -> None:
+        """Canned answers of the endpoints that take a signature (what they judged is not the point here)."""
+        values = dict(fields)
+        auto = [{"field": "questioned", "box": [300, 900, 600, 1020], "crop": "300,900,600,1020", "confidence": 0.87,
+                 "thumbnail": THUMBNAIL}] if values.get("auto_crop") == "true" else []
+        if path == "/api/locate/":
+            return self._json(200, self.state.located)
+        if path == "/api/verify/":
+            return self._json(200, {**FAKE_DECISION, "auto_crops": auto})
+        if re.fullmatch(r"/api/profiles/\d+/verify/", path):
+            return self._json(200, {**FAKE_DECISION, "score_method": "mean", "references": [], "reference_count": 0,
+                                    "copy_of_reference": None, "mean_distance": 0.5, "reference_spread": None,
+                                    "auto_crops": auto})
+        if re.fullmatch(r"/api/profiles/\d+/references/", path):
+            crops = [value for name, value in fields if name == "crops"]
+            files = [value for name, value in fields if name in ("image", "images")]
+            return self._json(201, {"results": [
+                {"id": self.state.new_id(), "crop": crops[i] if i < len(crops) else "", "name": name}
+                for i, name in enumerate(files)], "guidance": {}})
+        raise ApiFailure(404, "not_found", f"No route for {path}.")
 
     def _register(self, body: dict[str, Any]) -> None:
         username, password = str(body.get("username", "")).strip(), str(body.get("password", ""))

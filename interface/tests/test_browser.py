@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from fake_backend import free_port
+from made_up_pages import signed_letter_png
 
 INTERFACE_DIR = Path(__file__).resolve().parents[1]
 
@@ -116,25 +117,6 @@ def save_small_png(src: Path, dst: Path) -> None:
         img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(dst, optimize=True)
 
 
-def page_with_signature() -> bytes:
-    """Three lines of writing above and three below a signature in the middle: the crop step's default box
-    (the middle 60% of the image) holds the signature alone."""
-    import io
-    import math
-
-    from PIL import Image, ImageDraw
-
-    page = Image.new("L", (900, 900), 245)
-    draw = ImageDraw.Draw(page)
-    for y in (30, 80, 130, 770, 820, 870):
-        draw.line([(x, y + 6 * math.sin(x / 9.0)) for x in range(40, 860, 4)], fill=20, width=3)
-    draw.line([(300 + x, 450 + 40 * math.sin(x / 25.0)) for x in range(0, 300, 3)], fill=25, width=4)
-    draw.line([(320, 500), (560, 470)], fill=25, width=3)
-    buf = io.BytesIO()
-    page.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (Debian) to run the browser test")
@@ -191,8 +173,9 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             settle(page)
             sync_api.expect(decision_text.first).to_be_visible()  # the answer is still there
 
-            # a page with lines of writing above and below the signature: refused, then cropped and verified
-            inputs.nth(1).set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": page_with_signature()})
+            # a signed letter: refused with the located signature as the suggested crop, which one click takes as
+            # the crop box (drawn by the crop step), then verified
+            inputs.nth(1).set_input_files({"name": "page.png", "mimeType": "image/png", "buffer": signed_letter_png()})
             # the rerun with the new file drops the answer about the old one: only then is the button for page.png
             sync_api.expect(decision_text).to_have_count(0, timeout=90_000)
             settle(page)
@@ -200,8 +183,8 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             button.click()
             page.get_by_text(re.compile("does not look like a signature crop")).first.wait_for()
             settle(page)
-            page.get_by_text("Crop to the signature").nth(1).click()  # the questioned image's crop step
-            page.get_by_text(re.compile("Only the box is compared")).first.wait_for()
+            page.locator("button", has_text="Use the suggested crop").first.click()
+            page.get_by_text(re.compile("The box starts on the crop the server suggested")).first.wait_for()
             settle(page)
             sync_api.expect(button).to_be_enabled(timeout=90_000)
             button.click()
