@@ -34,16 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"every": args.every, "limits": {"max_ink_fraction": quality.MAX_INK_FRACTION,
                                "max_border_coverage": quality.MAX_BORDER_COVERAGE,
                                "max_text_lines": quality.MAX_TEXT_LINES, "min_ink_height": quality.MIN_INK_HEIGHT,
-                               "min_ink_width": quality.MIN_INK_WIDTH, "rotated_aspect": quality.ROTATED_ASPECT},
+                               "min_ink_width": quality.MIN_INK_WIDTH, "rotated_aspect": quality.ROTATED_ASPECT,
+                               "max_column_text_lines": quality.MAX_COLUMN_TEXT_LINES, "max_pieces": quality.MAX_PIECES,
+                               "max_small_mark_share": quality.MAX_SMALL_MARK_SHARE},
               "datasets": {}}
     print("| dataset | images | refused | warned | blank (no ink) | max ink fraction | max border coverage | max text lines "
-          "| smallest ink width x height (each its own minimum) | max height/width |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| smallest ink width x height (each its own minimum) | max height/width | max lines in a quarter | max pieces "
+          "| max small-mark share |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     totals = Counter()
     for item in args.data:
         name, root = item.split("=", 1)
         records = read_dataset(Path(root), "auto", name)[::args.every]
-        counts, codes, worst = Counter(), Counter(), {"ink_fraction": 0.0, "border_coverage": 0.0, "text_lines": 0}
+        counts, codes = Counter(), Counter()
+        worst = {"ink_fraction": 0.0, "border_coverage": 0.0, "text_lines": 0, "column_text_lines": 0, "pieces": 0,
+                 "small_mark_share": 0.0}
         smallest = {"ink_height": 10**9, "ink_width": 10**9}
         tallest = 0.0  # the largest ink-box height / width: how far from the sideways warning real signatures are
         refused_examples = []
@@ -75,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {n} | {counts['refused']} ({counts['refused'] / n:.2%}) | {counts['warned']} "
               f"({counts['warned'] / n:.2%}) | {counts['blank']} | {worst['ink_fraction']:.3f} | "
               f"{worst['border_coverage']:.3f} | {worst['text_lines']} | {smallest['ink_width']}x{smallest['ink_height']} "
-              f"| {tallest:.2f} |")
+              f"| {tallest:.2f} | {worst['column_text_lines']} | {worst['pieces']} | {worst['small_mark_share']:.3f} |")
     n = totals["images"]
     report["total"] = dict(totals)
     print(f"| **all** | {n} | {totals['refused']} ({totals['refused'] / n:.2%}) | {totals['warned']} "
-          f"({totals['warned'] / n:.2%}) | {totals['blank']} | | | | | |")
+          f"({totals['warned'] / n:.2%}) | {totals['blank']} | | | | | | | | |")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -154,8 +154,11 @@ def copies_table(report: dict[str, Any]) -> str:
 
 def quality_gate_table(report: dict[str, Any]) -> str:
     """bench/quality_gate.py's report: what the input quality gate refused and warned about on real signatures."""
+    extra = "max_pieces" in report["limits"]  # the column, pieces and printed-text measures (reports since then)
     lines = ["| dataset | images | refused | warned | blank (no ink) | max ink fraction | max border coverage | "
-             "max text lines | smallest ink width x height | max height / width |", "| --- |" + " ---: |" * 9]
+             "max text lines | smallest ink width x height | max height / width |"
+             + (" max lines in a quarter | max pieces | max small-mark share |" if extra else ""),
+             "| --- |" + " ---: |" * (12 if extra else 9)]
     for name, d in report["datasets"].items():
         n, worst = d["images"], d["max"]
         smallest = d.get("min") or {}
@@ -163,14 +166,18 @@ def quality_gate_table(report: dict[str, Any]) -> str:
         tallest = f"{d['max_height_over_width']:.2f}" if "max_height_over_width" in d else "–"
         lines.append(f"| {name} | {n:,} | {d.get('refused', 0)} ({d.get('refused', 0) / n:.2%}) | {d.get('warned', 0)} "
                      f"({d.get('warned', 0) / n:.2%}) | {d.get('blank', 0)} | {worst['ink_fraction']:.3f} | "
-                     f"{worst['border_coverage']:.3f} | {worst['text_lines']} | {size} | {tallest} |")
+                     f"{worst['border_coverage']:.3f} | {worst['text_lines']} | {size} | {tallest} |"
+                     + (f" {worst['column_text_lines']} | {worst['pieces']} | {worst['small_mark_share']:.3f} |"
+                        if extra else ""))
     t, limits = report["total"], report["limits"]
     minimum = (f"limit {limits['min_ink_width']}x{limits['min_ink_height']}" if "min_ink_width" in limits else "")
     rotated = f"warning above {limits['rotated_aspect']}" if "rotated_aspect" in limits else ""
     lines.append(f"| **all** | {t['images']:,} | {t.get('refused', 0)} ({t.get('refused', 0) / t['images']:.2%}) | "
                  f"{t.get('warned', 0)} ({t.get('warned', 0) / t['images']:.2%}) | {t.get('blank', 0)} | "
                  f"limit {limits['max_ink_fraction']} | limit {limits['max_border_coverage']} | "
-                 f"limit {limits['max_text_lines']} | {minimum} | {rotated} |")
+                 f"limit {limits['max_text_lines']} | {minimum} | {rotated} |"
+                 + (f" limit {limits['max_column_text_lines']} | limit {limits['max_pieces']} | "
+                    f"limit {limits['max_small_mark_share']} |" if extra else ""))
     every = report.get("every", 1)
     note = "" if every == 1 else f"\nOne image in {every} of each dataset (`--every {every}`).\n"
     return "\n".join(lines) + "\n" + note

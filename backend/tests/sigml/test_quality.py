@@ -181,3 +181,36 @@ def test_serving_preprocessing_says_too_small_apart_from_not_a_signature():
     with pytest.raises(NotASignatureError) as page:  # a page stays not_a_signature, whatever else it shows
         preprocess_checked(page_of_text())
     assert page.value.code == "not_a_signature"
+
+
+def cheque(seed: int) -> Image.Image:
+    """A cheque (`sigml.synthdocs`): printed fields side by side, a signature, a security background."""
+    from sigml.synthdocs import make_page
+
+    return make_page(seed, [signature_image(s, size=(420, 150)) for s in range(3)], split="test", kind="cheque",
+                     width=1800, n_signatures=1).image
+
+
+def test_most_cheques_whose_printed_fields_lie_side_by_side_are_refused():
+    measures = [quality.assess(ink_map(cheque(seed))) for seed in range(1, 7)]
+    refused = [m for m, problems in measures if any(p.refuse for p in problems)]
+    # the bands across the whole width alone refuse one of them: fields side by side merge into 2-5 bands
+    assert sum(m.text_lines > quality.MAX_TEXT_LINES for m, _ in measures) == 1
+    # column lines, pieces and printed marks refuse most; not all (bench/auto_crop.py measures the rate on test pages)
+    assert len(refused) >= 4, [m for m, _ in measures]
+
+
+def test_column_lines_pieces_and_small_marks_of_a_page_and_a_signature():
+    letter = quality.measure(ink_map(page_of_text()))
+    signature = quality.measure(ink_map(signature_image(3, size=(420, 150))))
+    assert letter.column_text_lines >= letter.text_lines > quality.MAX_TEXT_LINES
+    assert signature.column_text_lines <= quality.MAX_COLUMN_TEXT_LINES
+    assert signature.pieces <= quality.MAX_PIECES and signature.small_mark_share <= quality.MAX_SMALL_MARK_SHARE
+    dots = Image.new("L", (1200, 800), 250)  # printed-text-like marks: many small pieces far smaller than the whole
+    draw = ImageDraw.Draw(dots)
+    for i in range(120):
+        x, y = 40 + (i % 15) * 75, 40 + (i // 15) * 90
+        draw.rectangle((x, y, x + 14, y + 22), fill=20)
+    marks = quality.measure(ink_map(dots))
+    assert marks.pieces > quality.MAX_PIECES and marks.small_mark_share > quality.MAX_SMALL_MARK_SHARE
+    assert {"many_pieces", "printed_text"} <= {p.code for p in quality.problems_of(marks)}
