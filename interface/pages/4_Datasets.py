@@ -26,7 +26,9 @@ KIND_LABELS = {
 def choose_dataset_ui(base: str) -> tuple[dict[str, Any], str | None] | None:
     datasets = ui.cached_datasets(base, token())
     if not datasets:
-        st.info("The server has no datasets. Put one in its data folder (see `organized_data/README.md`).")
+        st.info("The server has no datasets. Start it with `make run DATA=DIR`, where DIR holds dataset folders "
+                "(e.g. `DATA=../shared/datasets`), or put one in its data folder, `organized_data/` by default "
+                "(layouts: `organized_data/README.md`).")
         return None
     names = [d["name"] for d in datasets]
     c1, c2 = st.columns(2)
