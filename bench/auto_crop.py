@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from sigml.datasets import read_dataset  # noqa: E402
-from sigml.errors import NotASignatureError  # noqa: E402
+from sigml.errors import ImageError  # noqa: E402
 from sigml.inference import Verifier  # noqa: E402
 from sigml.locate import box_iou, preprocess_located  # noqa: E402
 from sigml.splits import read_splits_csv  # noqa: E402
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             by_hand = preprocess_located(data, cfg, crop=truth, array=True).image
             hand = verifier.verify_tensors(reference, verifier.embedder.wrap(by_hand)).decision
-        except NotASignatureError:  # the true box itself fails the gate (e.g. too small after the page's scaling)
+        except ImageError:  # the true box itself fails (too small, too faint after the page's capture): refused
             hand = "refused"
         try:
             judged = preprocess_located(data, cfg, auto_crop=True, array=True)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 on_signature = box_iou(np.array([judged.located.box], float), np.array([truth], float))[0, 0] >= 0.5
                 counts["judged_on_the_signature" if on_signature else "judged_elsewhere"] += 1
             tally["judged"] += 1
-        except NotASignatureError:
+        except ImageError:  # not_a_signature with suggested crops, or blank
             auto = "refused"
             counts["refused"] += 1
         counts[f"hand_{hand}"] += 1
