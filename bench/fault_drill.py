@@ -262,13 +262,13 @@ rng = random.Random(29)
 decisions = ("genuine", "inconclusive", "forged")
 batch = []
 for i in range(n):
-    distance = rng.random()
+    score = rng.random()
     batch.append(VerificationRecord(
         kind="profile" if i % 2 else "pair", username="seeded-clerk", client_address="127.0.0.1",
         profile_name=f"Seeded profile {i % 500}", questioned_sha256=f"{rng.getrandbits(256):064x}",
         reference_sha256=[f"{rng.getrandbits(256):064x}" for _ in range(1 + i % 3)], model_version="seeded@drill",
-        distance=distance, threshold=0.5, score="pairwise", verdict="genuine" if distance < 0.5 else "forged",
-        decision=decisions[i % 3], details={}, elapsed_ms=100.0 + i % 400))
+        score=score, score_method="pairwise", threshold=0.5, decision=decisions[i % 3], details={},
+        elapsed_ms=100.0 + i % 400))
     if len(batch) == 5000:
         with transaction.atomic():
             VerificationRecord.objects.bulk_create(batch)

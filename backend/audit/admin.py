@@ -9,7 +9,7 @@ from .models import VerificationRecord
 class VerificationRecordAdmin(admin.ModelAdmin):
     """Read-only: case records are written by the API and removed only by `manage.py purge_records`."""
 
-    list_display = ["id", "created", "kind", "username", "profile_name", "decision", "verdict", "distance",
+    list_display = ["id", "created", "kind", "username", "profile_name", "decision", "score", "score_method",
                     "model_version"]
     list_filter = ["kind", "decision", "model_version"]
     search_fields = ["username", "profile_name", "questioned_sha256"]

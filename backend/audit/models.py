@@ -34,12 +34,10 @@ class VerificationRecord(models.Model):
     image_files = models.JSONField(default=list, blank=True)
     # the model and its answer
     model_version = models.CharField(max_length=100)
-    distance = models.FloatField()
-    threshold = models.FloatField()
-    similarity = models.FloatField(null=True, blank=True)
-    score = models.CharField(max_length=20, default="pairwise")  # pairwise / normalized / mean
-    verdict = models.CharField(max_length=20)  # genuine / forged (the two-way answer at the threshold)
-    decision = models.CharField(max_length=20, db_index=True)  # genuine / inconclusive / forged, else the verdict
+    score = models.FloatField()  # the number the decision judged: a pair's distance, or a profile's score
+    score_method = models.CharField(max_length=20, default="pairwise")  # how: pairwise / normalized / mean
+    threshold = models.FloatField()  # the protocol's EER threshold: a reference point, no answer of its own
+    decision = models.CharField(max_length=20, db_index=True)  # genuine / inconclusive / forged: the answer given
     # the decision's cuts used: genuine at or below `genuine_below`, forged above `forged_above` (null: older records)
     genuine_below = models.FloatField(null=True, blank=True)
     forged_above = models.FloatField(null=True, blank=True)

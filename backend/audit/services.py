@@ -85,10 +85,8 @@ def verification_record_create(*, kind: str, requester: Requester, result: dict[
                 questioned_name=questioned.name[:200], reference_names=[r.name for r in references],
                 image_files=stored,
                 model_version=str(result.get("model_version", "")),
-                distance=float(result["distance"]), threshold=float(result["threshold"]),
-                score=str(result.get("score_method") or "pairwise"),  # the record's `score` column names the score
-                verdict=str(result.get("verdict", "")),
-                decision=str(result["decision"]),
+                score=float(result["distance"]), score_method=str(result.get("score_method") or "pairwise"),
+                threshold=float(result["threshold"]), decision=str(result["decision"]),
                 genuine_below=_cut(result, "genuine_below"), forged_above=_cut(result, "forged_above"),
                 details=details, elapsed_ms=float(result.get("elapsed_ms") or 0.0),
             )
@@ -100,7 +98,7 @@ def verification_record_create(*, kind: str, requester: Requester, result: dict[
 
 def records_anonymise_of_user(*, user: Any) -> int:
     """A deleted account's case records, anonymised; returns how many. What a bank must keep stays: when, what kind,
-    the inputs' sha256, the model version, distance/score, threshold, verdict, decision, the per-reference distances
+    the inputs' sha256, the model version, score and its method, threshold, decision, the per-reference distances
     and rates (`details`) and the time taken. What named or showed the clerk and their customer goes: the user link,
     the user name (now DELETED_USER), the client address, the profile link and name, the file names, and the stored
     images (deleted after the commit). Runs inside the deletion's transaction (`audit.signals`)."""

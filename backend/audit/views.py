@@ -40,10 +40,9 @@ MAX_ID = 2**63 - 1  # the largest id a BigAutoField holds: a larger filter is a 
 class RecordOutputSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="username", help_text='the user name, or "anonymous"')
     profile = serializers.IntegerField(source="profile_id", allow_null=True)
-    # the answer's vocabulary (docs/api.md): the stored columns `distance` and `score` hold the score and its method
-    score = serializers.FloatField(source="distance", help_text="the number the decision judged: the pair's "
-                                   "distance, or the profile verification's score")
-    score_method = serializers.ChoiceField(source="score", choices=SCORE_METHODS,
+    score = serializers.FloatField(help_text="the number the decision judged: the pair's distance, or the profile "
+                                   "verification's score")
+    score_method = serializers.ChoiceField(choices=SCORE_METHODS,
                                            help_text="how `score` was formed: `pairwise`, `normalized` or `mean`")
     decision = serializers.ChoiceField(choices=list(DECISIONS), help_text="the answer given")
     decision_cuts = serializers.SerializerMethodField(
@@ -163,7 +162,7 @@ class _Echo:
 
 
 CSV_FIELDS = ["id", "created", "kind", "username", "client_address", "profile_id", "profile_name", "questioned_sha256",
-              "reference_sha256", "model_version", "decision", "distance", "score", "threshold",
+              "reference_sha256", "model_version", "decision", "score", "score_method", "threshold",
               "elapsed_ms", "questioned_name", "reference_names", "genuine_below",
               "forged_above"]  # the columns' sources, in CSV_COLUMNS' order
 

@@ -1,4 +1,4 @@
-"""Thresholds and similarity calibration from validation writers' embeddings.
+"""Thresholds, decision bands and Platt fits from validation writers' embeddings.
 
 Used at the end of training (`train.finalize`) and by `sigml calibrate` (`cli.recalibrate`), which
 re-derives a shipped card's thresholds from its own validation writers without retraining (e.g. after a
@@ -29,7 +29,8 @@ def protocol_text(reference_score: str = DEFAULT_REFERENCE_SCORE) -> str:
 
 
 def platt(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Platt scaling of score → P(genuine) (balanced classes): similarity = sigmoid(slope * score + intercept)."""
+    """Platt scaling of score → P(genuine) (balanced classes): sigmoid(slope * score + intercept). The card keeps it
+    as a record of the validation scores; no answer reads it."""
     model = LogisticRegression(class_weight="balanced")
     model.fit(np.asarray(scores, dtype=np.float64).reshape(-1, 1), np.asarray(labels))
     return {"slope": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only (re)fit the three-way decision bands and rate curves around the card's own thresholds")
     s.add_argument("--no-progress", action="store_true")
 
-    s = sub.add_parser("verify", help="distance and verdict for two signature images")
+    s = sub.add_parser("verify", help="the decision, score, cuts and rates for two signature images")
     s.add_argument("--model", default="trained_model_parameters/siamese_resnet18.safetensors")
     s.add_argument("reference")
     s.add_argument("questioned")
@@ -353,9 +353,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        print(f"distance {result.distance:.4f} (threshold {result.threshold:.4f}) -> {result.verdict.upper()} "
-              f"(similarity {result.similarity:.2f}, model {result.model_version})")
+        print(verify_text(result))
     return 0
+
+
+def verify_text(result) -> str:
+    """`sigml verify`'s answer: the decision, the score (the pair's distance), the cuts it was judged by, the rates
+    measured at that score, and the EER threshold only as a reference point."""
+    rates = result.decision_rates or {}
+    lines = [f"{result.decision.upper()}: score {result.distance:.4f} (pair distance; model {result.model_version})",
+             (f"  cuts: genuine at or below {rates['genuine_below']:.4f}, forged above {rates['forged_above']:.4f}, "
+              f"inconclusive between (EER threshold {result.threshold:.4f}, a reference point)")]
+    if "forgeries_scoring_this_low" in rates:
+        lines.append(f"  rates at this score, on {rates.get('measured_on', 'validation writers')}: "
+                     f"{rates['forgeries_scoring_this_low']:.1%} of skilled forgeries score this low, "
+                     f"{rates['genuine_scoring_this_high']:.1%} of genuine signatures score this high")
+    if result.flags:
+        lines.append(f"  flags: {', '.join(result.flags)}")
+    return "\n".join(lines)
 
 
 def cmd_locate(args: argparse.Namespace) -> int:

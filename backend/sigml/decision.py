@@ -8,7 +8,7 @@ overlap. Two cuts per protocol, both fitted on validation writers, say only what
   high (the false-reject rate of a FORGED answer);
 - in between: "inconclusive", refer to a specialist.
 The cuts are clipped around the EER threshold (`genuine_below <= threshold <= forged_above`), so a "genuine"
-decision is always also a genuine `verdict` and a "forged" one a forged `verdict`.
+decision is never above the threshold and a "forged" one never at or below it (the threshold answers nothing).
 
 A `rate curve` (score → share of skilled forgeries scoring at most that, share of genuine signatures scoring
 more) is stored beside the cuts so that any served score can say "N in 100 skilled forgeries of writers never

@@ -45,11 +45,12 @@ def pair_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class VerificationResult:
+    """The answer of one verification: `decision` is the answer, `distance` (a profile's: `score`) the number it
+    judged against the cuts in `decision_rates`."""
+
     distance: float
+    # the protocol's equal-error-rate threshold: a reference point between the cuts, no answer of its own
     threshold: float
-    match: bool
-    verdict: str  # "genuine" or "forged": the two-way answer at the EER `threshold` (the CLI and evaluation print it)
-    similarity: float
     model_version: str
     decision: str = "inconclusive"  # "genuine" / "inconclusive" / "forged": the three-way answer (sigml.decision)
     # the band's cuts and the rates measured on validation writers at this score (`Verifier.decide`)
@@ -225,22 +226,20 @@ class Verifier:
             return self.embedder.embed(batch, batch_size=batch_size, progress=progress)
 
     def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False) -> dict:
-        """Every answer a score gets, from the model card: the two-way `verdict` at the EER threshold (`match`),
-        the three-way `decision` of the protocol's band, the calibrated `similarity`, and `decision_rates`.
-        `copy`: the questioned image is a copy of a reference (`sigml.copies`): flagged, never genuine, inconclusive."""
+        """Every answer a score gets, from the model card: the three-way `decision` of the protocol's band, its cuts
+        and the rates measured at this score (`decision_rates`), and the protocol's EER `threshold` (a reference
+        point, no answer of its own). `copy`: the questioned image is a copy of a reference (`sigml.copies`):
+        flagged, never genuine, inconclusive."""
         threshold = self.card.threshold_for(protocol)
         band = self.card.band(protocol)
         rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
         if copy:
-            return {"threshold": threshold, "match": False, "verdict": "forged", "similarity": 0.0,
-                    "decision": "inconclusive", "flags": (copies.COPY_FLAG,), "decision_rates": rates}
-        match = bool(distance <= threshold)
+            return {"threshold": threshold, "decision": "inconclusive", "flags": (copies.COPY_FLAG,),
+                    "decision_rates": rates}
         curve = self.card.rate_curves.get(protocol)
         if curve:
             rates.update(decision.rates_at(curve, distance), measured_on="validation writers, never seen in training")
-        return {"threshold": threshold, "match": match, "verdict": "genuine" if match else "forged",
-                "similarity": self.card.similarity(distance, protocol), "decision": decision.decide(distance, band),
-                "decision_rates": rates}
+        return {"threshold": threshold, "decision": decision.decide(distance, band), "decision_rates": rates}
 
     def is_copy(self, distance: float, *, same_bytes: bool = False, pixels: float | None = None) -> bool:
         """The card's copy rule (`sigml.copies.is_copy`); `pixels`: the fingerprints' `pixel_difference`."""
@@ -293,7 +292,7 @@ class Verifier:
         return out
 
     def verify(self, reference: ImageSource, questioned: ImageSource) -> VerificationResult:
-        """Distance between two signatures (one batched forward pass) and the calibrated verdict."""
+        """Distance between two signatures (one batched forward pass) and its decision."""
         return self.verify_tensors(self.preprocess(reference), self.preprocess(questioned))
 
     def verify_against(self, reference_embeddings: np.ndarray | Sequence[np.ndarray],

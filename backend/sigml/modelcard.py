@@ -1,8 +1,8 @@
 """The model card: a JSON file next to the weights that says how to use them.
 
 It carries the architecture and the preprocessing config (so serving preprocesses exactly as
-training did), the calibrated thresholds, the similarity calibration, the metrics with their
-protocol, and the data, split and training config the weights came from.
+training did), the calibrated thresholds, the decision bands, the Platt fits of validation scores, the metrics
+with their protocol, and the data, split and training config the weights came from.
 """
 
 from __future__ import annotations
@@ -215,7 +215,10 @@ class ModelCard:
     # the other protocols' thresholds ("reference_based"); the pairwise one is `threshold`: `threshold_for` reads
     # both (the JSON repeats it as thresholds["pairwise"] for older readers)
     thresholds: dict[str, float] = field(default_factory=dict)
-    calibration: dict[str, float] = field(default_factory=dict)  # similarity = sigmoid(slope * d + intercept)
+    # Platt fits (slope, intercept) of validation scores, P(genuine) = sigmoid(slope * score + intercept): a record of
+    # how the validation scores fell, written by training and `sigml calibrate` and kept by every card; no answer
+    # reads it (the answer is the decision). `reference_calibration` also holds `spread_floor`, which scoring uses.
+    calibration: dict[str, float] = field(default_factory=dict)
     # how a questioned signature is scored against enrolled references (protocols.REFERENCE_SCORES);
     # cards written before "normalized" existed were calibrated on the plain mean distance
     reference_score: str = "mean"
@@ -272,20 +275,6 @@ class ModelCard:
             return self.decision_bands[protocol]
         threshold = self.threshold_for(protocol)
         return {"genuine_below": threshold, "forged_above": threshold}
-
-    def similarity(self, distance: float, protocol: str = "pairwise") -> float:
-        """A calibrated score in [0, 1]: the validation-fitted probability that the comparison is genuine.
-        `protocol` "reference_based" maps a reference score (with its own calibration) instead of a pair distance."""
-        reference = protocol == "reference_based"
-        cal = self.reference_calibration if reference else self.calibration
-        threshold = self.threshold_for(protocol)
-        slope = cal.get("slope")
-        intercept = cal.get("intercept")
-        if slope is None or intercept is None:  # uncalibrated: 0.5 at the threshold
-            scale = max(threshold, 1e-6) / 8
-            slope, intercept = -1 / scale, threshold / scale
-        z = slope * distance + intercept
-        return float(1 / (1 + math.exp(-z))) if z > -60 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {

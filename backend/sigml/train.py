@@ -4,7 +4,7 @@ Each step samples P training writers and K genuine + F skilled-forgery images of
 pairs of the batch enter the loss (genuine-genuine positives; genuine-skilled and genuine vs other
 writers' genuine negatives). Validation EER on validation writers after every epoch picks the best
 checkpoint (of the moving average of the weights when `ema_decay` > 0); the final weights are written as
-safetensors with a model card whose thresholds and similarity calibration come from the validation
+safetensors with a model card whose thresholds, decision bands and Platt fits come from the validation
 writers only.
 
 `train` is the one entry: it prepares the data and a `Learner`, then for every epoch `run_epoch` (one pass of

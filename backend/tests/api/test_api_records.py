@@ -72,7 +72,7 @@ def test_anonymous_pair_verification_is_recorded(client):
     assert record.questioned_sha256 == sha(png(2))
     assert record.reference_sha256 == [sha(png(1))]
     assert record.model_version == result["model_version"]
-    assert record.distance == pytest.approx(result["score"])  # the column `distance` holds the score
+    assert record.score == pytest.approx(result["score"]) and record.score_method == "pairwise"
     assert record.threshold == pytest.approx(result["threshold"])
     assert record.decision == result["decision"]
     assert record.elapsed_ms == pytest.approx(result["elapsed_ms"])
@@ -95,8 +95,8 @@ def test_profile_verification_is_recorded_with_the_profile_and_reference_hashes(
     assert record.profile_id == pid and record.profile_name == "Ada Lovelace"
     assert record.questioned_sha256 == sha(png(14))
     assert record.reference_sha256 == [sha(png(s)) for s in (11, 12, 13)]
-    assert record.score == result["score_method"]  # the column `score` holds the method, `distance` the score
-    assert record.distance == pytest.approx(result["score"])
+    assert record.score_method == result["score_method"]
+    assert record.score == pytest.approx(result["score"])
     assert record.decision == result["decision"]
     assert [r["id"] for r in record.details["references"]] == [r["id"] for r in result["references"]]
 
@@ -371,8 +371,8 @@ def test_index_lists_the_records(client):
 
 # --- account deletion ------------------------------------------------------------------------------
 
-KEPT = ["id", "created", "kind", "questioned_sha256", "reference_sha256", "model_version", "distance", "threshold",
-        "similarity", "score", "verdict", "decision", "details", "elapsed_ms"]
+KEPT = ["id", "created", "kind", "questioned_sha256", "reference_sha256", "model_version", "score", "score_method",
+        "threshold", "decision", "genuine_below", "forged_above", "details", "elapsed_ms"]
 
 
 @pytest.mark.parametrize("how", ["api", "orm"])
@@ -488,11 +488,35 @@ def test_the_csv_is_sent_in_chunks_of_many_lines(db):
     from audit.views import CSV_LINES_PER_CHUNK, csv_lines, csv_rows
 
     VerificationRecord.objects.bulk_create(
-        VerificationRecord(kind="pair", questioned_sha256="a" * 64, model_version="m", distance=0.5, threshold=0.5,
-                           verdict="genuine", decision="genuine", elapsed_ms=1.0)
+        VerificationRecord(kind="pair", questioned_sha256="a" * 64, model_version="m", score=0.5, threshold=0.5,
+                           decision="genuine", elapsed_ms=1.0)
         for _ in range(CSV_LINES_PER_CHUNK + 10))
     records = VerificationRecord.objects.order_by("-created", "-pk")
     chunks = list(csv_rows(records))
     assert len(chunks) == 2  # the header and 510 lines: one full chunk and the rest
     assert "".join(chunks) == "".join(csv_lines(records))
     assert len(list(csv.reader(io.StringIO("".join(chunks))))) == 1 + CSV_LINES_PER_CHUNK + 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_the_score_and_its_method_to_their_names():
+    """audit 0003: a v1 record's `distance` (the number) becomes `score`, its `score` (the method) `score_method`;
+    `verdict` and `similarity` go."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("audit", "0002_record_names_and_cuts")], [("audit", "0003_score_names")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("audit", "VerificationRecord")
+    pk = old.objects.create(kind="profile", questioned_sha256="a" * 64, model_version="m", distance=0.73,
+                            threshold=0.5, similarity=0.2, score="normalized", verdict="forged",
+                            decision="inconclusive", elapsed_ms=1.0).pk
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    new = executor.loader.project_state(after).apps.get_model("audit", "VerificationRecord")
+    record = new.objects.get(pk=pk)
+    assert (record.score, record.score_method, record.decision) == (0.73, "normalized", "inconclusive")
+    assert not {"distance", "verdict", "similarity"} & {f.name for f in new._meta.get_fields()}
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

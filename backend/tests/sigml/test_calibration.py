@@ -1,4 +1,4 @@
-"""sigml.calibration: thresholds and similarity calibration from validation writers; `sigml calibrate` (`sigml.cli.recalibrate`)."""
+"""sigml.calibration: thresholds, bands and Platt fits from validation writers; `sigml calibrate` (`sigml.cli.recalibrate`)."""
 
 from __future__ import annotations
 

@@ -64,18 +64,19 @@ def test_verify_error_in_a_subprocess_has_no_traceback(tmp_path, images):
 # --- verify --------------------------------------------------------------------------------------------------
 
 
-def test_verify_prints_a_verdict(capsys, test_model_path, images):
+def test_verify_prints_the_decision(capsys, test_model_path, images):
     assert run(["verify", "--model", test_model_path, *images]) == 0
     out = capsys.readouterr().out
-    assert "GENUINE" in out or "FORGED" in out
-    assert "threshold 0.5000" in out
+    assert out.split(":")[0] in {"GENUINE", "INCONCLUSIVE", "FORGED"} and "score " in out
+    assert "genuine at or below 0.5000, forged above 0.5000" in out and "EER threshold 0.5000" in out
+    assert "similarity" not in out and "verdict" not in out.lower()
 
 
 def test_verify_json(capsys, test_model_path, images):
     assert run(["verify", "--model", test_model_path, "--json", *images]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["verdict"] in {"genuine", "forged"}
-    assert result["match"] == (result["distance"] <= result["threshold"])
+    assert result["decision"] in {"genuine", "inconclusive", "forged"}
+    assert not {"verdict", "similarity", "match"} & set(result)
 
 
 def test_verify_missing_image(capsys, tmp_path, test_model_path, images):

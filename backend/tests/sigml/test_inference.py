@@ -18,17 +18,18 @@ from sigml.inference import ProfileVerificationResult, VerificationResult, Verif
 from sigml.modelcard import ModelCard, card_path_for
 from sigml.testing import image_bytes
 
-FIELDS = {"distance", "threshold", "match", "verdict", "decision", "decision_rates", "flags", "similarity",
-          "model_version"}
+FIELDS = {"distance", "threshold", "decision", "decision_rates", "flags", "model_version"}
 
 
 def check_result(r: VerificationResult, verifier: Verifier, threshold: float) -> None:
     assert isinstance(r.distance, float) and r.distance >= 0
     assert r.threshold == threshold
-    assert r.verdict in {"genuine", "forged"}
-    assert r.match == (r.distance <= r.threshold)
-    assert r.verdict == ("genuine" if r.match else "forged")
-    assert 0.0 <= r.similarity <= 1.0
+    assert r.decision in {"genuine", "inconclusive", "forged"}
+    cuts = r.decision_rates
+    assert cuts["genuine_below"] <= r.threshold <= cuts["forged_above"]
+    if not r.flags:  # the decision is the band's (the test card has none: both cuts at the threshold)
+        assert (r.decision == "genuine") == (r.distance <= cuts["genuine_below"])
+        assert (r.decision == "forged") == (r.distance > cuts["forged_above"])
     assert r.model_version == verifier.model_version == verifier.card.version
 
 
@@ -47,17 +48,15 @@ def test_verify_fields(verifier, png_signatures):
     assert r.distance > 0
 
 
-def test_verdicts_follow_the_threshold(verifier, png_signatures):
+def test_decisions_follow_the_cuts(verifier, png_signatures):
     strict = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=1e-9, calibration={}), bf16=verifier.bf16)
     lenient = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=10.0, calibration={}), bf16=verifier.bf16)
     r_strict = strict.verify(png_signatures[0], png_signatures[2])
     r_lenient = lenient.verify(png_signatures[0], png_signatures[2])
     check_result(r_strict, strict, 1e-9)
     check_result(r_lenient, lenient, 10.0)
-    assert (r_strict.verdict, r_strict.match) == ("forged", False)
-    assert (r_lenient.verdict, r_lenient.match) == ("genuine", True)
+    assert (r_strict.decision, r_lenient.decision) == ("forged", "genuine")
     assert r_strict.distance == pytest.approx(r_lenient.distance)
-    assert r_strict.similarity < 0.5 < r_lenient.similarity
 
 
 def test_same_image_is_a_copy_never_genuine(verifier, png_signatures):
@@ -65,7 +64,7 @@ def test_same_image_is_a_copy_never_genuine(verifier, png_signatures):
     r = verifier.verify(png_signatures[3], png_signatures[3])
     assert r.distance == pytest.approx(0.0, abs=1e-4)
     assert r.flags == ("identical_to_reference",)
-    assert (r.match, r.verdict, r.decision, r.similarity) == (False, "forged", "inconclusive", 0.0)
+    assert r.decision == "inconclusive"
 
 
 def test_copy_rule():
@@ -108,7 +107,6 @@ def test_verify_against_normalises_the_mean_distance_by_the_references_spread(ve
     between = [verifier.verify(refs_src[i], refs_src[j]).distance for i, j in ((0, 1), (0, 2), (1, 2))]
     assert r.score_method == "normalized" and r.score == r.distance and r.reference_spread == pytest.approx(float(np.mean(between)), abs=1e-3)
     assert r.distance == pytest.approx(r.mean_distance / r.reference_spread, rel=1e-5)
-    assert r.similarity == pytest.approx(verifier.card.similarity(r.distance, "reference_based"))
     # a preprocessed tensor is accepted as the questioned signature
     r2 = verifier.verify_against(refs, verifier.preprocess(questioned))
     assert r2.distance == pytest.approx(r.distance, abs=1e-6)
@@ -144,7 +142,7 @@ def test_verify_against_uses_the_reference_threshold(verifier, png_signatures):
     card = dataclasses.replace(verifier.card, threshold=0.5, thresholds={"pairwise": 0.5, "reference_based": 1e-9})
     v = Verifier(verifier.model, card, bf16=verifier.bf16)
     r = v.verify_against(v.embed_tensors([v.preprocess(s) for s in png_signatures[:2]]), png_signatures[2])
-    assert r.threshold == 1e-9 and r.verdict == "forged"
+    assert r.threshold == 1e-9 and r.decision == "forged"
 
 
 @pytest.mark.parametrize("refs", [np.zeros((0, 32)), np.zeros(32), [[]]])
@@ -266,8 +264,7 @@ def test_verify_pairs_answers_each_pair_as_verify_does(verifier, png_signatures)
     results = verifier.verify_pairs(images, [(0, 1), (0, 2), (1, 1)])
     single = verifier.verify(png_signatures[0], png_signatures[1])
     assert results[0].distance == pytest.approx(single.distance, abs=1e-6)
-    assert (results[0].verdict, results[0].decision, results[0].similarity) == (single.verdict, single.decision,
-                                                                                single.similarity)
+    assert (results[0].decision, results[0].decision_rates) == (single.decision, single.decision_rates)
     assert results[2].distance == pytest.approx(0.0, abs=1e-6) and results[2].flags == ()  # no copy rule
     assert verifier.verify_pairs(images, []) == []
 

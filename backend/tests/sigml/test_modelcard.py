@@ -1,10 +1,9 @@
-"""sigml.modelcard: JSON round trip, version, similarity calibration, load errors."""
+"""sigml.modelcard: JSON round trip, version, Platt fits kept, load errors."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 
 import pytest
 
@@ -61,20 +60,11 @@ def test_minimal_card_defaults():
     assert make_card().threshold_for("reference_based") == 0.37
 
 
-def test_uncalibrated_similarity_is_half_at_the_threshold():
-    card = make_card(calibration={})
-    assert card.similarity(card.threshold) == pytest.approx(0.5)
-    values = [card.similarity(d) for d in (0.0, 0.2, 0.42, 0.6, 1.0, 2.0, 100.0)]
-    assert all(0.0 <= v <= 1.0 for v in values)
-    assert values == sorted(values, reverse=True)  # decreasing with the distance
-    assert values[0] > 0.99 and values[-1] == 0.0
-
-
-def test_calibrated_similarity():
+def test_calibration_round_trips_and_is_no_answer():
+    """The Platt fits are kept as the card wrote them; the card has no `similarity`: the answer is the decision."""
     card = make_card()
-    d = 0.3
-    assert card.similarity(d) == pytest.approx(1 / (1 + math.exp(-(-12.0 * d + 5.0))))
-    assert 0.0 <= card.similarity(50.0) <= card.similarity(0.0) <= 1.0
+    assert ModelCard.from_dict(card.to_dict()).calibration == card.calibration
+    assert not hasattr(card, "similarity")
 
 
 def test_load_errors(tmp_path):
@@ -108,15 +98,13 @@ def test_reference_score_round_trip_and_old_cards(tmp_path):
     card.save(tmp_path / "m.json")
     loaded = ModelCard.load(tmp_path / "m.json")
     assert loaded.reference_score == "normalized" and loaded.reference_calibration["spread_floor"] == 0.2
-    # the reference calibration maps reference scores, the pair calibration pair distances
-    assert loaded.similarity(4 / 3, "reference_based") == pytest.approx(0.5)
-    assert loaded.similarity(5 / 12) == pytest.approx(0.5)
+    assert loaded.reference_calibration == card.reference_calibration and loaded.calibration == card.calibration
     old = json.loads((tmp_path / "m.json").read_text())
     del old["reference_score"], old["reference_calibration"]
     (tmp_path / "old.json").write_text(json.dumps(old))
     legacy = ModelCard.load(tmp_path / "old.json")
     assert legacy.reference_score == "mean"  # calibrated on mean distances before "normalized" existed
-    assert legacy.similarity(0.37, "reference_based") == pytest.approx(0.5)  # uncalibrated: 0.5 at its threshold
+    assert legacy.reference_policy(3).spread_floor == 0.0  # no reference calibration: no floor
 
 
 def test_unknown_reference_score_is_refused(tmp_path):
