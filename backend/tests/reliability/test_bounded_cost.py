@@ -364,14 +364,14 @@ def test_no_image_is_decoded_after_the_request_deadline(enrolled, settings, monk
     nothing is stored."""
     settings.SIGVER_REQUEST_DEADLINE_SECONDS = 1
     decoded = []
-    original = uploads.preprocess_checked
+    original = uploads.preprocess_located
 
     def slow_preprocess(*args, **kwargs):
         time.sleep(0.4)
         decoded.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(uploads, "preprocess_checked", slow_preprocess)
+    monkeypatch.setattr(uploads, "preprocess_located", slow_preprocess)
     api, profile_id = enrolled
     before = Reference.objects.count()
     started = time.perf_counter()
