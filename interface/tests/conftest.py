@@ -151,3 +151,12 @@ def app_test(api_env: str) -> Callable[[str], "AppTest"]:  # noqa: F821
         return AppTest.from_file(str(INTERFACE_DIR / PAGES.get(page, page)), default_timeout=60)
 
     return make
+
+
+@pytest.fixture
+def fake_app(monkeypatch, fake):
+    """`fake_app("verify")`: an AppTest of that page pointed at the fake backend."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SIGVER_API_URL", fake.url)
+    return lambda page: AppTest.from_file(str(INTERFACE_DIR / PAGES[page]), default_timeout=60)

@@ -38,17 +38,6 @@ def sent(fake, path: str) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def fake_app(monkeypatch, fake):
-    """`fake_app("verify")`: an AppTest of that page pointed at the fake backend."""
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import INTERFACE_DIR, PAGES
-
-    monkeypatch.setenv("SIGVER_API_URL", fake.url)
-    return lambda page: AppTest.from_file(str(INTERFACE_DIR / PAGES[page]), default_timeout=60)
-
-
-@pytest.fixture
 def cropper_calls(monkeypatch):
     """What each st_cropper call got: the image drawn and the keyword arguments (the real component still runs)."""
     import streamlit_cropper
