@@ -110,6 +110,11 @@ if [ "$ready" != 0 ]; then
     stop 1
 fi
 
+# the Datasets page browses SIGVER_DATA_DIR's dataset folders: say how to point it at some when it has none
+if [ -z "$(find "$SIGVER_DATA_DIR" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1)" ]; then
+    echo "  No datasets in $SIGVER_DATA_DIR: the Datasets page is empty. To browse some, start with"
+    echo "  make run DATA=DIR (a folder of dataset folders, e.g. DATA=../shared/datasets; organized_data/README.md)."
+fi
 cat <<EOF
 
   API:        $API_URL/api/
@@ -118,12 +123,6 @@ cat <<EOF
   Ctrl-C stops both.
 
 EOF
-# the Datasets page browses SIGVER_DATA_DIR's dataset folders: say how to point it at some when it has none
-if [ -z "$(find "$SIGVER_DATA_DIR" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1)" ]; then
-    echo "  No datasets in $SIGVER_DATA_DIR: the Datasets page is empty. To browse some, start with"
-    echo "  make run DATA=DIR (a folder of dataset folders, e.g. DATA=../shared/datasets; organized_data/README.md)."
-    echo
-fi
 
 # Either server ending on its own ends the other one too.
 wait -n "$api_pid" "$ui_pid"
