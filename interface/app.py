@@ -1,6 +1,8 @@
 """Entry point: `streamlit run interface/app.py` (backend URL from SIGVER_API_URL).
 
-The pages live in `pages/`; each one also runs on its own (that is how the tests run them).
+The pages live in `app_pages/`, routed by `st.navigation` alone (deep links included: a folder named `pages/`
+would make Streamlit run a deep-linked page without this file, with its own sidebar list); each page also runs on
+its own (that is how the tests run them).
 Verify is the landing page.
 """
 
@@ -15,12 +17,12 @@ from sidebar import PAGE_CONFIG
 HERE = Path(__file__).resolve().parent
 
 PAGES = [
-    ("pages/1_Verify.py", "Verify", ":material/fact_check:"),
-    ("pages/2_Explain.py", "Explain", ":material/insights:"),
-    ("pages/3_Profiles.py", "Profiles", ":material/badge:"),
-    ("pages/4_Datasets.py", "Datasets", ":material/photo_library:"),
-    ("pages/5_Model.py", "Model", ":material/analytics:"),
-    ("pages/6_History.py", "History", ":material/history:"),
+    ("app_pages/1_Verify.py", "Verify", ":material/fact_check:"),
+    ("app_pages/2_Explain.py", "Explain", ":material/insights:"),
+    ("app_pages/3_Profiles.py", "Profiles", ":material/badge:"),
+    ("app_pages/4_Datasets.py", "Datasets", ":material/photo_library:"),
+    ("app_pages/5_Model.py", "Model", ":material/analytics:"),
+    ("app_pages/6_History.py", "History", ":material/history:"),
 ]
 
 

@@ -20,7 +20,7 @@ PAGE_CONFIG: dict[str, Any] = {"page_title": "Signature verification", "page_ico
 def sidebar_ui() -> dict[str, Any] | None:
     """Backend status and model version on every page; returns the health answer, or None when down.
     Also restores a clerk's sign-in after a page refresh and keeps the session cookie in step (session.py): here,
-    because every page calls this first, also when Streamlit runs a page of pages/ without app.py."""
+    because every page calls this first, also when a page runs on its own (the tests)."""
     st.set_page_config(**PAGE_CONFIG)
     session.restore()
     base = api.api_url()

@@ -34,12 +34,12 @@ from live_backend import LiveBackend  # noqa: E402
 
 REAL_BACKEND_ENV = "SIGVER_TEST_API_URL"
 PAGES = {
-    "verify": "pages/1_Verify.py",
-    "explain": "pages/2_Explain.py",
-    "profiles": "pages/3_Profiles.py",
-    "datasets": "pages/4_Datasets.py",
-    "model": "pages/5_Model.py",
-    "history": "pages/6_History.py",
+    "verify": "app_pages/1_Verify.py",
+    "explain": "app_pages/2_Explain.py",
+    "profiles": "app_pages/3_Profiles.py",
+    "datasets": "app_pages/4_Datasets.py",
+    "model": "app_pages/5_Model.py",
+    "history": "app_pages/6_History.py",
 }
 
 

@@ -61,6 +61,13 @@ def main_width(page) -> float:
     return page.locator('[data-testid="stMainBlockContainer"]').bounding_box()["width"]
 
 
+def sidebar_nav(page) -> list[str]:
+    """The sidebar's navigation entries as shown (their labels, without the icons' ligature names)."""
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    links.first.wait_for()
+    return [text.split("\n")[-1].strip() for text in links.all_inner_texts()]
+
+
 def settle(page) -> None:
     """Wait until Streamlit has finished the script run an action started: a click during a rerun can be lost, and a
     button enabled by the previous run is not yet the button for the new upload. The app's root carries the run state
@@ -159,6 +166,7 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             page.wait_for_timeout(800)  # let the images finish painting
             page.screenshot(path=str(shot), full_page=True)
             home_width = main_width(page)
+            home_nav = sidebar_nav(page)
 
             # every page after the verification, in the same session, checked by axe
             for name, heading in PAGES:
@@ -197,6 +205,7 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
             deep.goto(f"{streamlit_server}/Model")
             deep.get_by_role("heading", name="The model").first.wait_for()
             deep_width = main_width(deep)
+            deep_nav = sidebar_nav(deep)
             deep.close()
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
@@ -212,6 +221,8 @@ def test_verify_in_a_browser(streamlit_server, signature, tmp_path):
     assert "siamese_resnet18@" in model
     assert shot.stat().st_size > 10_000
     assert deep_width == pytest.approx(home_width, abs=2), (deep_width, home_width)
+    # the same navigation too (a `pages/` folder made Streamlit list its own, "app" first, on a fresh deep link)
+    assert deep_nav == home_nav and "app" not in deep_nav, (deep_nav, home_nav)
     print("\n".join(findings))  # with -s: every finding, the moderate and minor ones too
     failing = [f for f in findings if any(f"({impact})" in f.split(": ", 2)[1] for impact in FAILING_IMPACTS)]
     assert not failing, "\n".join(failing)

@@ -105,7 +105,7 @@ def test_a_record_shows_file_names_and_cuts_only_when_it_holds_them():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("history_page", Path(__file__).resolve().parents[1] / "pages" / "6_History.py")
+    spec = importlib.util.spec_from_file_location("history_page", Path(__file__).resolve().parents[1] / "app_pages" / "6_History.py")
     page = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(page)
     assert page.file_names({"questioned_name": "q.png", "reference_names": ["a.png", "b.png"]}, "reference") == "a.png, b.png"

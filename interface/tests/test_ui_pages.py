@@ -502,7 +502,7 @@ def test_the_interface_never_imports_torch_or_sigml(down_url):
 
     # Not `from conftest import ...`: with several conftest.py files in one run that name is ambiguous.
     INTERFACE_DIR = Path(__file__).resolve().parents[1]
-    pages = ["app.py"] + sorted(f"pages/{p.name}" for p in (INTERFACE_DIR / "pages").glob("*.py"))
+    pages = ["app.py"] + sorted(f"app_pages/{p.name}" for p in (INTERFACE_DIR / "app_pages").glob("*.py"))
     assert len(pages) == 7, pages  # app + Verify, Explain, Profiles, Datasets, Model, History
 
     script = (
@@ -607,7 +607,7 @@ def test_model_page_explains_the_three_answers_with_the_shipped_card():
 
         interface = Path.cwd() / "interface"
         sys.path.insert(0, str(interface))
-        spec = importlib.util.spec_from_file_location("model_page", interface / "pages" / "5_Model.py")
+        spec = importlib.util.spec_from_file_location("model_page", interface / "app_pages" / "5_Model.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         module.bands_ui(card)

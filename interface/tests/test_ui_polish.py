@@ -16,7 +16,7 @@ def run(target):
 
 
 def page_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"page_{name}", INTERFACE_DIR / "pages" / name)
+    spec = importlib.util.spec_from_file_location(f"page_{name}", INTERFACE_DIR / "app_pages" / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

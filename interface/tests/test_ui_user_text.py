@@ -55,7 +55,7 @@ def test_no_page_passes_user_text_to_unsafe_html():
     from pathlib import Path
 
     interface = Path(__file__).resolve().parents[1]
-    sources = {p.name: p.read_text() for p in [interface / "ui.py", *sorted((interface / "pages").glob("*.py"))]}
+    sources = {p.name: p.read_text() for p in [interface / "ui.py", *sorted((interface / "app_pages").glob("*.py"))]}
     unsafe = {name: text.count("unsafe_allow_html=True") for name, text in sources.items() if "unsafe_allow_html" in text}
     # only the decision box and the score scale (our own words and numbers; the subject is html.escape'd)
     assert unsafe == {"ui.py": 2}, unsafe
