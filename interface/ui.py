@@ -346,25 +346,23 @@ def crop_switch(upload: dict[str, Any], key: str, state_name: str, label: str = 
 
 def crop_box_ui(upload: dict[str, Any], key: str, state_name: str) -> tuple[int, int, int, int] | None:
     """The crop step's box drawn on the image (streamlit-cropper) -> (left, top, right, bottom) in pixels of the
-    uploaded image, sent to the API, which crops before judging; None when the file cannot be read here.
+    uploaded image, sent to the API, which crops before judging; None when the file cannot be read.
 
     The box starts on the signature the server located (POST /api/locate/, once per file), on a suggested crop the
     clerk accepted, or where it was last drawn (on the other of Verify and Explain); else around the whole image.
 
-    Why a drag keeps the box (read from streamlit-cropper 0.3.1's frontend; not watched in a browser here): its
-    fabric.js canvas is built once per widget key, with nothing selected, and its box is set from the arguments
-    each time Streamlit sends the component a render message, which it does when an argument (or the frame's
-    width or height) changed; a drag itself only sends the box back and reruns the script. So the key and the
-    arguments (the image drawn and the starting box) depend only on the file and on where the box started (the
-    located box, an accepted suggestion, the other page's box), never on the box the last drag returned: the rerun
-    after a drag sends the same arguments, no render message follows, and the box stays where it was dropped,
-    selected. Feeding the returned box back as `default_coords` would change the arguments on every drag, and the
-    box comes back as fabric's bounding rectangle (stroke included), so it would grow by the stroke each time
-    (turner-anderson/streamlit-cropper#29: a fed-back box "stuck every second time"). `realtime_update=True` stays:
-    with False the box is sent only on a double click, and a box shown but never sent is what issue 27 found on
-    Explain. Left: a change of the frame's width (a window resized) re-applies the starting box.
-    The image is drawn at up to CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: resized here, not to
-    streamlit-cropper's fixed 700 px, which drew a portrait page 462 px wide) and the box scaled both ways here."""
+    Why a drag keeps the box: streamlit-cropper 0.3.1 builds its fabric.js canvas once per widget key, with nothing
+    selected, and sets its box from the arguments whenever Streamlit sends the component a render message, which
+    happens when an argument (or the frame's size) changes; a drag only sends the box back and reruns the script.
+    So the key and the arguments (the image drawn, the starting box) depend only on the file and on where the box
+    started, never on the box the last drag returned: the rerun after a drag sends the same arguments and the box
+    stays where it was dropped, selected. Feeding the returned box back as `default_coords` would change the
+    arguments on every drag, and since it comes back as fabric's bounding rectangle (stroke included) it would grow by
+    the stroke each time. `realtime_update=True`: with False the box is sent only on a double click, so a box could
+    be shown and never sent. A change of the frame's width (a resized window) re-applies the starting box.
+    The image is drawn at up to CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: resized by this
+    function rather than to the component's fixed 700 px, which would draw a portrait page about 460 px wide), and
+    the box is scaled both ways."""
     readable = crop_image(upload["data"])
     if readable is None:
         st.info("No preview of this file to crop on: it is sent whole.")

@@ -61,6 +61,28 @@ def test_no_page_passes_user_text_to_unsafe_html():
     assert unsafe == {"ui.py": 2}, unsafe
 
 
+@pytest.mark.parametrize("flags", [[], ["identical_to_reference"]])
+def test_the_unsafe_html_renderers_escape_what_the_api_and_users_sent(flags):
+    import html
+
+    import ui
+
+    # the subject is a profile's name (user text); decision and flags come from the API
+    box = ui.decision_html("genuine", {"forgeries_scoring_this_low": 0.01}, f"the profile {PAYLOAD}", flags + [PAYLOAD])
+    assert "<b id=pwn" not in box and "INJECTED</b>" not in box
+    assert html.escape(PAYLOAD) in box  # shown as the characters typed
+    unknown = ui.decision_html(PAYLOAD, {}, "the reference", flags)
+    assert "<b id=pwn" not in unknown and "INJECTED" not in unknown
+    assert "INCONCLUSIVE" in unknown or "COPY" in unknown  # a decision the interface does not know: inconclusive
+    scale = ui.distance_scale_html(0.07, PAYLOAD, 0.06, 0.09)
+    assert "<b id=pwn" not in scale and "INJECTED" not in scale and "in the INCONCLUSIVE zone" in scale
+    for field in range(3):  # numbers from the API that are text are refused, never written into the markup
+        values = [0.07, 0.06, 0.09]
+        values[field] = PAYLOAD
+        with pytest.raises(ValueError):
+            ui.distance_scale_html(values[0], "genuine", values[1], values[2])
+
+
 @pytest.fixture
 def staff_and_clerk(backend_url, unique_username, live_backend):
     """A clerk whose profile is named with the payload and has one verification against it, and a staff account."""
