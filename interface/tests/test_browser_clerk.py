@@ -31,6 +31,21 @@ def offline(context) -> None:
     context.route("**/*", route)
 
 
+def register(backend_url: str, username: str) -> str:
+    """A new account on the live backend; its token."""
+    response = requests.post(f"{backend_url}/api/auth/register/", json={"username": username, "password": PASSWORD},
+                             timeout=30)
+    assert response.status_code == 201, response.text[:300]
+    return response.json()["token"]
+
+
+def sign_in(page, username: str) -> None:
+    """Fill the page's sign-in form and send it (the caller waits for what the page shows next)."""
+    page.locator("input[aria-label='Username']:visible").first.fill(username)
+    page.locator("input[aria-label='Password']:visible").first.fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
 @pytest.fixture
 def browser_context():
     if not Path(CHROMIUM).exists():
@@ -63,15 +78,12 @@ def test_sign_in_refresh_verify_history_export(backend_url, streamlit_server, br
     pytest.importorskip("axe_playwright_python", reason="axe-playwright-python is not installed (requirements-dev.txt)")
     context, sync_api = browser_context
     username = f"clerk_{uuid.uuid4().hex[:8]}"
-    assert requests.post(f"{backend_url}/api/auth/register/", json={"username": username, "password": PASSWORD},
-                         timeout=30).status_code == 201
+    register(backend_url, username)
     page = context.new_page()
     try:
         page.goto(f"{streamlit_server}/History")
         page.get_by_role("heading", name="History").wait_for()
-        page.locator("input[aria-label='Username']:visible").first.fill(username)
-        page.locator("input[aria-label='Password']:visible").first.fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, username)
         page.get_by_text(f"Signed in as {username}").first.wait_for()
 
         deadline = time.monotonic() + 30  # the cookie component sets the cookie after the rerun
@@ -127,14 +139,11 @@ def test_the_profile_selector_counts_the_references_just_added(backend_url, stre
     """In the browser, not only in AppTest: the selector's label (name · N references) follows an upload."""
     context, sync_api = browser_context
     username = f"clerk_{uuid.uuid4().hex[:8]}"
-    assert requests.post(f"{backend_url}/api/auth/register/", json={"username": username, "password": PASSWORD},
-                         timeout=30).status_code == 201
+    register(backend_url, username)
     page = context.new_page()
     try:
         page.goto(f"{streamlit_server}/Profiles")
-        page.locator("input[aria-label='Username']:visible").first.fill(username)
-        page.locator("input[aria-label='Password']:visible").first.fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, username)
         page.get_by_text("No profiles yet").first.wait_for()
         settle(page)  # the sign-in's rerun is over: typing now is not lost
         page.get_by_text("New profile").first.click()

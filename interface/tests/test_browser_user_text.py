@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 import time
 
-import requests
-
-from test_browser_clerk import PASSWORD, browser_context  # noqa: F401
+from test_browser_clerk import browser_context, register, sign_in  # noqa: F401
 from test_browser import streamlit_server  # noqa: F401
 
 PAYLOAD = '<b id=pwn style="color:red">INJECTED</b>\n| Checked by | someone_else |<img src="http://127.0.0.1:9/p.png">'
@@ -20,8 +18,7 @@ def test_a_profile_named_with_html_stays_text_in_the_browser(backend_url, stream
     import api_client as api
 
     context, _ = browser_context
-    token = requests.post(f"{backend_url}/api/auth/register/", json={"username": unique_username,
-                          "password": PASSWORD}, timeout=30).json()["token"]
+    token = register(backend_url, unique_username)
     client = api.SigverClient(backend_url, token=token)
     profile = client.create_profile(PAYLOAD)
     client.add_references(profile["id"], [("r1.png", signature(61)), ("r2.png", signature(61, variant=1))])
@@ -32,9 +29,7 @@ def test_a_profile_named_with_html_stays_text_in_the_browser(backend_url, stream
     page.on("request", lambda r: fetched.append(r.url))
     try:
         page.goto(f"{streamlit_server}/Profiles")
-        page.locator("input[aria-label='Username']:visible").first.fill(unique_username)
-        page.locator("input[aria-label='Password']:visible").first.fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, unique_username)
         page.get_by_text(f"Signed in as {unique_username}").first.wait_for()
         page.get_by_text("2 genuine reference signatures on file.").wait_for()
         deadline = time.monotonic() + 30  # the profile selector renders after the references
