@@ -417,13 +417,15 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
     except NotASignatureError as exc:
         if crop is not None or isinstance(exc, TooSmallError):  # not a page: nothing to locate
             raise
+        # the page decoded once more, for the locator and every box tried (not once per box)
+        page = load_image(source, cfg.max_pixels, formats=formats)
         try:
-            found = locate(source, model=model, max_pixels=cfg.max_pixels)[:SUGGESTED_CROPS]
+            found = locate(page, model=model, max_pixels=cfg.max_pixels)[:SUGGESTED_CROPS]
         except ImageError:
             found = []
         for candidate in found if auto_crop else []:
             try:
-                image, problems = preprocess_checked(source, cfg, formats=formats, crop=candidate.box, array=array)
+                image, problems = preprocess_checked(page, cfg, crop=candidate.box, array=array)
             except NotASignatureError:
                 continue
             return Judged(image, problems, candidate)

@@ -40,8 +40,8 @@ MAX_TEXT_LINES = 5  # separate bands of ink rows
 LINE_GAP_CELLS = 2
 # Pages whose lines are laid out side by side (a cheque's printed fields, a form's columns) merge into few bands across
 # the whole width; counted in each quarter of the width they do not. The three limits below sit above what real crops
-# show (every third image of the six datasets and CEDAR-natural, 11,116: at most 10 bands in a quarter (one Dutch
-# signature; 8 elsewhere), 69 pieces, 40% of the ink in small marks: a few refused, `bench/quality_gate.py`) and
+# show (every third image of the six datasets and CEDAR-natural, 11,116: at most 10 bands in a quarter
+# (SigComp2011-Dutch; 8 elsewhere), 69 pieces, 40% of the ink in small marks: a few refused, `bench/quality_gate.py`) and
 # refuse most synthetic pages that the whole-width bands let through (`bench/auto_crop.py`).
 MAX_COLUMN_TEXT_LINES = 8  # bands in any quarter of the ink's width
 MAX_PIECES = 60  # 8-connected pieces of ink in the reduced map
