@@ -30,7 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from sigml.locate import DEFAULT_MODEL, box_iou, check_crop, load_model, locate  # noqa: E402
+from sigml.locate import DEFAULT_MODEL, box_iou, check_crop, load_model, load_net, locate, locate_net  # noqa: E402
 from sigml.synthdocs import make_page, signature_pool  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def documents(data: str, splits: str, pages: int, seed: int, model, pages_dir: s
     by_kind: Counter = Counter()
     misses: list[int] = []
     for s, image, true_boxes, kind in test_pages(data, splits, pages, seed, pages_dir):
-        found = locate(image, model=model)
+        found = find(image, model)
         boxes = np.array([f.box for f in found], float).reshape(-1, 4)
         truth = np.array(true_boxes, float).reshape(-1, 4)
         iou = box_iou(boxes, truth) if len(boxes) and len(truth) else np.zeros((len(boxes), len(truth)))
@@ -87,6 +87,11 @@ def documents(data: str, splits: str, pages: int, seed: int, model, pages_dir: s
             "false_on_pages_without_signature": false_on_blank, "by_kind": dict(by_kind), "pages_with_a_miss": misses[:20]}
 
 
+def find(image, model):
+    """The located signatures by the locator under test: the network (`--net`) or the feature classifier."""
+    return locate_net(image, net=ARGS.net_model) if ARGS.net else locate(image, model=model)
+
+
 def timing(n: int, model, seed: int) -> dict:
     sources = signature_pool(ARGS.data, ARGS.splits, "test")
     times = []
@@ -94,9 +99,9 @@ def timing(n: int, model, seed: int) -> dict:
         page = make_page(seed + i, sources, split="test", kind="letter", width=2000)
         image = page.image.resize((2000, 3000))
         image.load()
-        locate(image, model=model)  # warm
+        find(image, model)  # warm
         start = time.perf_counter()
-        locate(image, model=model)
+        find(image, model)
         times.append(time.perf_counter() - start)
     times.sort()
     return {"pages": n, "median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * times[int(0.9 * (n - 1))],
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()), help="folder of the datasets")
     p.add_argument("--splits", default=str(ROOT / "image_pairs"))
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="locator model JSON")
+    p.add_argument("--net", help="measure the network locator of this card (signature_locator_net.json) instead")
     p.add_argument("--pages", type=int, default=300, help="test documents")
     p.add_argument("--seed", type=int, default=20270)
     p.add_argument("--time-pages", type=int, default=20)
@@ -137,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="JSON of the figures")
     ARGS = args = p.parse_args(argv)
     model = load_model(args.model)
+    args.net_model = load_net(args.net) if args.net else None
     report = {"command": "bench/locate.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["documents"] = d = documents(args.data, args.splits, args.pages, args.seed, model, args.pages_dir)
     print(f"test documents: {d['pages']} pages, {d['signatures']} signatures: located {d['located_rate']:.1%} "

@@ -72,8 +72,9 @@ class PageAnalysis:
 # ---------------------------------------------------------------- ink map
 
 
-def work_gray(image: Image.Image) -> tuple[np.ndarray, float]:
-    """The page as a work-size float32 gray array in [0, 255] (min-pooled then box-resampled) and its scale."""
+def work_gray(image: Image.Image, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
+    """The page as a work-size float32 gray array in [0, 255] (min-pooled then box-resampled: at most `side`
+    pixels a side) and its scale."""
     if image.mode not in ("L", "RGB"):
         from .preprocessing import _grayscale_8bit
 
@@ -81,28 +82,33 @@ def work_gray(image: Image.Image) -> tuple[np.ndarray, float]:
         image = gray8 if isinstance(gray8, Image.Image) else Image.fromarray((gray8 * 255).astype(np.uint8))
     if image.mode == "RGB":
         image = image.convert("L")
-    w, h = image.size
-    scale = max(w, h) / WORK_SIDE
-    arr = np.asarray(image)
+    arr, scale = _pool_resize(np.asarray(image), side, np.minimum)
+    return arr.astype(np.float32), scale
+
+
+def _pool_resize(arr: np.ndarray, side: int, reduce) -> tuple[np.ndarray, float]:
+    """A uint8 2-D array at most `side` pixels a side: pooled by `reduce` (np.minimum keeps a thin dark stroke,
+    np.maximum a thin coloured one) over whole-pixel blocks, then box-resampled; and the scale (input/output)."""
+    h, w = arr.shape
+    scale = max(w, h) / side
     k = int(scale)
-    if k >= 2:  # min-pool: a one-pixel pen stroke stays dark at the work size
+    if k >= 2:
         hh, ww = h // k, w // k
         pooled = arr[:hh * k:k, :ww * k:k].copy()
         for dy in range(k):
             for dx in range(k):
                 if dy or dx:
-                    np.minimum(pooled, arr[dy:hh * k:k, dx:ww * k:k], out=pooled)
+                    reduce(pooled, arr[dy:hh * k:k, dx:ww * k:k], out=pooled)
         arr = pooled
     if scale > 1:
         size = (max(1, round(w / scale)), max(1, round(h / scale)))
-        arr = np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.BOX))
-    else:
-        scale = 1.0
-    return arr.astype(np.float32), float(scale)
+        return np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.BOX)), float(scale)
+    return arr, 1.0
 
 
-def ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ink (clearly darker than the local paper) and its darkness relative to the paper, in [0, 1]."""
+def local_paper(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness around each pixel (a max-filter of a coarser copy, so uneven light is followed),
+    never darker than the pixel itself."""
     h, w = gray.shape
     f = 4
     small = gray[: h // f * f or h, : w // f * f or w]
@@ -111,10 +117,37 @@ def ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     paper = ndimage.maximum_filter(small, size=7, mode="nearest")
     paper = ndimage.uniform_filter(paper, size=5, mode="nearest")
     paper = np.asarray(Image.fromarray(paper).resize((w, h), Image.Resampling.BILINEAR))
-    paper = np.maximum(paper, gray)
+    return np.maximum(paper, gray)
+
+
+def ink_mask(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ink (clearly darker than the local paper) and its darkness relative to the paper, in [0, 1]."""
+    paper = local_paper(gray)
     darkness = (paper - gray) / np.maximum(paper, 1.0)
     mask = (darkness > 0.28) & (paper - gray > 35)
     return mask, darkness
+
+
+NET_SIDE = 768  # the locator network sees the page at most this large
+
+
+def page_input(image: Image.Image, side: int = NET_SIDE) -> tuple[np.ndarray, float]:
+    """The locator network's input (2 x H x W uint8: darkness against the local paper, and colour saturation, both
+    scaled to 0-255; at most `side` pixels a side) and its scale (input-image pixels per network pixel). The one
+    function that makes it, for training pages and served pages alike."""
+    gray, scale = work_gray(image, side)
+    paper = local_paper(gray)
+    darkness = (paper - gray) / np.maximum(paper, 1.0)
+    if image.mode not in ("1", "L", "I", "I;16", "F"):  # colour: an uploaded PNG is often RGBA or P
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:  # transparent is paper, not black
+            paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(paper, image.convert("RGBA"))
+        rgb = np.asarray(image.convert("RGB"))
+        saturation = (rgb.max(axis=2) - rgb.min(axis=2)).astype(np.uint8)
+        saturation, _ = _pool_resize(saturation, side, np.maximum)
+    else:
+        saturation = np.zeros(gray.shape, np.uint8)
+    return np.stack([np.clip(darkness * 255.0 + 0.5, 0, 255).astype(np.uint8), saturation]), scale
 
 
 def remove_lines(mask: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -343,6 +376,24 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
+def match_boxes(found: np.ndarray, truth: np.ndarray, min_iou: float = 0.5) -> tuple[int, int]:
+    """(true boxes located, false boxes): best overlaps first, each true box matched at most once at IoU >= min_iou;
+    every found box left unmatched is a false one."""
+    found, truth = np.asarray(found, np.float64).reshape(-1, 4), np.asarray(truth, np.float64).reshape(-1, 4)
+    if not len(truth):
+        return 0, len(found)
+    iou = box_iou(found, truth)
+    matched: set[int] = set()
+    false = 0
+    for i in np.argsort(-iou.max(axis=1), kind="stable") if len(found) else []:
+        j = int(np.argmax(iou[i]))
+        if iou[i, j] >= min_iou and j not in matched:
+            matched.add(j)
+        else:
+            false += 1
+    return len(matched), false
+
+
 def _suppress(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
     """Best-first: keep a candidate unless it overlaps a kept one (IoU > 0.2, or mostly inside it / around it)."""
     kept: list[int] = []
@@ -388,6 +439,112 @@ def locate_with_analysis(source: ImageSource | Image.Image, *, model: LocatorMod
     cut = model.threshold if threshold is None else threshold
     kept = _suppress(analysis.boxes, scores, cut)
     return [LocatedSignature(to_input_box(analysis.boxes[i], analysis), float(scores[i])) for i in kept], analysis
+
+
+# ---------------------------------------------------------------- the network locator
+
+DEFAULT_NET = Path(__file__).resolve().parents[2] / "trained_model_parameters" / "signature_locator_net.json"
+
+
+@lru_cache(maxsize=4)
+def _onnx_session(path: str):
+    import onnxruntime as ort
+
+    from .embedders import session_options
+
+    return ort.InferenceSession(path, sess_options=session_options(low_memory=True), providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
+    """The locator network's logits (N x 1 x H/4 x W/4) for inputs N x 2 x H x W in [0, 1], on ONNX Runtime."""
+    session = _onnx_session(str(path))
+    return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})[0]
+
+
+@dataclass(frozen=True)
+class NetLocator:
+    """The network locator: its ONNX file, the map threshold that makes a box, and its card (how it was trained
+    and measured). Stored as JSON beside the ONNX file, whose SHA-256 it holds (a mismatch is refused)."""
+
+    onnx: Path
+    threshold: float
+    card: dict
+
+    def heat(self, x: np.ndarray) -> np.ndarray:
+        """Probability per 4 x 4 cell of the input that it lies in a signature's box."""
+        logits = run_onnx(self.onnx, (x[None].astype(np.float32) / 255.0))[0, 0]
+        return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
+
+
+@lru_cache(maxsize=4)
+def load_net(path: str | Path = DEFAULT_NET) -> NetLocator:
+    from .errors import ModelLoadError
+    from .modelcard import file_sha256
+
+    try:
+        data = json.loads(Path(path).read_text())
+        if data.get("format") != "sigml.locate/net-v1":
+            raise ValueError("not a network-locator card of this version")
+        onnx = Path(path).resolve().parent / data["onnx"]["file"]
+        if file_sha256(onnx) != data["onnx"]["sha256"]:
+            raise ValueError(f"{onnx.name} is not the file this card was written for (SHA-256 differs)")
+        return NetLocator(onnx, float(data["threshold"]), data.get("card", {}))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(path, str(exc)) from exc
+
+
+LOW_HEAT = 0.3  # a located region spans the cells above this around a peak above the threshold
+
+
+def heat_boxes(heat: np.ndarray, ink: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
+    """Boxes (network-input pixels, l t r b exclusive) and confidences from a heat map: connected regions of cells
+    above LOW_HEAT whose peak reaches `threshold`, each tightened to the ink inside it (its cells, grown by one)."""
+    regions, n = ndimage.label(heat >= LOW_HEAT, structure=np.ones((3, 3)))
+    out = []
+    if n == 0:
+        return out
+    peaks = ndimage.maximum(heat, regions, index=np.arange(1, n + 1))
+    slices = ndimage.find_objects(regions)
+    for i, (peak, sl) in enumerate(zip(peaks, slices), start=1):
+        if peak < threshold or sl is None:
+            continue
+        own = np.array([sl[1].start * 4, sl[0].start * 4, sl[1].stop * 4, sl[0].stop * 4], np.float64)
+        sl = tuple(slice(max(0, a.start - 1), min(n_cells, a.stop + 1)) for a, n_cells in zip(sl, heat.shape))
+        cells = ndimage.binary_dilation(regions[sl] == i, iterations=1)  # the region grown by one cell
+        t4, l4 = sl[0].start, sl[1].start
+        pixels = np.kron(cells, np.ones((4, 4), bool))
+        t, l = t4 * 4, l4 * 4
+        window = ink[t:t + pixels.shape[0], l:l + pixels.shape[1]]
+        inside = window & pixels[:window.shape[0], :window.shape[1]]
+        if inside.sum() >= MIN_REGION_INK:
+            ys, xs = np.nonzero(inside)
+            box = np.array([l + xs.min(), t + ys.min(), l + xs.max() + 1, t + ys.max() + 1], np.float64)
+        else:  # too little ink to tighten to: the region's own cells
+            box = own
+        out.append((box, float(peak)))
+    out.sort(key=lambda bc: -bc[1])
+    return out
+
+
+def input_boxes(x: np.ndarray, heat: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
+    """`heat_boxes` on the network input's ink (darkness above the ink cut, ruled lines taken out)."""
+    h, w = x.shape[1:]
+    ink, _ = remove_lines(x[0] >= round(0.28 * 255), max(25, int(0.05 * max(h, w))))
+    return heat_boxes(heat, ink, threshold)
+
+
+def locate_net(source: ImageSource | Image.Image, *, net: NetLocator | None = None, threshold: float | None = None,
+               max_pixels: int = DEFAULT_CONFIG.max_pixels) -> list[LocatedSignature]:
+    """The handwritten signatures on a page found by the network locator, best first."""
+    net = net or load_net()
+    image = load_image(source, max_pixels)
+    x, scale = page_input(image)
+    found = []
+    for box, conf in input_boxes(x, net.heat(x), net.threshold if threshold is None else threshold):
+        l, t, r, b = (float(v) * scale for v in box)
+        found.append(LocatedSignature((max(0, int(l)), max(0, int(t)), min(image.size[0], int(math.ceil(r))),
+                                       min(image.size[1], int(math.ceil(b)))), conf))
+    return found
 
 
 # ---------------------------------------------------------------- a page judged on its signature

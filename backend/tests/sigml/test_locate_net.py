@@ -166,8 +166,6 @@ def test_page_input_saturation_shows_a_blue_stroke_but_not_a_black_one():
     assert saturation.shape == x[0].shape
 
 
-@pytest.mark.xfail(strict=True, reason="page_input takes saturation only from mode RGB: an RGBA/P/CMYK page (a PNG "
-                                       "upload) loses its colour channel, unlike the RGB training pages")
 @pytest.mark.parametrize("mode", ["RGBA", "P"])
 def test_page_input_saturation_of_other_colour_modes(mode):
     page = Image.new("RGB", (800, 600), (245, 245, 245))
@@ -385,8 +383,6 @@ def test_train_resumes_from_its_checkpoint(trained, tmp_path, caplog):
     assert all(np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
 
 
-@pytest.mark.xfail(strict=True, reason="resume restores OneCycleLR's total_steps from the checkpoint, so a run "
-                                       "resumed with more steps than it began with steps the schedule past its end")
 def test_train_resumes_with_more_steps(trained, tmp_path, caplog):
     pages, out = trained
     run = tmp_path / "run"
