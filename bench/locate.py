@@ -9,7 +9,7 @@
 2. Time: `locate` on decoded 3000x2000 pages (median and 90th percentile), one process; the CPU count and
    the threads numpy may use are printed beside it.
 3. Real crops: every `--every`-th image of every dataset folder (all writers, genuine and forged) goes through
-   `locate.check_crop`, the check that serving uses to tell a page from a signature crop; a refused crop is a
+   `locate.look`, the page check that serving uses (beside the quality gate) to tell a page from a signature crop; a refused crop is a
    real signature that would be answered `not_a_signature`.
 """
 
@@ -30,7 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from sigml.locate import DEFAULT_MODEL, box_iou, check_crop, load_model, load_net, locate, locate_net  # noqa: E402
+from sigml.locate import DEFAULT_MODEL, load_model, locate, look, match_boxes  # noqa: E402
 from sigml.synthdocs import make_page, signature_pool  # noqa: E402
 
 
@@ -58,38 +58,27 @@ def test_pages(data: str, splits: str, pages: int, seed: int, pages_dir: str | N
 
 def documents(data: str, splits: str, pages: int, seed: int, model, pages_dir: str | None = None) -> dict:
     located = signatures = false = 0
-    false_on_blank = blank_pages = 0
+    false_on_blank = blank_pages = not_page = 0
     by_kind: Counter = Counter()
     misses: list[int] = []
     for s, image, true_boxes, kind in test_pages(data, splits, pages, seed, pages_dir):
-        found = find(image, model)
-        boxes = np.array([f.box for f in found], float).reshape(-1, 4)
-        truth = np.array(true_boxes, float).reshape(-1, 4)
-        iou = box_iou(boxes, truth) if len(boxes) and len(truth) else np.zeros((len(boxes), len(truth)))
-        matched_truth = set()
-        for i in np.argsort(-iou.max(axis=1)) if len(truth) else range(len(boxes)):
-            j = int(np.argmax(iou[i])) if len(truth) else -1
-            if j >= 0 and iou[i, j] >= 0.5 and j not in matched_truth:
-                matched_truth.add(j)
-            else:
-                false += 1
-                by_kind[f"false_{kind}"] += 1
-                if not len(truth):
-                    false_on_blank += 1
-        located += len(matched_truth)
-        signatures += len(truth)
-        blank_pages += not len(truth)
-        if len(matched_truth) < len(truth):
+        seen = look(image, model=model)
+        not_page += not seen.is_page
+        hit, miss = match_boxes(np.array([f.box for f in seen.found], float), np.array(true_boxes, float))
+        false += miss
+        by_kind[f"false_{kind}"] += miss
+        if not len(true_boxes):
+            false_on_blank += miss
+        located += hit
+        signatures += len(true_boxes)
+        blank_pages += not len(true_boxes)
+        if hit < len(true_boxes):
             misses.append(int(s))
-            by_kind[f"missed_{kind}"] += len(truth) - len(matched_truth)
+            by_kind[f"missed_{kind}"] += len(true_boxes) - hit
     return {"pages": pages, "signatures": signatures, "located": located, "located_rate": located / max(signatures, 1),
             "false_boxes": false, "false_per_page": false / pages, "pages_without_signature": blank_pages,
-            "false_on_pages_without_signature": false_on_blank, "by_kind": dict(by_kind), "pages_with_a_miss": misses[:20]}
-
-
-def find(image, model):
-    """The located signatures by the locator under test: the network (`--net`) or the feature classifier."""
-    return locate_net(image, net=ARGS.net_model) if ARGS.net else locate(image, model=model)
+            "false_on_pages_without_signature": false_on_blank, "by_kind": dict(by_kind), "pages_with_a_miss": misses[:20],
+            "pages_the_page_check_took_for_a_crop": not_page}
 
 
 def timing(n: int, model, seed: int) -> dict:
@@ -99,9 +88,9 @@ def timing(n: int, model, seed: int) -> dict:
         page = make_page(seed + i, sources, split="test", kind="letter", width=2000)
         image = page.image.resize((2000, 3000))
         image.load()
-        find(image, model)  # warm
+        locate(image, model=model)  # warm
         start = time.perf_counter()
-        find(image, model)
+        locate(image, model=model)
         times.append(time.perf_counter() - start)
     times.sort()
     return {"pages": n, "median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * times[int(0.9 * (n - 1))],
@@ -116,7 +105,7 @@ def real_crops(data: str, every: int, model) -> dict:
         records = read_dataset(folder, "auto", folder.name)[::every]
         refused, reasons, examples = 0, Counter(), []
         for r in records:
-            check = check_crop(folder / r.path, model=model)
+            check = look(folder / r.path, model=model)
             if check.is_page:
                 refused += 1
                 reasons[check.reason] += 1
@@ -133,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()), help="folder of the datasets")
     p.add_argument("--splits", default=str(ROOT / "image_pairs"))
     p.add_argument("--model", default=str(DEFAULT_MODEL), help="locator model JSON")
-    p.add_argument("--net", help="measure the network locator of this card (signature_locator_net.json) instead")
     p.add_argument("--pages", type=int, default=300, help="test documents")
     p.add_argument("--seed", type=int, default=20270)
     p.add_argument("--time-pages", type=int, default=20)
@@ -143,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="JSON of the figures")
     ARGS = args = p.parse_args(argv)
     model = load_model(args.model)
-    args.net_model = load_net(args.net) if args.net else None
     report = {"command": "bench/locate.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["documents"] = d = documents(args.data, args.splits, args.pages, args.seed, model, args.pages_dir)
     print(f"test documents: {d['pages']} pages, {d['signatures']} signatures: located {d['located_rate']:.1%} "
           f"(IoU >= 0.5), {d['false_per_page']:.3f} false boxes per page ({d['false_boxes']} in all; "
           f"{d['false_on_pages_without_signature']} on the {d['pages_without_signature']} pages without a signature); "
+          f"taken for a crop by the page check: {d['pages_the_page_check_took_for_a_crop']}; "
           f"{d['by_kind']}", flush=True)
     report["time"] = t = timing(args.time_pages, model, args.seed + 7)
     print(f"locate a 3000x2000 page: median {t['median_ms']:.0f} ms, p90 {t['p90_ms']:.0f} ms "

@@ -83,10 +83,10 @@ def _make_page(job: tuple) -> str:
     from .locate import page_input
     from .synthdocs import make_page
 
-    sources, seed, split, out = job
-    path = Path(out) / f"{split}_{seed}.npz"
+    sources, seed, name, font_split, out = job
+    path = Path(out) / f"{name}_{seed}.npz"
     if not path.is_file():
-        doc = make_page(int(seed), sources, split=split)
+        doc = make_page(int(seed), sources, split=font_split)
         x, scale = page_input(doc.image)
         boxes = np.asarray(doc.boxes, np.float64).reshape(-1, 4) / scale
         tmp = path.with_suffix(".tmp.npz")
@@ -108,7 +108,7 @@ def make_pages(data: str, splits: str, split: str, pages: int, out: str | Path, 
     sources = signature_pool(data, splits, writers or split)
     font_split = "test" if split == "test" else "train"
     seeds = np.random.default_rng(seed).choice(10 ** 9, pages, replace=False)
-    jobs = [(sources, int(s), font_split, out) for s in seeds]
+    jobs = [(sources, int(s), split, font_split, out) for s in seeds]  # named by the writers' split
     start, done = time.time(), []
     pool = get_context("fork").Pool(workers) if workers > 1 else None
     results = pool.imap_unordered(_make_page, jobs, chunksize=4) if pool else map(_make_page, jobs)
@@ -119,6 +119,49 @@ def make_pages(data: str, splits: str, split: str, pages: int, out: str | Path, 
     if pool:
         pool.close()
     return sorted(done)
+
+
+def _make_crop_page(job: tuple) -> str:
+    """A real signature crop as the network sees an upload of it, its box the ink's (a crop is a signature too:
+    without these the network learns signatures only at the size they have on a page)."""
+    from .locate import page_input
+    from .preprocessing import load_image, otsu_threshold, to_grayscale
+
+    source, index, name, out = job
+    path = Path(out) / f"{name}_crop{index}.npz"
+    if not path.is_file():
+        image = load_image(source.path)
+        x, scale = page_input(image)
+        gray = to_grayscale(image)
+        ink = gray < otsu_threshold(gray)
+        if ink.any():
+            rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+            boxes = np.array([[cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]], np.float64) / scale
+        else:
+            boxes = np.zeros((0, 4))
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, x=x, boxes=boxes.astype(np.float32), kind=np.array("crop"))
+        tmp.replace(path)
+    return str(path)
+
+
+def make_crop_pages(data: str, splits: str, split: str, crops: int, out: str | Path, *, seed: int = 0,
+                    workers: int = 1) -> list[str]:
+    """`crops` real signature crops of `split`'s writers (all datasets, drawn at random) kept like pages."""
+    from multiprocessing import get_context
+
+    from .synthdocs import signature_pool
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sources = signature_pool(data, splits, split)
+    chosen = np.random.default_rng(seed).choice(len(sources), min(crops, len(sources)), replace=False)
+    jobs = [(sources[int(i)], int(i), split, out) for i in chosen]
+    pool = get_context("fork").Pool(workers) if workers > 1 else None
+    done = sorted(pool.imap_unordered(_make_crop_page, jobs, chunksize=8) if pool else map(_make_crop_page, jobs))
+    if pool:
+        pool.close()
+    return done
 
 
 def load_page(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +199,10 @@ def sample_crop(x: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, size
 
 
 def train(pages_dir: str | Path, out: str | Path, *, steps: int = 3000, batch: int = 16, lr: float = 3e-3,
-          width: int = 32, seed: int = 0, resume: bool = False, threads: int | None = None) -> Path:
-    """Adam with a cosine schedule on random crops of the training pages; a checkpoint every 200 steps."""
+          width: int = 32, seed: int = 0, resume: bool = False, threads: int | None = None,
+          init: str | Path | None = None) -> Path:
+    """Adam with a one-cycle schedule on random crops of the training pages; a checkpoint every 200 steps.
+    `init`: start from these weights (a run that goes on from an earlier one, with a schedule of its own)."""
     import torch
     from safetensors.torch import save_file
 
@@ -183,11 +228,15 @@ def train(pages_dir: str | Path, out: str | Path, *, steps: int = 3000, batch: i
     if not pages:
         raise SystemExit(f"no train_*.npz pages in {pages_dir}")
     log.info("%d training pages", len(pages))
-    config = {"pages_dir": str(pages_dir), "steps": steps, "batch": batch, "lr": lr,
+    config = {"pages_dir": str(pages_dir), "init": str(init) if init else None, "steps": steps, "batch": batch, "lr": lr,
               "width": width, "seed": seed, "crop": CROP, "stride": STRIDE}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     torch.manual_seed(seed)
     net = build_net(width)
+    if init:
+        from safetensors.torch import load_file
+
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(init)).items()})
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start_step = 0
@@ -301,8 +350,8 @@ def choose_threshold(candidates, max_false: float) -> dict:
 
 def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path, *, max_false: float = 0.05) -> dict:
     """Export the network to ONNX beside `out`, choose its threshold on the validation writers' pages, and write
-    the card (`sigml.locate.load_net` reads it)."""
-    from .locate import NetLocator
+    the card (`sigml.locate.load_model` reads it), with the weights as fp16 safetensors beside it."""
+    from .locate import Locator
     from .modelcard import file_sha256
 
     out = Path(out)
@@ -311,15 +360,21 @@ def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path,
     paths = sorted(str(p) for p in Path(validation_dir).glob("validation_*.npz") if not p.name.endswith(".tmp.npz"))
     if not paths:
         raise SystemExit(f"no validation_*.npz pages in {validation_dir}")
-    candidates = page_candidates(NetLocator(onnx, 0.5, {}), paths)
+    candidates = page_candidates(Locator(onnx, 0.5, {}), paths)
     chosen = choose_threshold(candidates, max_false)
+    net, _ = load_net(weights)
+    kept = out.with_suffix(".safetensors")  # the weights that made the ONNX file, fp16 (half the size)
+    from safetensors.torch import save_file
+
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()},
+              str(kept), metadata={"config": json.dumps(config)})
     card = {
         "format": "sigml.locate/net-v1", "onnx": {"file": onnx.name, "sha256": file_sha256(onnx)},
         "threshold": chosen["threshold"],
         "card": {"trained": config, "validation": chosen, "max_false_per_page": max_false,
                  "pages": "sigml.synthdocs documents: training writers, fonts and backgrounds for training; "
                           "validation writers (training fonts and backgrounds) for the threshold",
-                 "weights_sha256": file_sha256(weights)},
+                 "weights": {"file": kept.name, "sha256": file_sha256(kept)}},
     }
     out.write_text(json.dumps(card, indent=2) + "\n")
     return card
@@ -334,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--split", choices=("train", "validation", "test"), required=True)
     p.add_argument("--pages", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crops", type=int, default=0, help="also keep this many real signature crops of the split")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", required=True)
     t = sub.add_parser("train", help="train the network on the kept pages")
@@ -346,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--init", help="start from these weights (safetensors)")
     e = sub.add_parser("card", help="export to ONNX, choose the threshold on validation pages, write the card")
     e.add_argument("weights")
     e.add_argument("--validation-pages", required=True, help="folder of validation_*.npz pages")
@@ -356,9 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "pages":
         seed = args.seed + {"train": 0, "validation": 1, "test": 2}[args.split] * 1000
         make_pages(args.data, args.splits, args.split, args.pages, args.out, seed=seed, workers=args.workers)
+        if args.crops:
+            make_crop_pages(args.data, args.splits, args.split, args.crops, args.out, seed=seed, workers=args.workers)
     elif args.command == "train":
         print(train(args.pages_dir, args.out, steps=args.steps, batch=args.batch, lr=args.lr, width=args.width,
-                    seed=args.seed, resume=args.resume, threads=args.threads))
+                    seed=args.seed, resume=args.resume, threads=args.threads, init=args.init))
     else:
         print(json.dumps(write_card(args.weights, args.validation_pages, args.out, max_false=args.max_false)["card"],
                          indent=2))

@@ -4,6 +4,8 @@ without it the page is refused. Reference crops (`crop`, `crops`) are stored so 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -56,7 +58,8 @@ def test_a_signature_crop_is_judged_whole_with_auto_crop(client):
 
 
 def test_a_page_where_no_box_passes_is_still_refused_with_auto_crop(client, monkeypatch):
-    monkeypatch.setattr(sigml.locate, "locate", lambda *a, **k: [])
+    real_look = sigml.locate.look
+    monkeypatch.setattr(sigml.locate, "look", lambda *a, **k: dataclasses.replace(real_look(*a, **k), found=()))
     data = {"reference": upload(png(9)), "questioned": upload(letter_page()), "auto_crop": "true"}
     response = client.post(VERIFY, data, format="multipart")
     assert response.status_code == 422
@@ -67,7 +70,9 @@ def test_a_page_where_no_box_passes_is_still_refused_with_auto_crop(client, monk
 def test_auto_crop_tries_the_next_box_when_the_best_is_not_a_signature(client, monkeypatch):
     text_band = LocatedSignature(box=(40, 40, 820, 900), confidence=0.9)  # the letter's twelve lines of writing
     signature = LocatedSignature(box=(480, 960, 730, 1060), confidence=0.6)
-    monkeypatch.setattr(sigml.locate, "locate", lambda *a, **k: [text_band, signature])
+    real_look = sigml.locate.look
+    monkeypatch.setattr(sigml.locate, "look",
+                        lambda *a, **k: dataclasses.replace(real_look(*a, **k), found=(text_band, signature)))
     data = {"reference": upload(png(9)), "questioned": upload(letter_page()), "auto_crop": "true"}
     body = client.post(VERIFY, data, format="multipart").json()
     assert body["auto_crops"][0]["box"] == list(signature.box)

@@ -422,29 +422,29 @@ def test_onnx_export_matches_torch_at_another_size(card, trained):
     np.testing.assert_allclose(got, want, atol=1e-3)
 
 
-def test_load_net_reads_the_card_and_the_heat_is_a_probability_map(card):
+def test_load_model_reads_the_card_and_the_heat_is_a_probability_map(card):
     path, written = card
-    loc.load_net.cache_clear()
-    net = loc.load_net(path)
-    assert isinstance(net, loc.NetLocator)
+    loc.load_model.cache_clear()
+    net = loc.load_model(path)
+    assert isinstance(net, loc.Locator)
     assert net.threshold == written["threshold"] and net.onnx == path.with_suffix(".onnx").resolve()
-    assert loc.load_net(path) is net  # cached
+    assert loc.load_model(path) is net  # cached
     heat = net.heat(np.zeros((2, 96, 160), np.uint8))
     assert heat.shape == (24, 40)
     assert np.all((heat >= 0) & (heat <= 1))
 
 
-def test_locate_net_returns_boxes_inside_the_page(card):
+def test_locate_returns_boxes_inside_the_page(card):
     path, _ = card
-    loc.load_net.cache_clear()
-    net = loc.load_net(path)
+    loc.load_model.cache_clear()
+    net = loc.load_model(path)
     page = Image.new("L", (1100, 700), 245)
     draw = ImageDraw.Draw(page)
     xs = np.linspace(600, 900, 300)
     draw.line(list(zip(xs.tolist(), (520 + 40 * np.sin(xs / 12)).tolist())), fill=20, width=3)
     draw.line([(80, 120), (1000, 120)], fill=0, width=2)
     for threshold in (None, 0.0):
-        found = loc.locate_net(page, net=net, threshold=threshold)
+        found = loc.locate(page, model=net, threshold=threshold)
         assert isinstance(found, list)
         for f in found:
             assert isinstance(f, loc.LocatedSignature)
@@ -459,25 +459,25 @@ def test_locate_net_returns_boxes_inside_the_page(card):
     assert [f.confidence for f in found] == pytest.approx([c for _, c in want])
 
 
-def test_load_net_refuses_a_card_whose_onnx_differs(card, tmp_path):
+def test_load_model_refuses_a_card_whose_onnx_differs(card, tmp_path):
     path, written = card
     tampered = path.parent / "tampered.json"
     tampered.write_text(json.dumps({**written, "onnx": {**written["onnx"], "sha256": "0" * 64}}))
-    loc.load_net.cache_clear()
+    loc.load_model.cache_clear()
     with pytest.raises(ModelLoadError, match="SHA-256"):
-        loc.load_net(tampered)
+        loc.load_model(tampered)
 
 
-def test_load_net_refuses_another_format_and_a_missing_card(card, tmp_path):
+def test_load_model_refuses_another_format_and_a_missing_card(card, tmp_path):
     path, written = card
     other = path.parent / "other.json"
     other.write_text(json.dumps({**written, "format": "sigml.locate/net-v0"}))
-    loc.load_net.cache_clear()
+    loc.load_model.cache_clear()
     with pytest.raises(ModelLoadError):
-        loc.load_net(other)
+        loc.load_model(other)
     with pytest.raises(ModelLoadError):
-        loc.load_net(tmp_path / "missing.json")
+        loc.load_model(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     with pytest.raises(ModelLoadError):
-        loc.load_net(broken)
+        loc.load_model(broken)
