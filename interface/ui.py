@@ -307,8 +307,9 @@ def located_start(upload: dict[str, Any], size: tuple[int, int]) -> dict[str, An
                 f"at ({box[0]}, {box[1]}){sure}. Move or resize it if it misses part of the signature.")}
     why = (f"The server could not look for it ({md_text(answer['error'])})" if answer.get("error")
            else "No signature was located on this image")
-    note = (" The locator finds only about half of the signatures on documents: draw the box yourself when it "
-            "misses." if not answer.get("error") else "")
+    note = ""  # the server's own word on how often its locator misses (measured, docs/results.md)
+    if not answer.get("error") and isinstance(answer.get("note"), str):
+        note = " " + md_text(answer["note"])
     return {"box": (0, 0, size[0], size[1]),
             "origin": f"{why}, so the box starts around the whole image: draw it around the signature.{note}"}
 

@@ -205,3 +205,16 @@ def test_real_crops_pass_as_signature_crops(shared_datasets: Path):
     if n == 0:
         pytest.skip("no dataset images found")
     assert not refused
+
+
+@pytest.mark.parametrize("kind", ["letter", "cheque", "form"])
+def test_documents_are_never_judged_whole(signatures, kind):
+    """Every kind of test document, with a signature on it, is refused as a page (by the page check or the quality
+    gate) and comes with the located boxes to crop to."""
+    from sigml.errors import NotASignatureError
+
+    for seed in range(3):
+        page = make_page(100 + seed, signatures, split="test", n_signatures=1, kind=kind, width=1400)
+        with pytest.raises(NotASignatureError) as refused:
+            loc.preprocess_located(page_bytes(page.image), array=True)
+        assert "suggested_crops" in refused.value.details
