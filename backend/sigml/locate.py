@@ -196,17 +196,19 @@ def match_boxes(found: np.ndarray, truth: np.ndarray, min_iou: float = 0.5) -> t
 # ---------------------------------------------------------------- the network
 
 @lru_cache(maxsize=4)
-def _onnx_session(path: str):
+def _onnx_session(path: str, threads: int | None = None):
     import onnxruntime as ort
 
     from .embedders import session_options
 
-    return ort.InferenceSession(path, sess_options=session_options(low_memory=True), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, sess_options=session_options(threads, low_memory=True),
+                                providers=["CPUExecutionProvider"])
 
 
-def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
-    """The locator network's logits (N x 1 x H/4 x W/4) for inputs N x 2 x H x W in [0, 1], on ONNX Runtime."""
-    session = _onnx_session(str(path))
+def run_onnx(path: str | Path, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """The locator network's logits (N x 1 x H/4 x W/4) for inputs N x 2 x H x W in [0, 1], on ONNX Runtime
+    (`threads` intra-op threads; None: one per core)."""
+    session = _onnx_session(str(path), threads)
     return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})[0]
 
 
@@ -218,15 +220,18 @@ class Locator:
     onnx: Path
     threshold: float
     card: dict
+    threads: int | None = None  # ONNX Runtime's intra-op threads (serving: the worker's model threads)
 
     def heat(self, x: np.ndarray) -> np.ndarray:
         """Probability per 4 x 4 cell of the input that it lies in a signature's box."""
-        logits = run_onnx(self.onnx, (x[None].astype(np.float32) / 255.0))[0, 0]
+        logits = run_onnx(self.onnx, (x[None].astype(np.float32) / 255.0), self.threads)[0, 0]
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
 
 
 @lru_cache(maxsize=4)
-def load_model(path: str | Path = DEFAULT_MODEL) -> Locator:
+def load_model(path: str | Path = DEFAULT_MODEL, threads: int | None = None) -> Locator:
+    """The locator of a card (cached: loaded once per process and thread count); ModelLoadError when the card or its
+    ONNX file is missing, of another format, or not the file the card was written for."""
     from .errors import ModelLoadError
     from .modelcard import file_sha256
 
@@ -237,7 +242,7 @@ def load_model(path: str | Path = DEFAULT_MODEL) -> Locator:
         onnx = Path(path).resolve().parent / data["onnx"]["file"]
         if file_sha256(onnx) != data["onnx"]["sha256"]:
             raise ValueError(f"{onnx.name} is not the file this card was written for (SHA-256 differs)")
-        return Locator(onnx, float(data["threshold"]), data.get("card", {}))
+        return Locator(onnx, float(data["threshold"]), data.get("card", {}), threads)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(path, str(exc)) from exc
 

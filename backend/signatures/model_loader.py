@@ -21,6 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from sigml.env import parse_bool
 from sigml.inference import Verifier, load_verifier
+from sigml.locate import DEFAULT_MODEL as LOCATOR_PATH
+from sigml.locate import Locator
+from sigml.locate import load_model as load_locator
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,11 @@ def verifier_get() -> Verifier:
     return load_verifier(str(settings.SIGVER_MODEL_PATH), threads=model_threads())
 
 
+def locator_get() -> Locator:
+    """The signature locator (`sigml.locate`), on the worker's model threads (raises ModelLoadError when broken)."""
+    return load_locator(threads=model_threads())
+
+
 def model_threads() -> int:
     return max(1, int(settings.SIGVER_TORCH_THREADS))
 
@@ -65,6 +73,7 @@ def verifier_warm() -> Verifier:
     path = settings.SIGVER_MODEL_PATH
     try:
         verifier = verifier_get()
+        locator_get()  # every upload without a crop meets it: a broken locator stops start-up too
         if verifier.runtime == "torch":  # SIGVER_RUNTIME=torch, or a card without an ONNX export
             import torch
 
@@ -72,7 +81,8 @@ def verifier_warm() -> Verifier:
     except Exception as exc:  # ModelLoadError, or anything else a broken file can raise
         reason = getattr(exc, "reason", f"{type(exc).__name__}: {exc}")
         raise ImproperlyConfigured(
-            f"Cannot start the signature API: the model could not be loaded from {path} ({reason}). "
+            f"Cannot start the signature API: the model could not be loaded from {path}, or the signature locator "
+            f"from {LOCATOR_PATH} ({reason}). "
             "Set SIGVER_MODEL_PATH to a trained .safetensors file with its .json model card next to it."
         ) from exc
     log.info("signature model %s ready (%s on %s, threads: %d)", verifier.model_version, path, verifier.runtime,

@@ -42,6 +42,8 @@ from sigml.inference import PreprocessedImage, Verifier
 from sigml.locate import LocatedSignature, locate, preprocess_located
 from sigml.preprocessing import CropBox, read_header, to_png
 
+from .model_loader import locator_get
+
 log = logging.getLogger(__name__)
 
 # Formats PIL may decode for the API; everything else (EPS through Ghostscript, PSD, ...) is refused.
@@ -203,7 +205,7 @@ def image_preprocess(*, verifier: Verifier, image: UploadedImage, crop: CropBox 
     with decoding(image, deadline):
         try:
             judged = preprocess_located(image.data, cfg, formats=(image.format,), crop=crop, auto_crop=auto_crop,
-                                        array=True)
+                                        array=True, model=locator_get())
         except NotASignatureError as exc:
             if "suggested_crops" in exc.details:
                 exc.details["suggested_crops"] = [with_crop_value(d) for d in exc.details["suggested_crops"]]
@@ -227,7 +229,7 @@ def located_dict(found: LocatedSignature) -> dict:
 def image_locate(*, verifier: Verifier, image: UploadedImage, deadline: float | None = None) -> list[dict]:
     """The handwritten signatures the locator finds on an uploaded page, best first (`decoding`)."""
     with decoding(image, deadline):
-        found = locate(image.data, max_pixels=max_pixels_for(verifier))
+        found = locate(image.data, model=locator_get(), max_pixels=max_pixels_for(verifier))
     return [located_dict(f) for f in found]
 
 

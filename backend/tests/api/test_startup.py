@@ -78,6 +78,28 @@ def test_warm_loads_once_and_sets_torch_threads(settings, test_model_path, verif
         torch.set_num_threads(threads)
 
 
+def test_the_locator_is_loaded_at_start_up_on_the_model_threads(settings, test_model_path, verifier):
+    from signatures.model_loader import locator_get
+
+    settings.SIGVER_TORCH_THREADS = 1
+    verifier_warm()
+    locator = locator_get()
+    assert locator.threads == 1 and locator_get() is locator  # loaded once per process
+
+
+def test_a_broken_locator_stops_start_up_naming_it(settings, test_model_path, verifier, monkeypatch):
+    from sigml.errors import ModelLoadError
+    from signatures import model_loader
+
+    def broken(**kwargs):
+        raise ModelLoadError(model_loader.LOCATOR_PATH, "its ONNX file is not the file this card was written for")
+
+    monkeypatch.setattr(model_loader, "load_locator", broken)
+    with pytest.raises(ImproperlyConfigured) as caught:
+        verifier_warm()
+    assert "signature locator" in str(caught.value) and str(model_loader.LOCATOR_PATH) in str(caught.value)
+
+
 @pytest.mark.parametrize("argv, environ, expected", [
     (["gunicorn", "-c", "config/gunicorn.py", "config.wsgi"], {}, True),
     (["/venv/bin/uvicorn", "config.asgi:application"], {}, True),
