@@ -138,13 +138,18 @@ def _saturation(image: Image.Image) -> np.ndarray | None:
             image = image.convert("RGBA" if image.mode in ("PA", "RGBa") or "transparency" in image.info else "RGB")
     except ValueError:  # a mode Pillow cannot turn into RGB: judged on darkness alone
         return None
-    bands = image.split()  # Pillow's own per-band operations: no numpy copies of the whole image
-    r, g, b = bands[:3]
-    colour = ImageChops.subtract(ImageChops.lighter(ImageChops.lighter(r, g), b),
-                                 ImageChops.darker(ImageChops.darker(r, g), b))
-    if len(bands) == 4:
-        colour = ImageChops.multiply(colour, bands[3])  # colour x alpha / 255
-    return np.asarray(colour)
+    w, h = image.size
+    out = np.empty((h, w), np.uint8)
+    rows = max(1, 1_000_000 // max(w, 1))  # strips of about a megapixel: a large upload costs little beyond itself
+    for top in range(0, h, rows):
+        bands = image.crop((0, top, w, min(h, top + rows))).split()  # Pillow's own per-band operations
+        r, g, b = bands[:3]
+        colour = ImageChops.subtract(ImageChops.lighter(ImageChops.lighter(r, g), b),
+                                     ImageChops.darker(ImageChops.darker(r, g), b))
+        if len(bands) == 4:
+            colour = ImageChops.multiply(colour, bands[3])  # colour x alpha / 255
+        out[top:top + colour.size[1]] = np.asarray(colour)
+    return out
 
 
 def remove_lines(mask: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -105,7 +105,7 @@ def test_nothing_located_starts_around_the_whole_image_and_says_so(fake_app, fak
     run(at.toggle(key="verify_questioned_crop_on").set_value(True))
     text = captions(at)
     assert "No signature was located on this image, so the box starts around the whole image" in text
-    assert "finds about 8 in 10 signatures on documents" in text  # the server's note, as it sent it
+    assert "finds about 9 in 10 signatures on documents" in text  # the server's note, as it sent it
     run(at.button(key="verify_button").click())
     assert sent(fake, "/api/verify/")[0]["questioned_crop"] == "0,0,850,1100"
 

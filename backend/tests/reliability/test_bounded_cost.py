@@ -28,6 +28,7 @@ from sigml.preprocessing import MAX_JPEG_SCANS, PreprocessConfig, jpeg_scan_coun
 from sigml.testing import signature_image
 from config.exceptions import headers_of, status_of
 from signatures import uploads
+from signatures.model_loader import locator_get
 from signatures.models import Reference
 
 ENDPOINTS = list(UPLOAD_ENDPOINTS)
@@ -308,10 +309,12 @@ def largest_accepted_image() -> bytes:
 
 def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifier):
     """Four threads decoding 16 MP RGBA images: the budget lets one decode at a time, so the peak is one
-    decode's (measured +310 to +320 MB here), not four (+940 MB without the budget; +1.8 GB before
-    preprocessing stopped copying the pixels); the memory is handed back after (malloc_trim)."""
+    decode's (measured +310 to +320 MB here before the locator's page check read the decoded page too; +445 to
+    +540 MB with it), not four (+940 MB without the budget before the page check, about four times one decode);
+    the memory is handed back after (malloc_trim)."""
     data = largest_accepted_image()
     image = uploads.UploadedImage(field="questioned", data=data, format="PNG", width=4000, height=4000)
+    locator_get()  # loaded at start-up in serving (verifier_warm), as the model is: not part of a decode's cost
     uploads.memory_release()
     baseline = _rss_mb()
     peak, stop = [baseline], threading.Event()
@@ -343,7 +346,7 @@ def test_concurrent_decodes_of_the_largest_images_stay_within_the_budget(verifie
     growth, after = max(peak) - baseline, _rss_mb() - baseline
     print(f"4 concurrent 16 MP decodes: RSS {baseline:.0f} MB, peak +{growth:.0f} MB, after +{after:.0f} MB")
     assert not errors, errors
-    assert growth < 500, f"peak RSS grew by {growth:.0f} MB: more than one large decode at once?"
+    assert growth < 700, f"peak RSS grew by {growth:.0f} MB: more than one large decode at once?"
     assert after < 100, f"RSS stayed {after:.0f} MB above where it started"
 
 
