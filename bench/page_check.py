@@ -28,14 +28,7 @@ from sigml.locate_net import load_page, make_crop_pages, make_pages  # noqa: E40
 
 def figures(model: loc.Locator, x: np.ndarray) -> tuple[float, float]:
     """(share of the ink in signature regions, other ink / input area): what `locate.look` decides on."""
-    heat = model.heat(x)
-    ink = loc.ink_of_input(x)
-    h, w = ink.shape
-    cells = np.kron(heat >= loc.LOW_HEAT, np.ones((4, 4), bool))[:h, :w]
-    in_signature = np.zeros_like(ink)
-    in_signature[:cells.shape[0], :cells.shape[1]] = cells
-    n = int(ink.sum())
-    return (float((ink & in_signature).sum()) / n if n else 1.0), float((ink & ~in_signature).sum()) / ink.size
+    return loc.ink_in_signatures(loc.ink_of_input(x), model.heat(x))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -307,7 +307,7 @@ def located_start(upload: dict[str, Any], size: tuple[int, int]) -> dict[str, An
                 f"at ({box[0]}, {box[1]}){sure}. Move or resize it if it misses part of the signature.")}
     why = (f"The server could not look for it ({md_text(answer['error'])})" if answer.get("error")
            else "No signature was located on this image")
-    note = ""  # the server's own word on how often its locator misses (measured, docs/results.md)
+    note = ""  # the API's note: how often its locator misses a signature
     if not answer.get("error") and isinstance(answer.get("note"), str):
         note = " " + md_text(answer["note"])
     return {"box": (0, 0, size[0], size[1]),

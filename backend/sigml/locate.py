@@ -328,6 +328,18 @@ class PageLook:
                 "signature_share": round(self.signature_share, 4), "other_ink": round(self.other_ink, 5)}
 
 
+def ink_in_signatures(ink: np.ndarray, heat: np.ndarray) -> tuple[float, float]:
+    """What the page check reads: the share of the ink in the map's signature regions (cells above LOW_HEAT), and
+    the rest of the ink as a share of the input's area."""
+    h, w = ink.shape
+    cells = np.kron(heat >= LOW_HEAT, np.ones((4, 4), bool))[:h, :w]
+    in_signature = np.zeros_like(ink)
+    in_signature[:cells.shape[0], :cells.shape[1]] = cells
+    n_ink = int(ink.sum())
+    share = float((ink & in_signature).sum()) / n_ink if n_ink else 1.0
+    return share, float((ink & ~in_signature).sum()) / ink.size
+
+
 def look(source: ImageSource | Image.Image, *, model: Locator | None = None, threshold: float | None = None,
          max_pixels: int = DEFAULT_CONFIG.max_pixels) -> PageLook:
     """The signatures on an image (a page, or a crop), and the page check, from one run of the network."""
@@ -341,13 +353,7 @@ def look(source: ImageSource | Image.Image, *, model: Locator | None = None, thr
         l, t, r, b = (float(v) * scale for v in box)
         found.append(LocatedSignature((max(0, int(l)), max(0, int(t)), min(image.size[0], math.ceil(r)),
                                        min(image.size[1], math.ceil(b))), confidence))
-    h, w = ink.shape
-    cells = np.kron(heat >= LOW_HEAT, np.ones((4, 4), bool))[:h, :w]
-    in_signature = np.zeros_like(ink)
-    in_signature[:cells.shape[0], :cells.shape[1]] = cells
-    n_ink = int(ink.sum())
-    share = float((ink & in_signature).sum()) / n_ink if n_ink else 1.0
-    other = float((ink & ~in_signature).sum()) / ink.size
+    share, other = ink_in_signatures(ink, heat)
     is_page = share < PAGE_MAX_SIGNATURE_SHARE and other >= PAGE_MIN_OTHER_INK
     return PageLook(tuple(found), share, other, is_page)
 
