@@ -6,7 +6,7 @@ a signature crop.
 1. `page_input`: the page at most `NET_SIDE` pixels a side (min-pooled so thin pen strokes survive), as two
    channels: how much darker than the local paper each pixel is (uneven light is followed), and colour saturation;
 2. the network's map, one probability per 4 x 4 pixels that the cell lies in a handwritten signature's box;
-3. `heat_boxes`: connected regions of the map above LOW_HEAT whose peak reaches the model's threshold, each
+3. `heat_boxes`: connected regions of the map above the card's region cut whose peak reaches its threshold, each
    tightened to the ink inside it (ruled lines taken out of the ink first, so a signature line does not widen it).
 
 `look(source)` adds the page check: how much of the ink lies outside the map's signature regions. A crop is mostly
@@ -35,6 +35,7 @@ from .preprocessing import DEFAULT_CONFIG, ImageSource, load_image, preprocess_c
 from .quality import ADVICE
 
 WORK_SIDE = 1024  # `work_gray`'s default size (the quality gate's own map is smaller)
+LOW_HEAT = 0.3  # the page check's signature regions: cells above this (and a box's region, unless its card says)
 MIN_REGION_INK = 12  # a region with less ink (network-input pixels) keeps its cells' box
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "trained_model_parameters" / "signature_locator.json"
 
@@ -226,6 +227,7 @@ class Locator:
     threshold: float
     card: dict
     threads: int | None = None  # ONNX Runtime's intra-op threads (serving: the worker's model threads)
+    region_cut: float = LOW_HEAT  # a box spans the map's cells above this around its peak (`heat_boxes`)
 
     def heat(self, x: np.ndarray) -> np.ndarray:
         """Probability per 4 x 4 cell of the input that it lies in a signature's box."""
@@ -247,18 +249,19 @@ def load_model(path: str | Path = DEFAULT_MODEL, threads: int | None = None) -> 
         onnx = Path(path).resolve().parent / data["onnx"]["file"]
         if file_sha256(onnx) != data["onnx"]["sha256"]:
             raise ValueError(f"{onnx.name} is not the file this card was written for (SHA-256 differs)")
-        return Locator(onnx, float(data["threshold"]), data.get("card", {}), threads)
+        return Locator(onnx, float(data["threshold"]), data.get("card", {}), threads,
+                       float(data.get("region_cut", LOW_HEAT)))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(path, str(exc)) from exc
 
 
-LOW_HEAT = 0.3  # a located region spans the cells above this around a peak above the threshold
-
-
-def heat_boxes(heat: np.ndarray, ink: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
+def heat_boxes(heat: np.ndarray, ink: np.ndarray, threshold: float, region_cut: float = LOW_HEAT
+               ) -> list[tuple[np.ndarray, float]]:
     """Boxes (network-input pixels, l t r b exclusive) and confidences from a heat map: connected regions of cells
-    above LOW_HEAT whose peak reaches `threshold`, each tightened to the ink inside it (its cells, grown by one)."""
-    regions, n = ndimage.label(heat >= LOW_HEAT, structure=np.ones((3, 3)))
+    above `region_cut` whose peak reaches `threshold`, each tightened to the ink inside it (its cells, grown by one).
+    A higher cut keeps a signature apart from a stamp or typed name the map spreads onto (chosen on validation
+    documents with the threshold, `sigml.locate_net.write_card`)."""
+    regions, n = ndimage.label(heat >= region_cut, structure=np.ones((3, 3)))
     out = []
     if n == 0:
         return out
@@ -292,9 +295,10 @@ def ink_of_input(x: np.ndarray) -> np.ndarray:
     return ink
 
 
-def input_boxes(x: np.ndarray, heat: np.ndarray, threshold: float) -> list[tuple[np.ndarray, float]]:
+def input_boxes(x: np.ndarray, heat: np.ndarray, threshold: float, region_cut: float = LOW_HEAT
+                ) -> list[tuple[np.ndarray, float]]:
     """`heat_boxes` on the network input's ink."""
-    return heat_boxes(heat, ink_of_input(x), threshold)
+    return heat_boxes(heat, ink_of_input(x), threshold, region_cut)
 
 
 # ---------------------------------------------------------------- page or crop?
@@ -349,7 +353,8 @@ def look(source: ImageSource | Image.Image, *, model: Locator | None = None, thr
     heat = model.heat(x)
     ink = ink_of_input(x)
     found = []
-    for box, confidence in heat_boxes(heat, ink, model.threshold if threshold is None else threshold):
+    for box, confidence in heat_boxes(heat, ink, model.threshold if threshold is None else threshold,
+                                      model.region_cut):
         l, t, r, b = (float(v) * scale for v in box)
         found.append(LocatedSignature((max(0, int(l)), max(0, int(t)), min(image.size[0], math.ceil(r)),
                                        min(image.size[1], math.ceil(b))), confidence))

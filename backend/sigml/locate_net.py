@@ -315,14 +315,18 @@ def export(weights: str | Path, out: str | Path, *, opset: int = 17) -> Path:
 THRESHOLDS = np.concatenate([np.round(np.arange(0.30, 0.99, 0.01), 2), [0.99, 0.992, 0.994, 0.996, 0.998, 0.999]])
 
 
-def page_candidates(net, paths: Sequence[str | Path]) -> list[tuple[list[tuple[np.ndarray, float]], np.ndarray]]:
-    """Every box the network proposes on each kept page (peaks down to LOW_HEAT) and the page's true boxes."""
-    from .locate import LOW_HEAT, input_boxes
+def page_candidates(net, paths: Sequence[str | Path], region_cuts: Sequence[float] = (0.3,)
+                    ) -> dict[float, list[tuple[list[tuple[np.ndarray, float]], np.ndarray]]]:
+    """For each region cut: every box the network proposes on each kept page (peaks down to the cut) and the page's
+    true boxes. The map is computed once per page."""
+    from .locate import heat_boxes, ink_of_input
 
-    out = []
+    out: dict[float, list] = {float(cut): [] for cut in region_cuts}
     for path in paths:
         x, truth = load_page(path)
-        out.append((input_boxes(x, net.heat(x), LOW_HEAT), truth))
+        heat, ink = net.heat(x), ink_of_input(x)
+        for cut in out:
+            out[cut].append((heat_boxes(heat, ink, cut, cut), truth))
     return out
 
 
@@ -348,9 +352,29 @@ def choose_threshold(candidates, max_false: float) -> dict:
     return figures_at(candidates, float(THRESHOLDS[-1]))
 
 
-def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path, *, max_false: float = 0.08) -> dict:
-    """Export the network to ONNX beside `out`, choose its threshold on the validation writers' pages, and write
-    the card (`sigml.locate.load_model` reads it), with the weights as fp16 safetensors beside it."""
+REGION_CUTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def choose_operating_point(by_cut: dict, max_false: float) -> dict:
+    """The region cut and threshold that locate the most with at most `max_false` false boxes per page (ties: fewer
+    false boxes, then the lower cut)."""
+    best = None
+    for cut, candidates in sorted(by_cut.items()):
+        figures = {**choose_threshold(candidates, max_false), "region_cut": float(cut)}
+        if figures["false_per_page"] > max_false:
+            continue
+        if best is None or (figures["located"], -figures["false_per_page"]) > (best["located"], -best["false_per_page"]):
+            best = figures
+    if best is None:  # no cut keeps to max_false: the strictest threshold of the default cut
+        cut = min(by_cut)
+        best = {**figures_at(by_cut[cut], float(THRESHOLDS[-1])), "region_cut": float(cut)}
+    return best
+
+
+def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path, *, max_false: float = 0.08,
+               region_cuts: Sequence[float] = REGION_CUTS) -> dict:
+    """Export the network to ONNX beside `out`, choose its threshold and region cut on the validation writers'
+    pages, and write the card (`sigml.locate.load_model` reads it), with the weights as fp16 safetensors beside it."""
     from .locate import Locator
     from .modelcard import file_sha256
 
@@ -360,8 +384,7 @@ def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path,
     paths = sorted(str(p) for p in Path(validation_dir).glob("validation_*.npz") if not p.name.endswith(".tmp.npz"))
     if not paths:
         raise SystemExit(f"no validation_*.npz pages in {validation_dir}")
-    candidates = page_candidates(Locator(onnx, 0.5, {}), paths)
-    chosen = choose_threshold(candidates, max_false)
+    chosen = choose_operating_point(page_candidates(Locator(onnx, 0.5, {}), paths, region_cuts), max_false)
     net, _ = load_net(weights)
     kept = out.with_suffix(".safetensors")  # the weights that made the ONNX file, fp16 (half the size)
     from safetensors.torch import save_file
@@ -370,7 +393,7 @@ def write_card(weights: str | Path, validation_dir: str | Path, out: str | Path,
               str(kept), metadata={"config": json.dumps(config)})
     card = {
         "format": "sigml.locate/net-v1", "onnx": {"file": onnx.name, "sha256": file_sha256(onnx)},
-        "threshold": chosen["threshold"],
+        "threshold": chosen["threshold"], "region_cut": chosen["region_cut"],
         "card": {"trained": config, "validation": chosen, "max_false_per_page": max_false,
                  "pages": "sigml.synthdocs documents: training writers, fonts and backgrounds for training; "
                           "validation writers (training fonts and backgrounds) for the threshold",
@@ -407,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("weights")
     e.add_argument("--validation-pages", required=True, help="folder of validation_*.npz pages")
     e.add_argument("--max-false", type=float, default=0.08, help="false boxes per page allowed at the threshold")
+    e.add_argument("--region-cuts", default=",".join(map(str, REGION_CUTS)),
+                   help="the region cuts tried with every threshold (comma-separated)")
     e.add_argument("--out", required=True, help="the card, e.g. trained_model_parameters/signature_locator_net.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -419,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(train(args.pages_dir, args.out, steps=args.steps, batch=args.batch, lr=args.lr, width=args.width,
                     seed=args.seed, resume=args.resume, threads=args.threads, init=args.init))
     else:
-        print(json.dumps(write_card(args.weights, args.validation_pages, args.out, max_false=args.max_false)["card"],
+        print(json.dumps(write_card(args.weights, args.validation_pages, args.out, max_false=args.max_false,
+                                    region_cuts=[float(c) for c in args.region_cuts.split(",")])["card"],
                          indent=2))
     return 0
 

@@ -241,6 +241,19 @@ def test_heat_boxes_gives_separate_blobs_best_first():
     np.testing.assert_array_equal(found[1][0], [12, 10, 28, 20])
 
 
+def test_a_higher_region_cut_keeps_a_signature_apart_from_what_the_map_spreads_onto():
+    heat = np.zeros((24, 32), np.float32)
+    heat[6:13, 4:12] = 0.95  # the signature
+    heat[6:13, 12:24] = 0.5  # a stamp beside it, warm but not a signature
+    ink = ink_patch()  # the signature's ink: input pixels 22..41 x 30..45
+    ink[30:45, 60:90] = True  # the stamp's ink
+    merged = loc.heat_boxes(heat, ink, threshold=0.9)  # default cut LOW_HEAT: one region over both
+    np.testing.assert_array_equal(merged[0][0], [22, 30, 90, 45])
+    apart = loc.heat_boxes(heat, ink, threshold=0.9, region_cut=0.7)
+    assert len(apart) == 1
+    np.testing.assert_array_equal(apart[0][0], [22, 30, 41, 45])
+
+
 def test_heat_boxes_of_a_cold_map_is_empty():
     assert loc.heat_boxes(np.zeros((24, 32), np.float32), ink_patch(), threshold=0.5) == []
     assert loc.heat_boxes(np.full((24, 32), loc.LOW_HEAT - 0.01, np.float32), ink_patch(), threshold=0.0) == []
@@ -303,6 +316,20 @@ def test_choose_threshold_picks_the_lowest_threshold_within_the_false_boxes_allo
     assert ln.choose_threshold(CANDIDATES, 0.0)["located"] == 1.0
     assert ln.choose_threshold(CANDIDATES, 0.5)["threshold"] == pytest.approx(0.36)
     assert ln.choose_threshold(CANDIDATES, 1.0)["threshold"] == pytest.approx(0.30)
+
+
+def test_choose_operating_point_takes_the_cut_that_locates_most_within_the_false_boxes_allowed():
+    # cut 0.3: the signature merged with its neighbour (IoU < 0.5), cut 0.7: found alone
+    merged = [([(box(10, 10, 100, 30), 0.9)], np.array([[10, 10, 50, 30]], np.float32))]
+    alone = [([(box(10, 10, 50, 30), 0.9)], np.array([[10, 10, 50, 30]], np.float32))]
+    chosen = ln.choose_operating_point({0.3: merged, 0.7: alone}, 0.0)
+    assert chosen["region_cut"] == 0.7 and chosen["located"] == 1.0 and chosen["false_per_page"] == 0.0
+    # a tie in located and false boxes: the lower cut
+    assert ln.choose_operating_point({0.3: alone, 0.7: alone}, 0.0)["region_cut"] == 0.3
+    # no cut keeps to the false boxes allowed: the strictest threshold of the lowest cut
+    sure_false = [([(box(500, 500, 540, 520), 1.0)], np.array([[0, 0, 30, 30]], np.float32))]
+    fallback = ln.choose_operating_point({0.5: sure_false, 0.3: sure_false}, 0.0)
+    assert fallback["region_cut"] == 0.3 and fallback["threshold"] == pytest.approx(float(ln.THRESHOLDS[-1]))
 
 
 def test_choose_threshold_falls_back_to_the_highest_threshold():
@@ -406,6 +433,7 @@ def test_write_card_exports_onnx_and_chooses_a_threshold(card):
     validation = written["card"]["validation"]
     assert validation["pages"] == 2 and validation["signatures"] == 1
     assert validation["threshold"] == written["threshold"]
+    assert written["region_cut"] == validation["region_cut"] and written["region_cut"] in ln.REGION_CUTS
     assert written["card"]["trained"]["width"] == 8
 
 
@@ -428,6 +456,7 @@ def test_load_model_reads_the_card_and_the_heat_is_a_probability_map(card):
     net = loc.load_model(path)
     assert isinstance(net, loc.Locator)
     assert net.threshold == written["threshold"] and net.onnx == path.with_suffix(".onnx").resolve()
+    assert net.region_cut == written["region_cut"]
     assert loc.load_model(path) is net  # cached
     heat = net.heat(np.zeros((2, 96, 160), np.uint8))
     assert heat.shape == (24, 40)
