@@ -8,10 +8,13 @@ reference is another genuine signature of the same writer (a cropped scan, as en
   (a) as the API does with `auto_crop=true` (`sigml.locate.preprocess_located`: the first of the locator's boxes that
       passes the quality gate; a page where none passes is refused, never judged whole), and
   (b) cropped by hand to the signature's true box.
+  (c) cropped by hand less tightly: the true box widened by `--looser` shares of its width and height on each
+      side (a clerk's looser crop of the same signature, which takes in whatever printing lies next to it).
 Printed: how many pages `auto_crop` judged, on the signature (IoU >= 0.5 with the true box), elsewhere, or whole
 (a page the quality gate let through as a signature crop: the judgement no page should get); and how
 often its decision is the hand-cropped one's, over every page (a refusal counts as a different answer) and over the
-pages it judged. The decisions are the shipped model card's (served runtime: the ONNX export when the card names it).
+pages it judged; and how often a looser hand crop keeps the tight hand crop's decision (what a locator's box,
+never exactly the true one, can hope to agree with). The decisions are the shipped model card's (served runtime: the ONNX export when the card names it).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 from sigml.datasets import read_dataset  # noqa: E402
 from sigml.errors import ImageError  # noqa: E402
 from sigml.inference import Verifier  # noqa: E402
-from sigml.locate import box_iou, preprocess_located  # noqa: E402
+from sigml.locate import DEFAULT_MODEL, box_iou, load_model, preprocess_located  # noqa: E402
 from sigml.splits import read_splits_csv  # noqa: E402
 from sigml.synthdocs import SQUASHED, SignatureSource, make_page  # noqa: E402
 
@@ -59,17 +62,38 @@ def png(image) -> bytes:
     return buf.getvalue()
 
 
+def decide_crop(verifier: Verifier, reference, data: bytes, box: tuple[int, int, int, int]) -> str:
+    """The decision on the page cropped to `box` by hand; "refused" where the crop itself fails (too small, too faint
+    after the page's capture)."""
+    try:
+        by_hand = preprocess_located(data, verifier.card.preprocessing, crop=box, array=True).image
+        return verifier.verify_tensors(reference, verifier.embedder.wrap(by_hand)).decision
+    except ImageError:
+        return "refused"
+
+
+def widened(box: tuple[int, int, int, int], share: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """`box` (l, t, r, b) widened by `share` of its width and height on each side, inside an image of `size`."""
+    l, t, r, b = box
+    dw, dh = int(share * (r - l)), int(share * (b - t))
+    return max(0, l - dw), max(0, t - dh), min(size[0], r + dw), min(size[1], b + dh)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()))
     p.add_argument("--splits", default=str(ROOT / "image_pairs"))
     p.add_argument("--model", default=str(ROOT / "trained_model_parameters" / "siamese_resnet18.safetensors"))
+    p.add_argument("--locator", default=str(DEFAULT_MODEL), help="locator model JSON")
     p.add_argument("--pages", type=int, default=200)
+    p.add_argument("--looser", default="0.02,0.05", help="hand crops widened by these shares on each side")
     p.add_argument("--seed", type=int, default=20271)
     p.add_argument("--out", help="JSON of the figures")
     args = p.parse_args(argv)
 
     verifier = Verifier.from_files(args.model, runtime="auto")
+    locator = load_model(args.locator)
+    looser = [float(f) for f in args.looser.split(",") if f]
     cfg = verifier.card.preprocessing
     sources, owners, by_writer = test_genuine(Path(args.data), Path(args.splits))
     rng = np.random.default_rng(args.seed)
@@ -86,15 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         data = png(page.image)
         truth = tuple(int(v) for v in page.boxes[0])
         tally = per_dataset[owner[0]]
+
         counts["pages"] += 1
         tally["pages"] += 1
+        hand = decide_crop(verifier, reference, data, truth)
+        for share in looser:
+            loose = decide_crop(verifier, reference, data, widened(truth, share, page.image.size))
+            counts[f"looser_{share:g}_same_decision"] += loose == hand
         try:
-            by_hand = preprocess_located(data, cfg, crop=truth, array=True).image
-            hand = verifier.verify_tensors(reference, verifier.embedder.wrap(by_hand)).decision
-        except ImageError:  # the true box itself fails (too small, too faint after the page's capture): refused
-            hand = "refused"
-        try:
-            judged = preprocess_located(data, cfg, auto_crop=True, array=True)
+            judged = preprocess_located(data, cfg, auto_crop=True, array=True, model=locator)
             auto = verifier.verify_tensors(reference, verifier.embedder.wrap(judged.image)).decision
             counts["judged"] += 1
             if judged.located is None:  # the quality gate let the page through as it is
@@ -115,11 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "bench/auto_crop.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model_version": verifier.model_version,
+        "locator": {"card": Path(args.locator).name, "threshold": locator.threshold, "region_cut": locator.region_cut},
         "counts": dict(counts),
         "same_decision_rate": counts["same_decision"] / max(counts["pages"], 1),
         "same_decision_rate_when_judged": counts["same_decision_when_judged"] / max(counts["judged"], 1),
         "judged_rate": counts["judged"] / max(counts["pages"], 1),
         "judged_on_the_signature_rate": counts["judged_on_the_signature"] / max(counts["judged"], 1),
+        "looser_hand_crop_same_decision_rate": {f"{share:g}": counts[f"looser_{share:g}_same_decision"]
+                                                / max(counts["pages"], 1) for share in looser},
         "per_dataset": {k: dict(v) for k, v in sorted(per_dataset.items())},
     }
     print(json.dumps(report, indent=2))
