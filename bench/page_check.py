@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=31)
     p.add_argument("--dir", default=str(ROOT / "runs" / "page_check"), help="where the inputs are kept")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--locator", default=str(loc.DEFAULT_MODEL), help="locator model JSON")
     p.add_argument("--out", help="JSON of the figures")
     args = p.parse_args(argv)
-    model = loc.load_model()
+    model = loc.load_model(args.locator)
     pages_dir, crops_dir = Path(args.dir) / f"{args.split}_pages", Path(args.dir) / f"{args.split}_crops"
     pages = make_pages(args.data, args.splits, args.split, args.pages, pages_dir, seed=args.seed, workers=args.workers)
     crops = make_crop_pages(args.data, args.splits, args.split, args.crops, crops_dir, seed=args.seed,
