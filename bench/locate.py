@@ -30,6 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from sigml.metrics import percentile_interval  # noqa: E402
 from sigml.locate import DEFAULT_MODEL, load_model, locate, look, match_boxes  # noqa: E402
 from sigml.synthdocs import make_page, signature_pool  # noqa: E402
 
@@ -61,6 +62,7 @@ def documents(data: str, splits: str, pages: int, seed: int, model, pages_dir: s
     false_on_blank = blank_pages = not_page = 0
     by_kind: Counter = Counter()
     misses: list[int] = []
+    per_page = []  # (located, signatures, false boxes) of each page: the interval resamples pages
     for s, image, true_boxes, kind in test_pages(data, splits, pages, seed, pages_dir):
         seen = look(image, model=model)
         not_page += not seen.is_page
@@ -71,14 +73,28 @@ def documents(data: str, splits: str, pages: int, seed: int, model, pages_dir: s
             false_on_blank += miss
         located += hit
         signatures += len(true_boxes)
+        per_page.append((hit, len(true_boxes), miss))
         blank_pages += not len(true_boxes)
         if hit < len(true_boxes):
             misses.append(int(s))
             by_kind[f"missed_{kind}"] += len(true_boxes) - hit
+    located_interval, false_interval = page_bootstrap(np.array(per_page, float).reshape(-1, 3))
     return {"pages": pages, "signatures": signatures, "located": located, "located_rate": located / max(signatures, 1),
-            "false_boxes": false, "false_per_page": false / pages, "pages_without_signature": blank_pages,
+            "located_rate_95": located_interval, "false_boxes": false, "false_per_page": false / pages,
+            "false_per_page_95": false_interval, "pages_without_signature": blank_pages,
             "false_on_pages_without_signature": false_on_blank, "by_kind": dict(by_kind), "pages_with_a_miss": misses[:20],
             "pages_the_page_check_took_for_a_crop": not_page}
+
+
+def page_bootstrap(per_page: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[list[float], list[float]]:
+    """95% intervals of the located share and the false boxes per page, resampling whole pages (a page's signatures
+    share its fonts, background and capture)."""
+    if not len(per_page):
+        return [0.0, 0.0], [0.0, 0.0]
+    draws = np.random.default_rng(seed).integers(0, len(per_page), (n_boot, len(per_page)))
+    sums = per_page[draws].sum(axis=1)  # n_boot x (located, signatures, false)
+    return (percentile_interval(sums[:, 0] / np.maximum(sums[:, 1], 1)),
+            percentile_interval(sums[:, 2] / len(per_page)))
 
 
 def timing(n: int, model, seed: int) -> dict:
@@ -134,13 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": "bench/locate.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["documents"] = d = documents(args.data, args.splits, args.pages, args.seed, model, args.pages_dir)
     print(f"test documents: {d['pages']} pages, {d['signatures']} signatures: located {d['located_rate']:.1%} "
-          f"(IoU >= 0.5), {d['false_per_page']:.3f} false boxes per page ({d['false_boxes']} in all; "
+          f"(IoU >= 0.5; 95% interval over pages {d['located_rate_95'][0]:.1%}-{d['located_rate_95'][1]:.1%}), "
+          f"{d['false_per_page']:.3f} false boxes per page ({d['false_per_page_95'][0]:.3f}-{d['false_per_page_95'][1]:.3f}; "
+          f"{d['false_boxes']} in all; "
           f"{d['false_on_pages_without_signature']} on the {d['pages_without_signature']} pages without a signature); "
           f"taken for a crop by the page check: {d['pages_the_page_check_took_for_a_crop']}; "
           f"{d['by_kind']}", flush=True)
-    report["time"] = t = timing(args.time_pages, model, args.seed + 7)
-    print(f"locate a 3000x2000 page: median {t['median_ms']:.0f} ms, p90 {t['p90_ms']:.0f} ms "
-          f"({t['cpus']} CPUs, OMP_NUM_THREADS={t['omp_threads']})", flush=True)
+    if args.time_pages:
+        report["time"] = t = timing(args.time_pages, model, args.seed + 7)
+        print(f"locate a 3000x2000 page: median {t['median_ms']:.0f} ms, p90 {t['p90_ms']:.0f} ms "
+              f"({t['cpus']} CPUs, OMP_NUM_THREADS={t['omp_threads']})", flush=True)
     if not args.skip_crops:
         report["real_crops"] = crops = real_crops(args.data, args.every, model)
         n = sum(v["images"] for v in crops.values())
