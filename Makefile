@@ -39,6 +39,15 @@ browser-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium could not be installed: the browser test will be skipped"; \
 	fi
+	@# Debian's fonts for synthetic documents (sigml.synthdocs: DejaVu and Noto for training and validation pages,
+	@# Liberation and FreeFont for test pages); without them Pillow's built-in font stands in and tests that
+	@# measure documents skip
+	@if [ ! -d /usr/share/fonts/truetype/liberation ] || [ ! -d /usr/share/fonts/truetype/freefont ] || [ ! -d /usr/share/fonts/truetype/noto ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fonts-noto-core fonts-liberation fonts-freefont-ttf >/dev/null) \
+			|| echo "fonts could not be installed: tests that measure synthetic documents will be skipped"; \
+		fi; \
+	fi
 	@# Debian's nginx for the production-setup tests (nginx in front of gunicorn, deploy/nginx/sigver.conf)
 	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) \

@@ -31,12 +31,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from sigml.datasets import read_dataset  # noqa: E402
-from sigml.errors import ImageError  # noqa: E402
-from sigml.inference import Verifier  # noqa: E402
-from sigml.locate import DEFAULT_MODEL, box_iou, load_model, preprocess_located  # noqa: E402
-from sigml.splits import read_splits_csv  # noqa: E402
-from sigml.synthdocs import SQUASHED, SignatureSource, make_page  # noqa: E402
+from sigml.datasets import read_dataset   # noqa: E402
+from sigml.errors import ImageError   # noqa: E402
+from sigml.inference import Verifier   # noqa: E402
+from sigml.locate import DEFAULT_MODEL, box_iou, load_model, preprocess_located   # noqa: E402
+from sigml.splits import read_splits_csv   # noqa: E402
+from sigml.synthdocs import SQUASHED, SignatureSource, make_page, require_fonts  # noqa: E402
 
 DATASETS = ("BHSig260-Bengali", "BHSig260-Hindi", "CEDAR", "CNSig", "GPDS", "SigComp2011-Dutch")
 
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20271)
     p.add_argument("--out", help="JSON of the figures")
     args = p.parse_args(argv)
+    require_fonts("test")  # the documented documents, or none
 
     verifier = Verifier.from_files(args.model, runtime="auto")
     locator = load_model(args.locator)

@@ -30,9 +30,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from sigml.metrics import percentile_interval  # noqa: E402
-from sigml.locate import DEFAULT_MODEL, load_model, locate, look, match_boxes  # noqa: E402
-from sigml.synthdocs import make_page, signature_pool  # noqa: E402
+from sigml.metrics import percentile_interval   # noqa: E402
+from sigml.locate import DEFAULT_MODEL, load_model, locate, look, match_boxes   # noqa: E402
+from sigml.synthdocs import make_page, require_fonts, signature_pool  # noqa: E402
 
 
 SEED_POOL = 200
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-crops", action="store_true")
     p.add_argument("--out", help="JSON of the figures")
     ARGS = args = p.parse_args(argv)
+    require_fonts("test")  # the documented documents, or none
     model = load_model(args.model)
     report = {"command": "bench/locate.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     report["documents"] = d = documents(args.data, args.splits, args.pages, args.seed, model, args.pages_dir)

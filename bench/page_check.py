@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from sigml import locate as loc  # noqa: E402
+from sigml.synthdocs import require_fonts  # noqa: E402
 from sigml.locate_net import load_page, make_crop_pages, make_pages  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--locator", default=str(loc.DEFAULT_MODEL), help="locator model JSON")
     p.add_argument("--out", help="JSON of the figures")
     args = p.parse_args(argv)
+    require_fonts("test" if args.split == "test" else "train")  # the documented documents, or none
     model = loc.load_model(args.locator)
     pages_dir, crops_dir = Path(args.dir) / f"{args.split}_pages", Path(args.dir) / f"{args.split}_crops"
     pages = make_pages(args.data, args.splits, args.split, args.pages, pages_dir, seed=args.seed, workers=args.workers)

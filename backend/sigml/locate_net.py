@@ -436,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "pages":
+        from .synthdocs import require_fonts
+
+        require_fonts("test" if args.split == "test" else "train")
         seed = args.seed + {"train": 0, "validation": 1, "test": 2}[args.split] * 1000
         make_pages(args.data, args.splits, args.split, args.pages, args.out, seed=seed, workers=args.workers)
         if args.crops:

@@ -94,6 +94,30 @@ def font_files(split: Split) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+# the Debian packages that hold FONT_FAMILIES (`make browser-deps` installs them as root)
+FONT_PACKAGES = ("fonts-dejavu-core", "fonts-noto-core", "fonts-liberation", "fonts-freefont-ttf")
+# one family per script / package that a split's pages need: without it the pages are not the documented ones
+REQUIRED_FAMILIES: dict[str, tuple[str, ...]] = {
+    "train": ("DejaVuSans", "NotoSans-", "NotoSansDevanagari", "NotoSansBengali"),
+    "test": ("Liberation", "Free"),
+}
+
+
+def missing_font_families(split: Split) -> list[str]:
+    """The font families a split's documents are drawn with that are not installed (empty: all there)."""
+    names = [Path(f).name for f in font_files(split)]
+    return [family for family in REQUIRED_FAMILIES[split] if not any(n.startswith(family) for n in names)]
+
+
+def require_fonts(*splits: Split) -> None:
+    """Stop (SystemExit, naming the packages) when a split's documents would be drawn without their fonts: Pillow's
+    built-in font would stand in, and the pages (and every figure measured on them) would not be the documented ones."""
+    missing = sorted({family for split in splits for family in missing_font_families(split)})
+    if missing:
+        raise SystemExit(f"fonts missing for synthetic documents: {', '.join(missing)}; install the Debian packages "
+                         f"{' '.join(FONT_PACKAGES)} (`make browser-deps` as root)")
+
+
 @lru_cache(maxsize=512)
 def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     if path is None:

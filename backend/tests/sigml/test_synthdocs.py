@@ -55,3 +55,19 @@ def test_fonts_and_backgrounds_of_train_and_test_differ():
     assert not set(font_files("train")) & set(font_files("test"))
     assert not set(BACKGROUNDS["train"]) - {"plain"} & set(BACKGROUNDS["test"])
     assert not any(f.startswith(FONT_FAMILIES["test"]) for f in FONT_FAMILIES["train"])
+
+
+def test_missing_font_families_names_what_is_not_installed(monkeypatch):
+    from sigml import synthdocs
+
+    monkeypatch.setattr(synthdocs, "font_files", lambda split: ("/fonts/DejaVuSans.ttf", "/fonts/NotoSans-Regular.ttf")
+                        if split == "train" else ())
+    assert synthdocs.missing_font_families("train") == ["NotoSansDevanagari", "NotoSansBengali"]
+    assert synthdocs.missing_font_families("test") == ["Liberation", "Free"]
+    with pytest.raises(SystemExit, match="fonts-liberation"):
+        synthdocs.require_fonts("train", "test")
+    monkeypatch.setattr(synthdocs, "font_files", lambda split: ("/f/DejaVuSans.ttf", "/f/NotoSans-Regular.ttf",
+                                                                "/f/NotoSansDevanagari-Regular.ttf",
+                                                                "/f/NotoSansBengali-Regular.ttf", "/f/LiberationSans.ttf",
+                                                                "/f/FreeSerif.ttf"))
+    synthdocs.require_fonts("train", "test")  # all there: no exit
