@@ -92,8 +92,9 @@ def signatures_locate(*, image: UploadedImage, deadline: float | None = None) ->
 
 # The locator's measured quality (bench/locate.py, docs/results.md), said with every answer so nobody takes an empty
 # list for "no signature here".
-LOCATE_NOTE = ("Boxes from the signature locator, best first. It finds about 9 in 10 signatures on synthetic test "
-               "documents (docs/results.md): an empty list does not mean there is no signature; draw the crop yourself.")
+LOCATE_NOTE = ("Boxes from the signature locator, best first. It finds about 19 in 20 signatures on synthetic "
+               "test documents (docs/results.md): an empty list does not mean there is no signature; draw the crop "
+               "yourself.")
 
 
 # --- dataset pairs ----------------------------------------------------------------------------------
