@@ -352,18 +352,13 @@ def crop_box_ui(upload: dict[str, Any], key: str, state_name: str) -> tuple[int,
     The box starts on the signature the server located (POST /api/locate/, once per file), on a suggested crop the
     clerk accepted, or where it was last drawn (on the other of Verify and Explain); else around the whole image.
 
-    Why a drag keeps the box: streamlit-cropper 0.3.1 builds its fabric.js canvas once per widget key, with nothing
-    selected, and sets its box from the arguments whenever Streamlit sends the component a render message, which
-    happens when an argument (or the frame's size) changes; a drag only sends the box back and reruns the script.
-    So the key and the arguments (the image drawn, the starting box) depend only on the file and on where the box
-    started, never on the box the last drag returned: the rerun after a drag sends the same arguments and the box
-    stays where it was dropped, selected. Feeding the returned box back as `default_coords` would change the
-    arguments on every drag, and since it comes back as fabric's bounding rectangle (stroke included) it would grow by
-    the stroke each time. `realtime_update=True`: with False the box is sent only on a double click, so a box could
-    be shown and never sent. A change of the frame's width (a resized window) re-applies the starting box.
-    The image is drawn at up to CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: resized by this
-    function rather than to the component's fixed 700 px, which would draw a portrait page about 460 px wide), and
-    the box is scaled both ways."""
+    The widget key and arguments (the image drawn, the starting box) depend only on the file and on where the box
+    started, never on the box a drag returned: streamlit-cropper 0.3.1 sets its box from its arguments whenever they
+    (or the frame's width) change, so unchanged arguments keep a dragged box where it was dropped, still selected.
+    The returned box is fabric's bounding rectangle (stroke included), so it is never passed back as
+    `default_coords`. `realtime_update=True` sends every box the clerk sees. The image is drawn at up to
+    CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: this function resizes it, so a portrait page is
+    drawn large enough to adjust the box), and the box is scaled both ways."""
     readable = crop_image(upload["data"])
     if readable is None:
         st.info("No preview of this file to crop on: it is sent whole.")

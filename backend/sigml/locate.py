@@ -295,12 +295,6 @@ def ink_of_input(x: np.ndarray) -> np.ndarray:
     return ink
 
 
-def input_boxes(x: np.ndarray, heat: np.ndarray, threshold: float, region_cut: float = LOW_HEAT
-                ) -> list[tuple[np.ndarray, float]]:
-    """`heat_boxes` on the network input's ink."""
-    return heat_boxes(heat, ink_of_input(x), threshold, region_cut)
-
-
 # ---------------------------------------------------------------- page or crop?
 
 # Chosen on the validation writers' documents and crops (300 documents, 600 real crops): the share of the ink in

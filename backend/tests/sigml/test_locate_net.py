@@ -191,7 +191,7 @@ def test_page_input_follows_uneven_light():
     assert np.median(x[0]) < 8
 
 
-# ---------------------------------------------------------------- heat_boxes / input_boxes
+# ---------------------------------------------------------------- heat_boxes / ink_of_input
 
 
 def ink_patch(h: int = 96, w: int = 128, patch=(22, 30, 41, 45)) -> np.ndarray:
@@ -259,14 +259,14 @@ def test_heat_boxes_of_a_cold_map_is_empty():
     assert loc.heat_boxes(np.full((24, 32), loc.LOW_HEAT - 0.01, np.float32), ink_patch(), threshold=0.0) == []
 
 
-def test_input_boxes_uses_the_darkness_channel_as_ink_and_drops_ruled_lines():
+def test_ink_of_input_is_the_darkness_channel_without_ruled_lines():
     x = np.zeros((2, 96, 128), np.uint8)
     x[0, 30:45, 22:41] = 180  # ink (above the 0.28 cut)
     x[0, 50:60, 60:70] = 40  # faint: not ink
     x[0, 47, 0:128] = 255  # a ruled line right under the ink, inside the hot region
     heat = np.zeros((24, 32), np.float32)
     heat[6:13, 4:12] = 0.9
-    found = loc.input_boxes(x, heat, threshold=0.5)
+    found = loc.heat_boxes(heat, loc.ink_of_input(x), threshold=0.5)
     assert len(found) == 1
     np.testing.assert_array_equal(found[0][0], [22, 30, 41, 45])
 
@@ -483,7 +483,7 @@ def test_locate_returns_boxes_inside_the_page(card):
         assert [f.confidence for f in found] == sorted((f.confidence for f in found), reverse=True)
     # the same boxes as the map gives, scaled back to the page's pixels
     x, _ = loc.page_input(page)
-    want = loc.input_boxes(x, net.heat(x), 0.0)
+    want = loc.heat_boxes(net.heat(x), loc.ink_of_input(x), 0.0, net.region_cut)
     assert len(found) == len(want)
     assert [f.confidence for f in found] == pytest.approx([c for _, c in want])
 
