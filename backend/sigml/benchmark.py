@@ -184,6 +184,7 @@ def protocol_description(card: ModelCard, *, writers: str, split_files: Mapping[
         "pairwise_threshold": card.threshold,
         "reference_threshold": card.threshold_for("reference_based"),
         "reference_score": card.reference_score,
+        "band_fit": {protocol: band.get("fit", {"rates": "pooled"}) for protocol, band in card.decision_bands.items()},
         "references": sorted(set(references)),
         "seed": seed,
         "n_boot": n_boot,
@@ -374,6 +375,16 @@ def decision_row(name: str, decisions: dict[str, Any]) -> list[str]:
     return cells
 
 
+def band_fit_text(fit: Mapping[str, Any] | None) -> str:
+    """How a card's bands were fitted, in words (`decision.fit_band`'s `fit` record; none: the pooled fit)."""
+    if not fit or fit.get("rates") == "pooled":
+        return ("fitted on validation writers: at most 2% of their skilled forgeries decided genuine, at most 2% of "
+                "their genuine signatures decided forged")
+    return ("fitted on validation writers to hold on new ones: at most 2% of skilled forgeries decided genuine and "
+            "at most 2% of genuine signatures decided forged, averaged over datasets, in "
+            f"{fit.get('level', 0):.0%} of {fit.get('n_boot', 0)} resamples of the writers")
+
+
 def decision_table(result: dict[str, Any]) -> str:
     """How the model card's three-way bands sort each dataset's genuine signatures and skilled forgeries, as
     Markdown (from a `benchmark` result dict alone); empty when the result has no decisions (older JSON)."""
@@ -389,7 +400,6 @@ def decision_table(result: dict[str, Any]) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     note = (f"{result['protocol']['writers'].capitalize()} writers; model {result['model_version']}. G = decided genuine, "
             "? = inconclusive (refer to a specialist), F = decided forged, at the model card's decision bands "
-            "(fitted on validation writers: at most 2% of their skilled forgeries decided genuine, at most 2% of "
-            "their genuine signatures decided forged). pair: one reference (pairwise protocol); ref.: the headline K "
-            "references. A wrong answer is genuine → F or forgery → G.")
+            f"({band_fit_text(result['protocol'].get('band_fit', {}).get('reference_based'))}). pair: one reference "
+            "(pairwise protocol); ref.: the headline K references. A wrong answer is genuine → F or forgery → G.")
     return "\n".join(lines) + "\n\n" + note + "\n"

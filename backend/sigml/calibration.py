@@ -99,17 +99,19 @@ def card_calibration(emb: np.ndarray, records: Sequence[SignatureRecord], *, k: 
             spreads = protocols.reference_spreads(emb, records, k=k, seed=seed)
             reference_calibration["spread_floor"] = 0.5 * float(spreads.min())
         fields["reference_calibration"] = reference_calibration
-    fields.update(decision_fields(pairwise, reference_based, fields["thresholds"]))
+    fields.update(decision_fields(pairwise, reference_based, fields["thresholds"], seed=seed))
     return fields, val
 
 
 def decision_fields(pairwise: protocols.Scored, reference_based: protocols.Scored | None,
-                    thresholds: dict[str, float]) -> dict[str, Any]:
+                    thresholds: dict[str, float], *, seed: int = 0) -> dict[str, Any]:
     """The card's `decision_bands` and `rate_curves` per protocol from validation scores, the cuts clipped around
-    the protocol's EER threshold in `thresholds`."""
+    the protocol's EER threshold in `thresholds`. The cuts are fitted to hold on new writers (rates averaged over
+    datasets, kept in `decision.DEFAULT_LEVEL` of writer resamples: `decision.fit_band`)."""
     bands, curves = {}, {}
     for protocol, scored in (("pairwise", pairwise), ("reference_based", reference_based)):
         if scored is not None:
-            bands[protocol] = decision.fit_band(scored.distances, scored.labels, thresholds[protocol])
+            bands[protocol] = decision.fit_band(scored.distances, scored.labels, thresholds[protocol],
+                                                writers=scored.writers, level=decision.DEFAULT_LEVEL, seed=seed)
             curves[protocol] = decision.rate_curve(scored.distances, scored.labels)
     return {"decision_bands": bands, "rate_curves": curves}

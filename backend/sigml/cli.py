@@ -313,7 +313,7 @@ def recalibrate(weights: str | Path, *, reference_score: str, roots: dict[str, s
     if bands_only:
         validation = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
         thresholds = {protocol: card.threshold_for(protocol) for protocol in PROTOCOLS}
-        fields = decision_fields(validation.pairwise_scores, validation.reference_scores, thresholds)
+        fields = decision_fields(validation.pairwise_scores, validation.reference_scores, thresholds, seed=seed)
         card.decision_bands, card.rate_curves = fields["decision_bands"], fields["rate_curves"]
         card.save(card_path_for(weights))
         return card
@@ -334,7 +334,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{protocol}: genuine at or below {band['genuine_below']:.4f} (validation skilled forgeries there "
               f"{split['forged']['genuine']:.1%}), forged above {band['forged_above']:.4f} (validation genuine there "
               f"{split['genuine']['forged']:.1%}); inconclusive: {split['genuine']['inconclusive']:.1%} of genuine, "
-              f"{split['forged']['inconclusive']:.1%} of skilled forgeries")
+              f"{split['forged']['inconclusive']:.1%} of skilled forgeries; fit: {band.get('fit', {'rates': 'pooled'})}")
     if args.bands_only:
         return 0
     val = card.metrics["validation"]

@@ -223,6 +223,17 @@ def test_decision_table_rows(result):
     assert decision_table(old) == ""  # a JSON from before the bands renders no decision table
 
 
+def test_decision_table_says_how_the_bands_were_fitted(result, verifier):
+    assert result["protocol"]["band_fit"] == {p: b.get("fit", {"rates": "pooled"})
+                                              for p, b in verifier.card.decision_bands.items()}
+    held = json.loads(json.dumps(result))
+    held["protocol"]["band_fit"] = {"reference_based": {"rates": "mean over datasets", "level": 0.9, "n_boot": 200}}
+    assert "averaged over datasets, in 90% of 200 resamples of the writers" in decision_table(held)
+    pooled = json.loads(json.dumps(result))
+    pooled["protocol"].pop("band_fit")  # a JSON from before the fit was recorded
+    assert "at most 2% of their skilled forgeries decided genuine" in decision_table(pooled)
+
+
 def test_cli_end_to_end(test_model_path, bench_data, tmp_path, capsys):
     roots, splits = bench_data
     out, md = tmp_path / "out" / "bench.json", tmp_path / "md" / "table.md"

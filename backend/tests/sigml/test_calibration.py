@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sigml import calibration, cli, metrics, protocols
+from sigml import calibration, cli, decision, metrics, protocols
 from sigml.modelcard import ModelCard, card_path_for, file_sha256
 
 
@@ -117,7 +117,10 @@ def test_calibrate_bands_only_keeps_thresholds_and_calibration(capsys, tmp_path,
         band = after.decision_bands[protocol]
         threshold = after.threshold_for("reference_based") if protocol == "reference_based" else after.threshold
         assert band["genuine_below"] <= threshold <= band["forged_above"]
-    assert "pairwise: genuine at or below" in capsys.readouterr().out
+        assert band["fit"] == {"rates": "mean over datasets", "level": decision.DEFAULT_LEVEL,
+                               "n_boot": decision.DEFAULT_BOOT}
+    out = capsys.readouterr().out
+    assert "pairwise: genuine at or below" in out and f"'level': {decision.DEFAULT_LEVEL}" in out
 
 
 def test_calibrate_command_needs_data_sources(capsys, tmp_path, test_model_path):

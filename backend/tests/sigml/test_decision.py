@@ -111,3 +111,87 @@ def test_card_with_a_broken_band_is_refused():
     data["decision_bands"] = {"pairwise": {"genuine_below": "low"}}
     with pytest.raises((ValueError, KeyError)):
         ModelCard.from_dict(data)
+
+
+# --- bands fitted to hold on new writers ---------------------------------------------------------------------------
+
+
+def writer_scores(seed: int, datasets: dict[str, int], per_writer: int = 10, spread: float = 0.15):
+    """Forgery scores of writers in datasets: each writer's scores share an offset (some writers are forged well),
+    so the rate on new writers varies more than the pooled count suggests."""
+    rng = np.random.default_rng(seed)
+    scores, writers = [], []
+    for name, n_writers in datasets.items():
+        for w in range(n_writers):
+            offset = rng.normal(0, spread)
+            scores.extend(rng.normal(0.8 + offset, 0.1, per_writer))
+            writers.extend([f"{name}/{w}"] * per_writer)
+    return np.asarray(scores), np.asarray(writers)
+
+
+def test_weighted_cut_with_equal_weights_is_the_plain_cut():
+    forged = np.sort(np.random.default_rng(4).normal(0.8, 0.2, 300))
+    for target in (0.0, 0.02, 0.3, 1.0):
+        assert decision.weighted_cut(forged, np.full(300, 1 / 300), target) == decision.genuine_cut(forged, target)
+
+
+def test_writer_weights_make_every_dataset_weigh_the_same():
+    writers = np.asarray([f"A/{i % 2}" for i in range(10)] + [f"B/{i % 9}" for i in range(90)])
+    weights = decision.writer_weights(writers)
+    assert weights[:10].sum() == pytest.approx(0.5) and weights[10:].sum() == pytest.approx(0.5)
+    # a resample: writers drawn with replacement within each dataset, reproducible from the generator's seed
+    drawn = decision.writer_weights(writers, np.random.default_rng(0))
+    assert drawn.sum() == pytest.approx(1.0) and drawn[:10].sum() == pytest.approx(0.5)
+    np.testing.assert_array_equal(drawn, decision.writer_weights(writers, np.random.default_rng(0)))
+    by_writer = {w: drawn[writers == w] for w in np.unique(writers)}
+    assert any(v.sum() == 0 for v in by_writer.values())  # with 11 writers, some are not drawn
+    assert all(len(set(v)) == 1 for v in by_writer.values())  # a writer's scores weigh alike
+
+
+def test_held_cut_averages_rates_over_datasets():
+    # dataset A: few forgeries, scoring low (hard); B: many, scoring high. Pooled, A's are 1/11 of the forgeries.
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0.5, 0.05, 20), rng.normal(1.0, 0.05, 200)
+    scores = np.r_[a, b]
+    writers = np.asarray([f"A/{i % 4}" for i in range(20)] + [f"B/{i % 40}" for i in range(200)])
+    cut = decision.held_cut(scores, writers, 0.05, level=0.0, n_boot=0, seed=0)
+    assert (np.mean(a <= cut) + np.mean(b <= cut)) / 2 <= 0.05
+    assert cut < decision.genuine_cut(scores, 0.05)  # pooled, A's low forgeries would pass in bulk
+    assert np.mean(scores <= decision.genuine_cut(scores, 0.05)) <= 0.05 < np.mean(a <= decision.genuine_cut(scores, 0.05))
+
+
+def test_held_cut_is_stricter_at_a_higher_level_and_reproducible():
+    scores, writers = writer_scores(6, {"A": 30, "B": 40})
+    plain = decision.held_cut(scores, writers, 0.02, level=0.0, n_boot=100, seed=1)
+    cuts = [decision.held_cut(scores, writers, 0.02, level=level, n_boot=100, seed=1) for level in (0.5, 0.9, 0.95)]
+    assert cuts[0] > cuts[1] >= cuts[2] and cuts[1] < plain  # the median resample's cut may lie either side of plain
+    assert cuts[1] == decision.held_cut(scores, writers, 0.02, level=0.9, n_boot=100, seed=1)
+
+
+def test_a_band_held_over_writer_resamples_holds_more_often_on_new_writers():
+    over = {"pooled": 0, "held": 0}
+    for seed in range(12):
+        fit_scores, fit_writers = writer_scores(100 + seed, {"A": 20, "B": 40})
+        new_scores, _ = writer_scores(200 + seed, {"A": 20, "B": 40})
+        pooled = decision.genuine_cut(fit_scores, 0.02)
+        held = decision.held_cut(fit_scores, fit_writers, 0.02, level=0.9, n_boot=100, seed=seed)
+        over["pooled"] += np.mean(new_scores <= pooled) > 0.02
+        over["held"] += np.mean(new_scores <= held) > 0.02
+    assert 2 * over["held"] <= over["pooled"]  # 3 of 12 against 8 of 12 with these seeds
+
+
+def test_fit_band_with_writers_records_its_fit_and_brackets_the_threshold():
+    forged, forged_writers = writer_scores(7, {"A": 15, "B": 25})
+    rng = np.random.default_rng(8)
+    genuine = rng.normal(0.4, 0.12, 400)
+    genuine_writers = np.asarray([f"{'A' if i < 150 else 'B'}/{i % 15}" for i in range(400)])
+    scores, labels = np.r_[genuine, forged], np.r_[np.ones(400, int), np.zeros(len(forged), int)]
+    writers = np.r_[genuine_writers, forged_writers]
+    plain = decision.fit_band(scores, labels, 0.6)
+    held = decision.fit_band(scores, labels, 0.6, writers=writers, level=0.9, n_boot=100, seed=0)
+    assert plain["fit"] == {"rates": "pooled"}
+    assert held["fit"] == {"rates": "mean over datasets", "level": 0.9, "n_boot": 100}
+    assert held["genuine_below"] <= 0.6 <= held["forged_above"]
+    assert held["genuine_below"] <= plain["genuine_below"] and held["forged_above"] >= plain["forged_above"]
+    card_data = card(decision_bands={"pairwise": held}).to_dict()
+    assert ModelCard.from_dict(card_data).band("pairwise")["fit"]["level"] == 0.9
