@@ -10,11 +10,15 @@ reference is another genuine signature of the same writer (a cropped scan, as en
   (b) cropped by hand to the signature's true box.
   (c) cropped by hand less tightly: the true box widened by `--looser` shares of its width and height on each
       side (a clerk's looser crop of the same signature, which takes in whatever printing lies next to it).
+With `--forged-pages N`, N more test documents each hold one skilled forgery of a test writer, judged the same way
+against a genuine reference of the forged writer: how a signature cut from a page is decided in both directions
+(the rates an answer gives were measured on scans).
 Printed: how many pages `auto_crop` judged, on the signature (IoU >= 0.5 with the true box), elsewhere, or whole
 (a page the quality gate let through as a signature crop: the judgement no page should get); and how
 often its decision is the hand-cropped one's, over every page (a refusal counts as a different answer) and over the
 pages it judged; and how often a looser hand crop keeps the tight hand crop's decision (what a locator's box,
-never exactly the true one, can hope to agree with). The decisions are the shipped model card's (served runtime: the ONNX export when the card names it).
+never exactly the true one, can hope to agree with). The decisions are the shipped model card's (served runtime: the ONNX export when the card names it), as the model gives them; served, a signature cut from a page is never
+answered forged (`sigml.decision.on_a_page`): `same_served_decision_rate` compares the answers as served.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from sigml import decision   # noqa: E402
 from sigml.datasets import read_dataset   # noqa: E402
 from sigml.errors import ImageError   # noqa: E402
 from sigml.inference import Verifier   # noqa: E402
@@ -41,18 +46,22 @@ from sigml.synthdocs import SQUASHED, SignatureSource, make_page, require_fonts 
 DATASETS = ("BHSig260-Bengali", "BHSig260-Hindi", "CEDAR", "CNSig", "GPDS", "SigComp2011-Dutch")
 
 
-def test_genuine(data: Path, splits: Path) -> tuple[list[SignatureSource], list[tuple[str, str]], dict]:
-    """Every genuine signature of the test writers: the page's sources, their (dataset, writer), and the
-    genuine paths of each (dataset, writer)."""
+def test_genuine(data: Path, splits: Path, *, genuine: bool = True
+                 ) -> tuple[list[SignatureSource], list[tuple[str, str]], dict]:
+    """Every genuine signature (`genuine=False`: skilled forgery) of the test writers: the page's sources, their
+    (dataset, writer), and the genuine paths of each (dataset, writer)."""
     sources, owners, by_writer = [], [], defaultdict(list)
     for name in DATASETS:
         assignment = read_splits_csv(splits / name / "splits.csv")
         for record in read_dataset(data / name, "auto", name):
-            if record.genuine and assignment.get(record.writer) == "test":
-                path = str(data / name / record.path)
+            if assignment.get(record.writer) != "test":
+                continue
+            path = str(data / name / record.path)
+            if record.genuine:
+                by_writer[(name, record.writer)].append(path)
+            if record.genuine == genuine:
                 sources.append(SignatureSource(path, widen=name in SQUASHED))
                 owners.append((name, record.writer))
-                by_writer[(name, record.writer)].append(path)
     return sources, owners, by_writer
 
 
@@ -79,6 +88,37 @@ def widened(box: tuple[int, int, int, int], share: float, size: tuple[int, int])
     return max(0, l - dw), max(0, t - dh), min(size[0], r + dw), min(size[1], b + dh)
 
 
+def decision_shares(counts: Counter, *prefixes: str) -> dict[str, dict[str, float]]:
+    """Per prefix ("hand_", "auto_"), the share of pages given each decision (refused included)."""
+    pages = max(counts["pages"], 1)
+    return {prefix.rstrip("_"): {d: counts[f"{prefix}{d}"] / pages for d in ("genuine", "inconclusive", "forged",
+                                                                          "refused")} for prefix in prefixes}
+
+
+def judge_forged_pages(verifier: Verifier, locator, data: Path, splits: Path, pages: int, seed: int) -> Counter:
+    """`pages` test documents each holding one skilled forgery of a test writer, judged against a genuine reference
+    of that writer cropped by hand to the true box and with `auto_crop`: the decisions' counts."""
+    sources, owners, by_writer = test_genuine(data, splits, genuine=False)
+    rng = np.random.default_rng(seed)
+    counts: Counter = Counter()
+    for page_seed in rng.choice(10 ** 9, pages, replace=False):
+        page = make_page(int(page_seed), sources, split="test", n_signatures=1)
+        if not page.boxes:
+            continue
+        owner = owners[page.meta["signatures"][0]]
+        reference = verifier.preprocess(by_writer[owner][int(rng.integers(0, len(by_writer[owner])))])
+        data_bytes = png(page.image)
+        counts["pages"] += 1
+        counts[f"hand_{decide_crop(verifier, reference, data_bytes, tuple(int(v) for v in page.boxes[0]))}"] += 1
+        try:
+            judged = preprocess_located(data_bytes, verifier.card.preprocessing, auto_crop=True, array=True,
+                                        model=locator)
+            counts[f"auto_{verifier.verify_tensors(reference, verifier.embedder.wrap(judged.image)).decision}"] += 1
+        except ImageError:
+            counts["auto_refused"] += 1
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()))
@@ -86,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(ROOT / "trained_model_parameters" / "siamese_resnet18.safetensors"))
     p.add_argument("--locator", default=str(DEFAULT_MODEL), help="locator model JSON")
     p.add_argument("--pages", type=int, default=200)
+    p.add_argument("--forged-pages", type=int, default=0, help="documents holding a skilled forgery instead")
     p.add_argument("--looser", default="0.02,0.05", help="hand crops widened by these shares on each side")
     p.add_argument("--seed", type=int, default=20271)
     p.add_argument("--out", help="JSON of the figures")
@@ -132,23 +173,32 @@ def main(argv: list[str] | None = None) -> int:
             auto = "refused"
             counts["refused"] += 1
         counts[f"hand_{hand}"] += 1
+        counts[f"auto_{auto}"] += 1
         same = auto == hand
         counts["same_decision"] += same
+        # as served: a signature cut from a page (both are) is never answered forged
+        counts["same_served_decision"] += decision.on_a_page(auto) == decision.on_a_page(hand)
         tally["same_decision"] += same
         if auto != "refused":
             counts["same_decision_when_judged"] += same
+    forged = judge_forged_pages(verifier, locator, Path(args.data), Path(args.splits), args.forged_pages,
+                                args.seed + 1) if args.forged_pages else {}
     report = {
         "command": "bench/auto_crop.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model_version": verifier.model_version,
         "locator": {"card": Path(args.locator).name, "threshold": locator.threshold, "region_cut": locator.region_cut},
         "counts": dict(counts),
         "same_decision_rate": counts["same_decision"] / max(counts["pages"], 1),
+        "same_served_decision_rate": counts["same_served_decision"] / max(counts["pages"], 1),
         "same_decision_rate_when_judged": counts["same_decision_when_judged"] / max(counts["judged"], 1),
         "judged_rate": counts["judged"] / max(counts["pages"], 1),
         "judged_on_the_signature_rate": counts["judged_on_the_signature"] / max(counts["judged"], 1),
         "looser_hand_crop_same_decision_rate": {f"{share:g}": counts[f"looser_{share:g}_same_decision"]
                                                 / max(counts["pages"], 1) for share in looser},
         "per_dataset": {k: dict(v) for k, v in sorted(per_dataset.items())},
+        "decisions": {"genuine_pages": decision_shares(counts, "hand_", "auto_"),
+                      **({"forged_pages": decision_shares(forged, "hand_", "auto_")} if forged else {})},
+        **({"forged_counts": dict(forged)} if forged else {}),
     }
     print(json.dumps(report, indent=2))
     if args.out:

@@ -588,6 +588,7 @@ def in_100(share: float) -> str:
 
 
 COPY_FLAG = "identical_to_reference"
+PAGE_FLAG = "cut_from_a_page"  # the API's `flags`: a forged score on a signature cut from a page, answered inconclusive
 
 
 def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "the reference",
@@ -597,6 +598,10 @@ def decision_text(decision: str, rates: dict[str, Any] | None, subject: str = "t
         return (f"The questioned image is a copy of {subject}, not a new signature: a hand never repeats itself "
                 "exactly. It may be a photocopy, a second scan of the same sheet or a replayed image: ask for the "
                 "original document.")
+    if PAGE_FLAG in (flags or []):
+        return ("The signature was cut from a page and scored as a forgery would. Genuine signatures cut from a page "
+                "score like this far more often than clean scans do, so the model does not call it forged: compare "
+                "a clean scan of the signature, or refer it to a specialist.")
     rates = rates or {}
     low, high = rates.get("forgeries_scoring_this_low"), rates.get("genuine_scoring_this_high")
     if decision == "genuine":
@@ -732,7 +737,7 @@ def result_ui(result: dict[str, Any], subject: str = "the reference") -> None:
     flags = list(result.get("flags") or [])
     st.markdown(decision_html(decision, rates, subject, flags), unsafe_allow_html=True)
     auto_crops_ui(result)
-    if COPY_FLAG not in flags and cuts is not None:
+    if COPY_FLAG not in flags and PAGE_FLAG not in flags and cuts is not None:  # a flagged answer names no zone
         st.markdown(distance_scale_html(score, decision, *cuts), unsafe_allow_html=True)
     for warning in result.get("warnings") or []:
         st.warning(f"{md_text(str(warning.get('field', '')).capitalize())}: {md_text(warning.get('message', ''))}", icon=":material/crop:")

@@ -225,11 +225,13 @@ class Verifier:
         with self._lock:
             return self.embedder.embed(batch, batch_size=batch_size, progress=progress)
 
-    def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False) -> dict:
+    def decide(self, distance: float, protocol: str = "pairwise", *, copy: bool = False,
+               from_a_page: bool = False) -> dict:
         """Every answer a score gets, from the model card: the three-way `decision` of the protocol's band, its cuts
         and the rates measured at this score (`decision_rates`), and the protocol's EER `threshold` (a reference
         point, no answer of its own). `copy`: the questioned image is a copy of a reference (`sigml.copies`):
-        flagged, never genuine, inconclusive."""
+        flagged, never genuine, inconclusive. `from_a_page`: a compared signature was cut from a page by the
+        locator: never forged (`decision.on_a_page`), flagged when that changed the answer."""
         threshold = self.card.threshold_for(protocol)
         band = self.card.band(protocol)
         rates: dict = {"genuine_below": band["genuine_below"], "forged_above": band["forged_above"]}
@@ -239,7 +241,11 @@ class Verifier:
         curve = self.card.rate_curves.get(protocol)
         if curve:
             rates.update(decision.rates_at(curve, distance), measured_on="validation writers, never seen in training")
-        return {"threshold": threshold, "decision": decision.decide(distance, band), "decision_rates": rates}
+        decided = decision.decide(distance, band)
+        if from_a_page and decision.on_a_page(decided) != decided:
+            return {"threshold": threshold, "decision": decision.on_a_page(decided), "decision_rates": rates,
+                    "flags": (decision.PAGE_FLAG,)}
+        return {"threshold": threshold, "decision": decided, "decision_rates": rates}
 
     def is_copy(self, distance: float, *, same_bytes: bool = False, pixels: float | None = None) -> bool:
         """The card's copy rule (`sigml.copies.is_copy`); `pixels`: the fingerprints' `pixel_difference`."""
@@ -272,12 +278,14 @@ class Verifier:
         return None
 
     def verify_tensors(self, reference: PreprocessedImage, questioned: PreprocessedImage, *,
-                       same_bytes: bool = False) -> VerificationResult:
-        """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256)."""
+                       same_bytes: bool = False, from_a_page: bool = False) -> VerificationResult:
+        """`same_bytes`: the two uploads are byte-identical (the caller compared their sha256); `from_a_page`: one
+        of them was cut from a page by the locator (`decide`)."""
         emb = self.embed_tensors([reference, questioned])
         distance = pair_distance(emb[0], emb[1])
         copy = self.is_copy(distance, same_bytes=same_bytes, pixels=self.pixel_difference(reference, questioned))
-        return VerificationResult(distance=distance, model_version=self.model_version, **self.decide(distance, copy=copy))
+        return VerificationResult(distance=distance, model_version=self.model_version,
+                                  **self.decide(distance, copy=copy, from_a_page=from_a_page))
 
     def verify_pairs(self, images: Sequence[PreprocessedImage], pairs: Sequence[tuple[int, int]]) -> list[VerificationResult]:
         """Many pairs among preprocessed `images` (each embedded once, in batches), each answered as `verify`
@@ -298,13 +306,15 @@ class Verifier:
     def verify_against(self, reference_embeddings: np.ndarray | Sequence[np.ndarray],
                        questioned: ImageSource | PreprocessedImage, *, same_bytes_as: int | None = None,
                        closest_reference: Callable[[int], PreprocessedImage | None] | None = None,
-                       reference_fingerprints: Sequence[np.ndarray | None] | None = None) -> ProfileVerificationResult:
+                       reference_fingerprints: Sequence[np.ndarray | None] | None = None,
+                       from_a_page: bool = False) -> ProfileVerificationResult:
         """Questioned signature vs stored reference embeddings, scored as the model card's `reference_policy` for
         that many references says (with a single reference there is no spread to normalise by: that is a pairwise
         comparison). `same_bytes_as`: index of a reference byte-identical to the questioned upload (the caller compared sha256);
         it, or a copy of the reference closest in the embedding (`closest_reference(i)` gives its preprocessed image
         for the pixel comparison), makes the answer a flagged copy. `reference_fingerprints[i]`: reference i's
-        `copies.fingerprint` kept at enrolment, compared instead of reading its image."""
+        `copies.fingerprint` kept at enrolment, compared instead of reading its image. `from_a_page`: the questioned
+        signature was cut from a page by the locator (`decide`)."""
         refs = np.asarray(reference_embeddings, dtype=np.float32)
         if refs.ndim != 2 or len(refs) == 0:
             raise ValueError("at least one reference embedding is needed")
@@ -324,7 +334,7 @@ class Verifier:
         copy_of = copy[0] if copy is not None else None
         return ProfileVerificationResult(
             distance=score, model_version=self.model_version,
-            **self.decide(score, policy.protocol, copy=copy_of is not None),
+            **self.decide(score, policy.protocol, copy=copy_of is not None, from_a_page=from_a_page),
             distances=tuple(float(x) for x in distances), score_method=policy.score_method,
             mean_distance=mean_distance, reference_spread=spread, copy_of=copy_of,
         )

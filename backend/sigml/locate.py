@@ -368,6 +368,16 @@ def locate(source: ImageSource | Image.Image, *, model: Locator | None = None, t
 SUGGESTED_CROPS = 3  # the located boxes a refused page is answered with, and that `auto_crop` tries
 
 
+# The warning every signature cut from a page carries (a crop given or located on an image the page check calls a
+# page): the rates an answer gives were measured on signature scans, and a signature cut from a captured page is
+# judged less reliably (`bench/auto_crop.py`: the true box of a genuine signature on a test document was decided
+# forged far more often than a genuine scan is; such an answer is never forged, `decision.on_a_page`).
+CUT_FROM_A_PAGE = {"code": "cut_from_a_page", "message": (
+    "judged on a signature cut from a page: the error rates in this answer were measured on signature scans, and on "
+    "test documents genuine signatures cut from a page scored as forgeries far more often, so this answer is never "
+    "forged. Check the box; for a firm answer, compare a clean scan of the signature.")}
+
+
 @dataclass(frozen=True)
 class Judged:
     """What the model will compare (`preprocess_located`): the preprocessed image, the quality gate's warnings, and
@@ -376,6 +386,7 @@ class Judged:
     image: Any  # 1 x H x W: a numpy array (`array=True`) or a tensor
     problems: list
     located: LocatedSignature | None = None
+    from_a_page: bool = False  # cut from an image the page check calls a page (by `crop` or `auto_crop`)
 
 
 def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[str] | None = None,
@@ -385,11 +396,14 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
     locator's page check (`look`) or the quality gate refuses as a page (not as merely too small) raises
     `NotASignatureError` whose `details["suggested_crops"]` holds the located boxes (at most SUGGESTED_CROPS); with
     `auto_crop`, the first of those boxes that passes the gate is judged instead, and returned as `located`.
-    Never a decision on the whole page. A crop the caller gives is judged as given (the caller chose it)."""
-    if crop is not None:
-        return Judged(*preprocess_checked(source, cfg, formats=formats, crop=crop, array=array))
+    Never a decision on the whole page. A crop the caller gives is judged as given (the caller chose it). A box cut
+    from an image the page check calls a page, given or located, is `from_a_page` and warned of (`CUT_FROM_A_PAGE`):
+    the rates measured on scans do not hold for it."""
     image = load_image(source, cfg.max_pixels, formats=formats)  # decoded once, for the locator and every box tried
     seen = look(image, model=model, max_pixels=cfg.max_pixels)
+    if crop is not None:
+        judged_image, problems = preprocess_checked(image, cfg, crop=crop, array=array)
+        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE] if seen.is_page else problems, None, seen.is_page)
     gate_message, gate_problems = "", []  # the gate's refusal, kept as values: an exception kept in a local of
     try:                                  # this frame would be a reference cycle holding the decoded page
         judged = Judged(*preprocess_checked(image, cfg, array=array))
@@ -406,7 +420,7 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
             judged_image, problems = preprocess_checked(image, cfg, crop=candidate.box, array=array)
         except NotASignatureError:
             continue
-        return Judged(judged_image, problems, candidate)
+        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE], candidate, True)
     if seen.is_page:  # the answer names what the page check saw, and what the quality gate saw too
         gate_message = seen.reason + ". " + ADVICE
         gate_problems = [{"code": "page", "message": seen.reason + "."}, *gate_problems]

@@ -26,7 +26,7 @@ from audit.models import VerificationRecord
 from audit.services import AUDIT_FOLDER, RecordedImage, Requester, verification_record_create
 
 from .uploads import (
-    UploadedImage, image_locate, png_data_uri, upload_auto_crops, upload_warnings, uploads_preprocess, used_crop,
+    UploadedImage, from_a_page, image_locate, png_data_uri, upload_auto_crops, upload_warnings, uploads_preprocess, used_crop,
 )
 from .models import Profile, Reference
 from .selectors import Dataset, dataset_image_path, dataset_pairs_sample
@@ -63,7 +63,8 @@ def verify_pair(*, reference: UploadedImage, questioned: UploadedImage, requeste
                                               auto_crop=auto_crop, deadline=deadline)
     # a copy only when the same bytes were judged on the same part (both whole, or cropped alike)
     same_bytes = reference.sha256 == questioned.sha256 and used_crop(reference, crops) == used_crop(questioned, crops)
-    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=same_bytes).to_dict()
+    out: dict[str, Any] = verifier.verify_tensors(ref_tensor, q_tensor, same_bytes=same_bytes,
+                                                  from_a_page=from_a_page(reference) or from_a_page(questioned)).to_dict()
     out["warnings"] = upload_warnings([reference, questioned])
     out["auto_crops"] = upload_auto_crops([reference, questioned], [ref_tensor, q_tensor])
     if previews:
@@ -424,7 +425,8 @@ def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Re
                           if r.sha256 == questioned.sha256 and r.crop_box() == judged_on), None)
     result = verifier.verify_against(  # the copy check compares kept fingerprints: no stored image is decoded
         [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
-        reference_fingerprints=_references_fingerprints(verifier=verifier, references=current))
+        reference_fingerprints=_references_fingerprints(verifier=verifier, references=current),
+        from_a_page=from_a_page(questioned))
     out = result.to_dict()
     distances = out.pop("distances")
     copy_of = out.pop("copy_of")

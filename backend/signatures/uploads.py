@@ -39,7 +39,7 @@ from django.core.files.uploadedfile import UploadedFile
 from config.errors import ImageRejected, ServerBusy, UploadTooLarge
 from sigml.errors import ImageError, NotASignatureError, UnreadableImageError
 from sigml.inference import PreprocessedImage, Verifier
-from sigml.locate import LocatedSignature, locate, preprocess_located
+from sigml.locate import CUT_FROM_A_PAGE, LocatedSignature, locate, preprocess_located
 from sigml.preprocessing import CropBox, read_header, to_png
 
 from .model_loader import locator_get
@@ -256,6 +256,12 @@ def used_crop(image: UploadedImage, crops: dict[str, CropBox] | None) -> CropBox
     """The box an upload was judged on: the one sent, or the one `auto_crop` chose; None for the whole image."""
     given = (crops or {}).get(image.field)
     return given if given is not None else (tuple(image.auto_crop["box"]) if image.auto_crop else None)
+
+
+def from_a_page(image: UploadedImage) -> bool:
+    """Whether an upload, once preprocessed, was judged on a box cut from a page (given or located): its warnings
+    hold `cut_from_a_page`, and its answer is never forged (`sigml.decision.on_a_page`)."""
+    return any(w.get("code") == CUT_FROM_A_PAGE["code"] for w in image.warnings)
 
 
 def upload_warnings(images: list[UploadedImage]) -> list[dict]:

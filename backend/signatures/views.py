@@ -30,6 +30,7 @@ from config.serializers import StrictSerializer
 from config.throttles import (AnonThrottle, ExplainThrottle, ImageThrottle, PairsVerifyThrottle, UserThrottle,
                               client_address)
 from sigml.copies import COPY_FLAG
+from sigml.decision import PAGE_FLAG
 from sigml.decision import DECISIONS
 from sigml.pairs import Pair
 from sigml.protocols import REFERENCE_SCORES
@@ -178,10 +179,12 @@ class VerificationOutputSerializer(serializers.Serializer):
     decision_rates = DecisionRatesSerializer(help_text="the decision's cuts and the rates measured at this score")
     warnings = WarningSerializer(many=True, help_text="what the quality gate doubted in an upload (not refused)")
     flags = serializers.ListField(
-        child=serializers.ChoiceField(choices=[COPY_FLAG]),
+        child=serializers.ChoiceField(choices=[COPY_FLAG, PAGE_FLAG]),
         help_text="`identical_to_reference`: the questioned image is the reference itself or a near-identical copy "
         "(a photocopy, a scan of the same sheet, a replayed image); a genuine hand never repeats exactly, so the "
-        "answer is never genuine: decision inconclusive")
+        "answer is never genuine: decision inconclusive. `cut_from_a_page`: a signature cut from a page (by a crop "
+        "given or by `auto_crop`) scored as a forgery would; genuine signatures cut from pages often do, so the "
+        "answer is not forged but inconclusive (compare a clean scan)")
     auto_crops = AutoCropSerializer(
         many=True, required=False,
         help_text="the uploads judged on a located box instead of the page sent (`auto_crop=true`); empty otherwise")

@@ -35,6 +35,25 @@ def test_a_page_with_auto_crop_is_judged_on_the_located_signature_and_says_so(cl
     assert used["crop"] == ",".join(str(v) for v in used["box"])
     assert 0.0 < used["confidence"] <= 1.0
     assert used["thumbnail"].startswith("data:image/png;base64,")
+    # the answer's rates were measured on scans, not on signatures cut from a page: it says so
+    assert {"field": "questioned", **sigml.locate.CUT_FROM_A_PAGE} in body["warnings"]
+
+
+def test_a_forged_score_on_a_signature_cut_from_a_page_is_answered_inconclusive(client, monkeypatch):
+    import sigml.decision
+
+    monkeypatch.setattr(sigml.decision, "decide", lambda score, band: "forged")  # the band would say forged
+    page = client.post(VERIFY, {"reference": upload(png(1)), "questioned": upload(letter_page(), "letter.png"),
+                                "auto_crop": "true"}, format="multipart").json()
+    assert (page["decision"], page["flags"]) == ("inconclusive", [sigml.decision.PAGE_FLAG])
+    scans = client.post(VERIFY, {"reference": upload(png(1)), "questioned": upload(png(2)), "auto_crop": "true"},
+                        format="multipart").json()
+    assert (scans["decision"], scans["flags"]) == ("forged", [])  # scans keep their measured answer
+    box = page["auto_crops"][0]["crop"]
+    by_hand = client.post(VERIFY, {"reference": upload(png(1)), "questioned": upload(letter_page(), "letter.png"),
+                                   "questioned_crop": box}, format="multipart").json()
+    assert (by_hand["decision"], by_hand["flags"]) == ("inconclusive", [sigml.decision.PAGE_FLAG])
+    assert any(w["code"] == "cut_from_a_page" for w in by_hand["warnings"])
 
 
 def test_the_same_page_without_auto_crop_is_refused_with_the_same_box_suggested(client):
@@ -55,6 +74,7 @@ def test_a_signature_crop_is_judged_whole_with_auto_crop(client):
     body = client.post(VERIFY, data, format="multipart").json()
     assert body["auto_crops"] == []
     assert "identical_to_reference" in body["flags"]  # the same bytes judged whole: still a copy
+    assert all(w["code"] != "cut_from_a_page" for w in body["warnings"])
 
 
 def test_a_page_where_no_box_passes_is_still_refused_with_auto_crop(client, monkeypatch):

@@ -17,3 +17,12 @@ def test_widened_adds_the_share_of_width_and_height_on_each_side(auto_crop):
 
 def test_widened_stays_inside_the_page(auto_crop):
     assert auto_crop.widened((2, 3, 398, 99), 0.1, (400, 100)) == (0, 0, 400, 100)
+
+
+def test_decision_shares_count_every_page_once_per_prefix(auto_crop):
+    from collections import Counter
+
+    counts = Counter({"pages": 4, "hand_genuine": 1, "hand_forged": 2, "hand_refused": 1, "auto_inconclusive": 4})
+    shares = auto_crop.decision_shares(counts, "hand_", "auto_")
+    assert shares["hand"] == {"genuine": 0.25, "inconclusive": 0.0, "forged": 0.5, "refused": 0.25}
+    assert shares["auto"]["inconclusive"] == 1.0 and sum(shares["auto"].values()) == 1.0

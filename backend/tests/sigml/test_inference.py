@@ -59,6 +59,22 @@ def test_decisions_follow_the_cuts(verifier, png_signatures):
     assert r_strict.distance == pytest.approx(r_lenient.distance)
 
 
+def test_a_signature_cut_from_a_page_is_never_decided_forged(verifier, png_signatures):
+    from sigml import decision
+
+    strict = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=1e-9, calibration={}), bf16=verifier.bf16)
+    lenient = Verifier(verifier.model, dataclasses.replace(verifier.card, threshold=10.0, calibration={}), bf16=verifier.bf16)
+    ref, questioned = strict.preprocess(png_signatures[0]), strict.preprocess(png_signatures[2])
+    capped = strict.verify_tensors(ref, questioned, from_a_page=True)
+    assert (capped.decision, capped.flags) == ("inconclusive", (decision.PAGE_FLAG,))
+    assert capped.distance == strict.verify_tensors(ref, questioned).distance
+    kept = lenient.verify_tensors(ref, questioned, from_a_page=True)  # a genuine answer stands, unflagged
+    assert (kept.decision, kept.flags) == ("genuine", ())
+    profile = strict.verify_against(strict.embed_tensors([ref]), questioned, from_a_page=True)
+    assert (profile.decision, profile.flags) == ("inconclusive", (decision.PAGE_FLAG,))
+    assert [decision.on_a_page(d) for d in decision.DECISIONS] == ["genuine", "inconclusive", "inconclusive"]
+
+
 def test_same_image_is_a_copy_never_genuine(verifier, png_signatures):
     """A genuine hand never repeats exactly: the same image twice is flagged, whatever the threshold says."""
     r = verifier.verify(png_signatures[3], png_signatures[3])
