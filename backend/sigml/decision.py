@@ -113,10 +113,11 @@ PAGE_FLAG = "cut_from_a_page"
 
 
 def on_a_page(decided: str) -> str:
-    """The decision for a signature cut from a page (`auto_crop`): never "forged". On the test documents of
-    `bench/auto_crop.py` a genuine signature cut from the page was decided forged many times more often than a
-    genuine scan is, while skilled forgeries cut from a page were decided genuine about as rarely as on scans; the
-    measured rates of a forged answer do not hold there, so it is left to a specialist."""
+    """The decision for a signature cut from a page (a box given or located on an image the page check calls a
+    page, `sigml.locate.preprocess_located`): never "forged". On the test documents of `bench/auto_crop.py` a genuine
+    signature cut from the page was decided forged many times more often than a genuine scan is, while skilled
+    forgeries cut from a page were decided genuine about as rarely as on scans (`docs/results.md`); the measured
+    rates of a forged answer do not hold there, so it is left to a specialist."""
     return "inconclusive" if decided == "forged" else decided
 
 
