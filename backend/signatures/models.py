@@ -54,6 +54,9 @@ class Reference(models.Model):
     # the part of the stored image that is the signature ([left, top, right, bottom] pixels, the crop sent or the box
     # `auto_crop` chose), so a new model re-embeds the same part; null: the whole image
     crop = models.JSONField(null=True, blank=True, default=None)
+    # the signature was cut from a page (the crop or `auto_crop` box of an image the page check calls a page):
+    # a verify against the profile is then never answered forged (`sigml.decision.on_a_page`)
+    from_a_page = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

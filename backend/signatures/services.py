@@ -276,6 +276,7 @@ def references_create(*, profile: Profile, images: list[UploadedImage], crops: d
                     embedding_dim=int(embedding.shape[0]), model_version=verifier.model_version,
                     fingerprint=reference_fingerprint(verifier=verifier, tensor=tensor),
                     crop=list(box) if (box := used_crop(image, crops)) is not None else None,
+                    from_a_page=from_a_page(image),
                 )
                 reference.image.save(f"reference.{image.extension}", ContentFile(image.data), save=False)
                 saved.append(reference.image.name)
@@ -426,7 +427,7 @@ def profile_verify(*, profile: Profile, questioned: UploadedImage, requester: Re
     result = verifier.verify_against(  # the copy check compares kept fingerprints: no stored image is decoded
         [r.embedding_array() for r in current], tensor, same_bytes_as=same_bytes_as,
         reference_fingerprints=_references_fingerprints(verifier=verifier, references=current),
-        from_a_page=from_a_page(questioned))
+        from_a_page=from_a_page(questioned) or any(r.from_a_page for r in current))
     out = result.to_dict()
     distances = out.pop("distances")
     copy_of = out.pop("copy_of")

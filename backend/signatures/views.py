@@ -549,9 +549,12 @@ class ReferenceOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Reference
-        fields = ["id", "created", "image_url", "width", "height", "content_type", "model_version", "crop"]
+        fields = ["id", "created", "image_url", "width", "height", "content_type", "model_version", "crop",
+                  "from_a_page"]
         extra_kwargs = {"crop": {"help_text": "the part of the image enrolled ([left, top, right, bottom] pixels: the "
-                                 "crop sent or the box `auto_crop` chose); null: the whole image"}}
+                                 "crop sent or the box `auto_crop` chose); null: the whole image"},
+                        "from_a_page": {"help_text": "the signature was cut from a page: a verify against this "
+                                        "profile is never answered forged (flag `cut_from_a_page`)"}}
 
     def get_image_url(self, reference: Reference) -> str:
         return reverse("api:reference-image", kwargs={"profile_id": reference.profile_id, "reference_id": reference.pk})

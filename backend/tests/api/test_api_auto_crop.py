@@ -124,6 +124,24 @@ def test_references_keep_their_crop_and_the_box_auto_crop_chose(user_client):
     assert [r.crop_box() for r in stored][2] == (470, 960, 740, 1065)
 
 
+def test_a_reference_cut_from_a_page_keeps_the_profiles_answers_from_forged(user_client, monkeypatch):
+    import sigml.decision
+
+    api, _ = user_client()
+    scans, pages = create_profile(api), create_profile(api, name="pages")
+    add_references(api, scans["id"], [1, 2])
+    response = api.post(references_url(pages["id"]), {
+        "images": [upload(png(1), "r1.png"), upload(letter_page(), "letter.png")], "crops": ["", "470,960,740,1065"]},
+        format="multipart")
+    assert response.status_code == 201, response.content[:400]
+    assert [r["from_a_page"] for r in response.json()["results"]] == [False, True]
+    monkeypatch.setattr(sigml.decision, "decide", lambda score, band: "forged")  # the band would say forged
+    on_scans = api.post(verify_url(scans["id"]), {"questioned": upload(png(3))}, format="multipart").json()
+    assert (on_scans["decision"], on_scans["flags"]) == ("forged", [])
+    on_pages = api.post(verify_url(pages["id"]), {"questioned": upload(png(3))}, format="multipart").json()
+    assert (on_pages["decision"], on_pages["flags"]) == ("inconclusive", [sigml.decision.PAGE_FLAG])
+
+
 def test_a_reference_page_without_crop_or_auto_crop_is_refused_and_nothing_is_stored(user_client):
     api, _ = user_client()
     profile = create_profile(api)

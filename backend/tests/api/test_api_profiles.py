@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 PROFILE_FIELDS = {"id", "name", "external_id", "created", "reference_count"}
 REFERENCE_FIELDS = {"id", "created", "image_url", "width", "height", "content_type", "model_version", "consistency_score",
-                    "outlier", "crop"}
+                    "outlier", "crop", "from_a_page"}
 VERIFY_FIELDS = {"decision", "score", "score_method", "threshold", "decision_rates", "flags", "warnings",
                  "copy_of_reference", "model_version", "elapsed_ms", "references", "reference_count", "mean_distance",
                  "reference_spread", "auto_crops", "match"}  # match: deprecated (docs/api.md "Changes")
