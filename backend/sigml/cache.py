@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -56,7 +57,7 @@ def cached_preprocess(
     kept_ids = {id(r) for r in kept_records}
     kept = torch.tensor([id(r) in kept_ids for r in records], dtype=torch.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # one per process: ranks of a torchrun may write it at once
     save_file({"pixels": pixels.contiguous(), "kept": kept}, str(tmp))
     tmp.replace(path)
     return pixels, kept_records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -40,13 +41,17 @@ def split_writers(
 
 
 def write_splits_csv(path: str | Path, assignment: dict[str, Split], dataset: str) -> None:
+    """Written whole, then moved into place: a reader (another rank of a torchrun making the same split from the
+    same seed) sees no file or a complete one, never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as fh:
         rows = csv.writer(fh)
         rows.writerow(["dataset", "writer", "split"])
         for writer, split in assignment.items():
             rows.writerow([dataset, writer, split])
+    tmp.replace(path)
 
 
 def read_splits_csv(path: str | Path) -> dict[str, Split]:
