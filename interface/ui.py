@@ -242,7 +242,7 @@ CROP_STATE_KEY = "crop_state"  # session_state: {name: {"digest", "on", "box", "
 LOCATED_KEY = "located"  # session_state: {file digest: POST /api/locate/'s answer (or {"error": message})}
 LOCATED_KEEP = 32  # answers kept (one per file uploaded in this session, the oldest dropped first)
 CROP_MAX_WIDTH = 900  # the image is drawn at most this wide for cropping (the main column of the wide layout) ...
-CROP_MAX_HEIGHT = 1100  # ... and this tall (a portrait page at 733 x 1100 rather than streamlit-cropper's 700 px)
+CROP_MAX_HEIGHT = 1100  # ... and this tall (a portrait page is drawn 733 x 1100)
 CROP_STROKE = 3
 
 
@@ -352,13 +352,11 @@ def crop_box_ui(upload: dict[str, Any], key: str, state_name: str) -> tuple[int,
     The box starts on the signature the server located (POST /api/locate/, once per file), on a suggested crop the
     clerk accepted, or where it was last drawn (on the other of Verify and Explain); else around the whole image.
 
-    The widget key and arguments (the image drawn, the starting box) depend only on the file and on where the box
-    started, never on the box a drag returned: streamlit-cropper 0.3.1 sets its box from its arguments whenever they
-    (or the frame's width) change, so unchanged arguments keep a dragged box where it was dropped, still selected.
-    The returned box is fabric's bounding rectangle (stroke included), so it is never passed back as
-    `default_coords`. `realtime_update=True` sends every box the clerk sees. The image is drawn at up to
-    CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: this function resizes it, so a portrait page is
-    drawn large enough to adjust the box), and the box is scaled both ways."""
+    The widget key and its arguments (the image drawn, `default_coords` = the starting box) depend only on the file
+    and the starting box: streamlit-cropper 0.3.1 resets its box whenever its arguments or the frame's width change,
+    so a dragged box stays where it was dropped, still selected. `realtime_update=True` sends every box the clerk
+    sees. The image is drawn at up to CROP_MAX_WIDTH x CROP_MAX_HEIGHT (`should_resize_image=False`: resized here, so
+    a portrait page is large enough to adjust the box), and the box is scaled both ways."""
     readable = crop_image(upload["data"])
     if readable is None:
         st.info("No preview of this file to crop on: it is sent whole.")
