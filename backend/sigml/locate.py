@@ -386,6 +386,7 @@ class Judged:
     image: Any  # 1 x H x W: a numpy array (`array=True`) or a tensor
     problems: list
     located: LocatedSignature | None = None
+    from_a_page: bool = False  # cut from an image the page check calls a page (by `crop` or `auto_crop`)
 
 
 def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[str] | None = None,
@@ -396,13 +397,13 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
     `NotASignatureError` whose `details["suggested_crops"]` holds the located boxes (at most SUGGESTED_CROPS); with
     `auto_crop`, the first of those boxes that passes the gate is judged instead, and returned as `located`.
     Never a decision on the whole page. A crop the caller gives is judged as given (the caller chose it). A box cut
-    from an image the page check calls a page, given or located, is warned of (`CUT_FROM_A_PAGE` among its
-    problems): the rates measured on scans do not hold for it."""
+    from an image the page check calls a page, given or located, is `from_a_page` and warned of (`CUT_FROM_A_PAGE`):
+    the rates measured on scans do not hold for it."""
     image = load_image(source, cfg.max_pixels, formats=formats)  # decoded once, for the locator and every box tried
     seen = look(image, model=model, max_pixels=cfg.max_pixels)
     if crop is not None:
         judged_image, problems = preprocess_checked(image, cfg, crop=crop, array=array)
-        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE] if seen.is_page else problems)
+        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE] if seen.is_page else problems, None, seen.is_page)
     gate_message, gate_problems = "", []  # the gate's refusal, kept as values: an exception kept in a local of
     try:                                  # this frame would be a reference cycle holding the decoded page
         judged = Judged(*preprocess_checked(image, cfg, array=array))
@@ -419,7 +420,7 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
             judged_image, problems = preprocess_checked(image, cfg, crop=candidate.box, array=array)
         except NotASignatureError:
             continue
-        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE], candidate)
+        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE], candidate, True)
     if seen.is_page:  # the answer names what the page check saw, and what the quality gate saw too
         gate_message = seen.reason + ". " + ADVICE
         gate_problems = [{"code": "page", "message": seen.reason + "."}, *gate_problems]
