@@ -2,6 +2,7 @@
 # Leave-one-dataset-out: what a user with a new scanner and population gets.
 #
 #   scripts/leave_one_out.sh NAME [--finetune]
+#   RECIPE=ms scripts/leave_one_out.sh NAME [--finetune]
 #
 # 1. trains on the five other datasets' training writers (configs/leave_one_out.json; thresholds from their
 #    validation writers), then benchmarks on ALL writers of NAME at the model's own thresholds;
@@ -10,6 +11,9 @@
 #    benchmarks the three on NAME's test writers.
 # Every step is resumable (re-run the script: finished steps are skipped, an interrupted training resumes).
 # Data: SIGVER_DATA (default ../shared/datasets); outputs: runs/lodo_NAME/ and docs/results/lodo/.
+# RECIPE=ms uses the shipped model's architecture and levers in one run from scratch (configs/*_ms.json: the regional
+# head, progressive resizing, aspect jitter, CEDAR-natural as a source unless NAME is CEDAR, whose writers it holds);
+# outputs: runs/lodo_ms_NAME/ and docs/results/lodo_ms/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME="${1:?usage: scripts/leave_one_out.sh NAME [--finetune]}"
@@ -17,12 +21,15 @@ FINETUNE="${2:-}"
 DATA="${SIGVER_DATA:-../shared/datasets}"
 PY="${PY:-.venv/bin/python}"
 ALL=(CEDAR GPDS BHSig260-Bengali BHSig260-Hindi SigComp2011-Dutch CNSig)
-RUN="runs/lodo_${NAME}"
-OUT="docs/results/lodo"
+RECIPE="${RECIPE:-}"
+SUFFIX="${RECIPE:+_$RECIPE}"
+RUN="runs/lodo${SUFFIX}_${NAME}"
+OUT="docs/results/lodo${SUFFIX}"
 mkdir -p "$RUN" "$OUT"
 
 others=()
 for d in "${ALL[@]}"; do [ "$d" = "$NAME" ] || others+=(--data "$d=$DATA/$d"); done
+if [ "$RECIPE" = "ms" ] && [ "$NAME" != "CEDAR" ]; then others+=(--data "CEDAR-natural=$DATA/CEDAR-natural"); fi
 
 train() {  # train OUT.safetensors [args...]: skipped when OUT exists, resumed when interrupted
     local out="$1"; shift
@@ -35,15 +42,16 @@ bench() {  # bench MODEL WRITERS JSON
 }
 
 without="$RUN/without_${NAME}.safetensors"
-train "$without" --config configs/leave_one_out.json "${others[@]}"
+train "$without" --config "configs/leave_one_out${SUFFIX}.json" "${others[@]}"
 bench "$without" all "$OUT/without_${NAME}_on_all_${NAME}.json"
 
 if [ "$FINETUNE" = "--finetune" ]; then
     tuned="$RUN/finetuned_${NAME}.safetensors"
     alone="$RUN/only_${NAME}.safetensors"
-    train "$tuned" --config configs/finetune.json --init "$without" --data "$NAME=$DATA/$NAME"
-    train "$alone" --config configs/single_dataset.json --data "$NAME=$DATA/$NAME"
-    for m in "$without" "$tuned" "$alone"; do
+    train "$tuned" --config "configs/finetune${SUFFIX}.json" --init "$without" --data "$NAME=$DATA/$NAME"
+    for m in "$without" "$tuned"; do
         bench "$m" test "$OUT/$(basename "${m%.safetensors}")_on_${NAME}_test.json"
     done
+    train "$alone" --config "configs/single_dataset${SUFFIX}.json" --data "$NAME=$DATA/$NAME"
+    bench "$alone" test "$OUT/$(basename "${alone%.safetensors}")_on_${NAME}_test.json"
 fi
