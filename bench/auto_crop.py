@@ -3,7 +3,8 @@
     nice -n 19 env OMP_NUM_THREADS=1 .venv/bin/python bench/auto_crop.py --pages 200 --out docs/results/auto_crop.json
 
 Test documents (`sigml.synthdocs`, split "test": fonts and security backgrounds the locator never saw), each holding
-one genuine signature of a **test** writer (`image_pairs/<NAME>/splits.csv`) of the six datasets. For each page the
+one genuine signature of a **test** writer (`--writers validation`: validation writers' signatures on the training
+fonts, the documents to choose a setting on) (`image_pairs/<NAME>/splits.csv`) of the six datasets. For each page the
 reference is another genuine signature of the same writer (a cropped scan, as enrolled), and the page is judged
   (a) as the API does with `auto_crop=true` (`sigml.locate.preprocess_located`: the first of the locator's boxes that
       passes the quality gate; a page where none passes is refused, never judged whole), and
@@ -44,17 +45,20 @@ from sigml.splits import read_splits_csv   # noqa: E402
 from sigml.synthdocs import SQUASHED, SignatureSource, make_page, require_fonts  # noqa: E402
 
 DATASETS = ("BHSig260-Bengali", "BHSig260-Hindi", "CEDAR", "CNSig", "GPDS", "SigComp2011-Dutch")
+# the documents' fonts and backgrounds per writer split: test writers on the test fonts the locator never saw;
+# validation writers on the training fonts, as the locator's own validation documents (`sigml.locate_net`)
+FONTS = {"test": "test", "validation": "train"}
 
 
-def test_genuine(data: Path, splits: Path, *, genuine: bool = True
+def test_genuine(data: Path, splits: Path, *, genuine: bool = True, writers: str = "test"
                  ) -> tuple[list[SignatureSource], list[tuple[str, str]], dict]:
-    """Every genuine signature (`genuine=False`: skilled forgery) of the test writers: the page's sources, their
-    (dataset, writer), and the genuine paths of each (dataset, writer)."""
+    """Every genuine signature (`genuine=False`: skilled forgery) of the `writers` ("test" or "validation"): the
+    page's sources, their (dataset, writer), and the genuine paths of each (dataset, writer)."""
     sources, owners, by_writer = [], [], defaultdict(list)
     for name in DATASETS:
         assignment = read_splits_csv(splits / name / "splits.csv")
         for record in read_dataset(data / name, "auto", name):
-            if assignment.get(record.writer) != "test":
+            if assignment.get(record.writer) != writers:
                 continue
             path = str(data / name / record.path)
             if record.genuine:
@@ -95,14 +99,15 @@ def decision_shares(counts: Counter, *prefixes: str) -> dict[str, dict[str, floa
                                                                           "refused")} for prefix in prefixes}
 
 
-def judge_forged_pages(verifier: Verifier, locator, data: Path, splits: Path, pages: int, seed: int) -> Counter:
-    """`pages` test documents each holding one skilled forgery of a test writer, judged against a genuine reference
-    of that writer cropped by hand to the true box and with `auto_crop`: the decisions' counts."""
-    sources, owners, by_writer = test_genuine(data, splits, genuine=False)
+def judge_forged_pages(verifier: Verifier, locator, data: Path, splits: Path, pages: int, seed: int,
+                       writers: str = "test") -> Counter:
+    """`pages` documents each holding one skilled forgery of a writer of `writers`, judged against a genuine
+    reference of that writer cropped by hand to the true box and with `auto_crop`: the decisions' counts."""
+    sources, owners, by_writer = test_genuine(data, splits, genuine=False, writers=writers)
     rng = np.random.default_rng(seed)
     counts: Counter = Counter()
     for page_seed in rng.choice(10 ** 9, pages, replace=False):
-        page = make_page(int(page_seed), sources, split="test", n_signatures=1)
+        page = make_page(int(page_seed), sources, split=FONTS[writers], n_signatures=1)
         if not page.boxes:
             continue
         owner = owners[page.meta["signatures"][0]]
@@ -129,20 +134,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--forged-pages", type=int, default=0, help="documents holding a skilled forgery instead")
     p.add_argument("--looser", default="0.02,0.05", help="hand crops widened by these shares on each side")
     p.add_argument("--seed", type=int, default=20271)
+    p.add_argument("--writers", default="test", choices=sorted(FONTS),
+                   help="whose signatures the documents hold (validation: to choose a setting; test: to report)")
     p.add_argument("--out", help="JSON of the figures")
+    p.add_argument("--pages-out", help="JSON lines, one per genuine page: its writer, boxes and both decisions")
     args = p.parse_args(argv)
-    require_fonts("test")  # the documented documents, or none
+    require_fonts(FONTS[args.writers])  # the documented documents, or none
 
     verifier = Verifier.from_files(args.model, runtime="auto")
     locator = load_model(args.locator)
     looser = [float(f) for f in args.looser.split(",") if f]
     cfg = verifier.card.preprocessing
-    sources, owners, by_writer = test_genuine(Path(args.data), Path(args.splits))
+    sources, owners, by_writer = test_genuine(Path(args.data), Path(args.splits), writers=args.writers)
     rng = np.random.default_rng(args.seed)
+    page_lines = []
     counts: Counter = Counter()
     per_dataset: dict[str, Counter] = defaultdict(Counter)
     for seed in rng.choice(10 ** 9, args.pages, replace=False):
-        page = make_page(int(seed), sources, split="test", n_signatures=1)
+        page = make_page(int(seed), sources, split=FONTS[args.writers], n_signatures=1)
         if not page.boxes:
             counts["no_room_for_a_signature"] += 1
             continue
@@ -159,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         for share in looser:
             loose = decide_crop(verifier, reference, data, widened(truth, share, page.image.size))
             counts[f"looser_{share:g}_same_decision"] += loose == hand
+        located_box = None
         try:
             judged = preprocess_located(data, cfg, auto_crop=True, array=True, model=locator)
             auto = verifier.verify_tensors(reference, verifier.embedder.wrap(judged.image)).decision
+            located_box = None if judged.located is None else [int(v) for v in judged.located.box]
             counts["judged"] += 1
             if judged.located is None:  # the quality gate let the page through as it is
                 counts["judged_whole_page"] += 1
@@ -174,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             counts["refused"] += 1
         counts[f"hand_{hand}"] += 1
         counts[f"auto_{auto}"] += 1
+        page_lines.append({"seed": int(seed), "dataset": owner[0], "writer": owner[1], "true_box": list(truth),
+                           "located_box": located_box, "hand": hand, "auto": auto})
         same = auto == hand
         counts["same_decision"] += same
         # as served: a signature cut from a page (both are) is never answered forged
@@ -182,10 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         if auto != "refused":
             counts["same_decision_when_judged"] += same
     forged = judge_forged_pages(verifier, locator, Path(args.data), Path(args.splits), args.forged_pages,
-                                args.seed + 1) if args.forged_pages else {}
+                                args.seed + 1, args.writers) if args.forged_pages else {}
     report = {
         "command": "bench/auto_crop.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "model_version": verifier.model_version,
+        "writers": args.writers,
         "locator": {"card": Path(args.locator).name, "threshold": locator.threshold, "region_cut": locator.region_cut},
         "counts": dict(counts),
         "same_decision_rate": counts["same_decision"] / max(counts["pages"], 1),
@@ -203,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.pages_out:
+        Path(args.pages_out).write_text("".join(json.dumps(line) + "\n" for line in page_lines))
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from sigml import decision
 from sigml.calibration import validation_metrics
-from sigml.evaluate import embed_dataset
+from sigml.evaluate import embed_card_sources
 from sigml.inference import Verifier
 from sigml.modelcard import PROTOCOLS
 
@@ -98,19 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     card = verifier.card
     config = card.training.get("config") or {}
     k, seed = int(config.get("validation_references", 10)), int(config.get("seed", 0))
-    records, embeddings = [], []
-    for source in card.data.get("sources") or []:
-        name = source["name"]
-        recs, emb, _ = embed_dataset(verifier, roots.get(name, source["root"]), layout=source.get("layout", "auto"),
-                                     dataset=name, writers="validation", split_file=source.get("split_file"),
-                                     progress=False)
-        records += recs
-        embeddings.append(emb)
+    records, embeddings = embed_card_sources(verifier, writers="validation", roots=roots, progress=False)
     if not records:
         print("the model card names no data sources", file=sys.stderr)
         return 2
-    validation = validation_metrics(np.concatenate(embeddings), records, k=k, seed=seed,
-                                    reference_score=card.reference_score)
+    validation = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
     fits = ["pooled"] + [f"macro@{float(level):g}" for level in args.levels.split(",")]
     result = {"model_version": verifier.model_version, "splits": args.splits, "boot": args.boot,
               "target_far": decision.DEFAULT_TARGET_FAR, "target_frr": decision.DEFAULT_TARGET_FRR, "protocols": {}}

@@ -285,31 +285,19 @@ def recalibrate(weights: str | Path, *, reference_score: str, roots: dict[str, s
     split files, K and seed; `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`).
     `bands_only`: add (or refit) only the three-way decision bands and rate curves, around the card's own
     thresholds, which stay as they are (figures already measured at them stay true)."""
-    import numpy as np
-
     from .calibration import card_calibration, decision_fields, protocol_text, validation_metrics
     from .errors import DatasetError
-    from .evaluate import embed_dataset
+    from .evaluate import embed_card_sources
     from .inference import Verifier
     from .modelcard import PROTOCOLS, card_path_for
 
     verifier = Verifier.from_files(weights)
     card = verifier.card
-    sources = card.data.get("sources") or []
-    if not sources:
+    if not card.data.get("sources"):
         raise DatasetError(f"the model card of {weights} names no data sources to calibrate on")
     config = card.training.get("config") or {}
     k, seed = int(config.get("validation_references", 10)), int(config.get("seed", 0))
-    records = []
-    embeddings = []
-    for source in sources:
-        name = source["name"]
-        root = (roots or {}).get(name, source["root"])
-        recs, emb, _ = embed_dataset(verifier, root, layout=source.get("layout", "auto"), dataset=name,
-                                     writers="validation", split_file=source.get("split_file"), progress=progress)
-        records += recs
-        embeddings.append(emb)
-    embeddings = np.concatenate(embeddings)
+    records, embeddings = embed_card_sources(verifier, writers="validation", roots=roots, progress=progress)
     if bands_only:
         validation = validation_metrics(embeddings, records, k=k, seed=seed, reference_score=card.reference_score)
         thresholds = {protocol: card.threshold_for(protocol) for protocol in PROTOCOLS}

@@ -74,6 +74,22 @@ def embed_dataset(
     return records, emb, split_path
 
 
+def embed_card_sources(verifier: Verifier, *, writers: str = "validation", roots: dict[str, str] | None = None,
+                       progress: bool = True) -> tuple[list[SignatureRecord], np.ndarray]:
+    """The chosen writers of every data source the model card names (its split files), embedded: what calibration
+    reads. `roots` overrides where a dataset lives (`{"CEDAR": "/data/CEDAR"}`)."""
+    records: list[SignatureRecord] = []
+    embeddings = []
+    for source in verifier.card.data.get("sources") or []:
+        name = source["name"]
+        recs, emb, _ = embed_dataset(verifier, (roots or {}).get(name, source["root"]), layout=source.get("layout", "auto"),
+                                     dataset=name, writers=writers, split_file=source.get("split_file"),
+                                     progress=progress)
+        records += recs
+        embeddings.append(emb)
+    return records, (np.concatenate(embeddings) if embeddings else np.zeros((0, 0), np.float32))
+
+
 def served_reference_based(card: ModelCard, emb: np.ndarray, records: Sequence[SignatureRecord], *, k: int,
                            seed: int = 0) -> tuple[protocols.Scored, str, float]:
     """The reference-based protocol scored as the API serves it (`ModelCard.reference_policy(k)`), with the score's

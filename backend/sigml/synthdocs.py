@@ -26,6 +26,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from scipy import ndimage
 
 from .preprocessing import ImageSource, load_image, otsu_threshold, to_grayscale
 
@@ -491,8 +492,42 @@ def _signature(c: _Canvas, alpha: np.ndarray, region: Box | None) -> Box | None:
     c.used.append(box)
     if drawn is None:
         return None
-    ys, xs = np.nonzero(alpha > 0.3)
-    return (l + int(xs.min()), t + int(ys.min()), l + int(xs.max()) + 1, t + int(ys.max()) + 1)
+    bl, bt, br, bb = strokes_box(alpha > 0.3)
+    return (l + bl, t + bt, l + br, t + bb)
+
+
+STRAY_SHARE = 0.01  # a piece of ink with less than this share of the signature's ink ...
+STRAY_GAP = 0.5  # ... lying farther than this many times the strokes' height outside their box is a stray mark
+
+
+def strokes_box(ink: np.ndarray) -> Box:
+    """The box (l t r b, exclusive) of a signature's strokes in an ink mask: its pieces of ink, less the stray marks
+    a scan carries (specks and dots far from the writing: a clerk's crop leaves them out, and they would stretch the
+    box across printing beside the signature). A mask without a piece large enough to lead keeps all its ink."""
+    pieces, n = ndimage.label(ink, structure=np.ones((3, 3)))
+    if n == 0:
+        raise ValueError("no ink")
+    areas = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    major = areas >= STRAY_SHARE * areas.sum()
+    if not major.any():
+        major[:] = True
+    boxes = ndimage.find_objects(pieces)
+    lead = [boxes[i] for i in np.flatnonzero(major)]
+    l, t = min(b[1].start for b in lead), min(b[0].start for b in lead)
+    r, bottom = max(b[1].stop for b in lead), max(b[0].stop for b in lead)
+    margin = STRAY_GAP * (bottom - t)
+    small = [boxes[i] for i in np.flatnonzero(~major)]
+    grown = True
+    while grown:  # small pieces near the strokes (dots, accents, a faint stroke in bits) belong to them, in a chain
+        grown = False
+        for sl in list(small):
+            if (sl[1].stop >= l - margin and sl[1].start <= r + margin and sl[0].stop >= t - margin
+                    and sl[0].start <= bottom + margin):
+                l, t = min(l, sl[1].start), min(t, sl[0].start)
+                r, bottom = max(r, sl[1].stop), max(bottom, sl[0].stop)
+                small.remove(sl)
+                grown = True
+    return int(l), int(t), int(r), int(bottom)
 
 
 # ---------------------------------------------------------------- capture

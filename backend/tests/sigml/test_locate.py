@@ -129,6 +129,64 @@ def test_auto_crop_skips_a_box_the_gate_refuses_and_refuses_when_none_passes(mon
     assert refused.value.details["suggested_crops"] == [text.to_dict()]
 
 
+def test_auto_crop_tries_a_refused_box_s_tighter_boxes_before_the_next_box(monkeypatch):
+    page, box = text_page()
+    data = page_bytes(page)
+    signature = tuple(int(v) for v in box)
+    with_the_text = (150, 250, 1900, signature[3])  # the signature and the ten printed lines above it
+    located = loc.LocatedSignature(with_the_text, 0.9, ((150, 600, 1900, signature[3]), signature))
+    monkeypatch.setattr(loc, "look", lambda *a, **k: loc.PageLook((located,), 0.1, 0.1, True))
+    judged = loc.preprocess_located(data, auto_crop=True, array=True)
+    assert judged.located == loc.LocatedSignature(signature, 0.9)  # the first tighter box the gate lets through
+    assert loc.CUT_FROM_A_PAGE in judged.problems
+
+
+def test_a_page_that_reads_blank_as_a_whole_is_refused_as_a_page_and_judged_on_its_box(monkeypatch):
+    """A small signature on a wide pale sheet can read as blank as a whole: the page's boxes still answer it."""
+    from sigml.errors import BlankImageError, NotASignatureError
+
+    page, box = text_page()
+    data = page_bytes(page)
+    checked = loc.preprocess_checked
+
+    def blank_as_a_whole(image, cfg, crop=None, array=False):
+        if crop is None:
+            raise BlankImageError("no signature found: the image has too little contrast to contain ink")
+        return checked(image, cfg, crop=crop, array=array)
+
+    monkeypatch.setattr(loc, "preprocess_checked", blank_as_a_whole)
+    with pytest.raises(NotASignatureError) as refused:
+        loc.preprocess_located(data, array=True)
+    assert refused.value.details["suggested_crops"]
+    judged = loc.preprocess_located(data, auto_crop=True, array=True)
+    assert loc.box_iou(np.array([judged.located.box]), np.array([box]))[0, 0] >= 0.5
+    with pytest.raises(BlankImageError):  # an image that is no page stays blank
+        loc.preprocess_located(page_bytes(Image.new("L", (300, 120), 250)), auto_crop=True, array=True)
+
+
+def test_look_keeps_the_stricter_cuts_boxes_inside_each_box():
+    """A heat map that spreads at 0.7 from a signature (0.95) onto printed marks beside it: the box at the card's cut
+    takes both in; its tighter box (the stricter cuts agree here, so one) the signature alone."""
+    from types import SimpleNamespace
+
+    image = Image.new("L", (768, 256), 250)
+    draw = ImageDraw.Draw(image)
+    for x in range(100, 300, 14):  # the "signature": short strokes (long ones would read as ruled lines)
+        draw.rectangle([x, 105 + (x % 3) * 4, x + 8, 135], fill=20)
+    for x in range(320, 420, 14):  # the "printed marks" beside it
+        draw.rectangle([x, 112, x + 8, 140], fill=20)
+    heat = np.zeros((64, 192))
+    heat[24:39, 24:76] = 0.95
+    heat[26:37, 76:107] = 0.7
+    model = SimpleNamespace(heat=lambda x: heat, threshold=0.88, region_cut=0.6)
+    (found,) = loc.look(image, model=model).found
+    assert found.box[0] <= 100 and found.box[2] >= 420
+    (tighter,) = found.tighter
+    assert tighter[0] <= 100 and 300 <= tighter[2] < 320  # the strokes, not the marks
+    assert (tighter[1], tighter[3]) == (105, 136)  # the strokes' top and bottom (the marks reach 141)
+    assert found.to_dict() == {"box": list(found.box), "confidence": 0.95}  # the API's box is the card's
+
+
 def test_a_signature_crop_is_judged_as_sent_even_with_auto_crop(signatures):
     judged = loc.preprocess_located(page_bytes(signatures[0]), auto_crop=True, array=True)
     assert judged.located is None and judged.image.shape[0] == 1

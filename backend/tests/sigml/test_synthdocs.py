@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sigml.synthdocs import BACKGROUNDS, FONT_FAMILIES, font_files, make_page, signature_alpha
+from sigml.synthdocs import BACKGROUNDS, FONT_FAMILIES, font_files, make_page, signature_alpha, strokes_box
 from sigml.testing import signature_image
 
 
@@ -49,6 +49,23 @@ def test_signature_alpha_is_cropped_coverage():
     alpha = signature_alpha(signature_image(1, size=(300, 120)))
     assert alpha.dtype == np.float32 and 0 <= alpha.min() and alpha.max() <= 1
     assert alpha[0].any() and alpha[-1].any() and alpha[:, 0].any() and alpha[:, -1].any()
+
+
+def test_a_signature_s_box_leaves_out_stray_specks_and_keeps_its_dots_and_words():
+    ink = np.zeros((100, 400), bool)
+    ink[40:60, 100:180] = True  # a word
+    ink[40:60, 195:200] = True  # a small piece beside it: a faint stroke's bit ...
+    ink[45:55, 205:210] = True  # ... and the next one, chained to the word through the first
+    ink[30:33, 120:123] = True  # a dot above the word
+    ink[40:60, 230:300] = True  # a second word
+    ink[90:92, 10:12] = True  # a scanner speck far below and to the left
+    ink[5:7, 390:392] = True  # and one far right
+    assert strokes_box(ink) == (100, 30, 300, 60)
+    specks_only = np.zeros((100, 100), bool)
+    specks_only[::5, ::5] = True  # 400 pieces of 0.25% each: none leads, so all the ink counts
+    assert strokes_box(specks_only) == (0, 0, 96, 96)
+    with pytest.raises(ValueError):
+        strokes_box(np.zeros((5, 5), bool))
 
 
 def test_fonts_and_backgrounds_of_train_and_test_differ():
