@@ -4,8 +4,8 @@ lower the reference-based EER? Evaluation only (no retraining); validation write
     .venv/bin/python bench/enrolment_variants.py --writers validation [--variants 4] [--ks 1,10] [--out JSON]
 
 For each dataset of the model card (`--data` holds them), its `--writers` writers' genuine signatures and skilled
-forgeries are embedded, and `--variants` stroke-level variants of every reference (thicker, thinner, then elastic
-ones; `sigml.variants.stroke_variants`, seeded by the image's index). References are drawn as every benchmark draws
+forgeries are embedded, and `--variants` stroke-level variants of every reference (`--kinds`: by default thicker,
+thinner, then elastic ones; `sigml.variants.stroke_variants`, seeded by the image's index). References are drawn as every benchmark draws
 them (`sigml.protocols.reference_draws`, seed 0). Two scores of each questioned signature:
   - served: the card's score for K (K=1: the distance to the reference; K>=2: the mean distance to the references
     over their spread, `ModelCard.reference_policy`);
@@ -22,6 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -33,19 +34,20 @@ from sigml.datasets import read_dataset  # noqa: E402
 from sigml.embedding import preprocess_records  # noqa: E402
 from sigml.evaluate import resolve_split_file, select_writers  # noqa: E402
 from sigml.inference import Verifier  # noqa: E402
-from sigml.variants import stroke_variants  # noqa: E402
+from sigml.variants import KINDS, stroke_variants  # noqa: E402
 
 
-def embed_with_variants(verifier: Verifier, data: Path, name: str, writers: str, n_variants: int, k_max: int):
+def embed_with_variants(verifier: Verifier, data: Path, name: str, writers: str, n_variants: int, ks: list[int],
+                        kinds: Sequence[str] = KINDS):
     """The records of `writers`, their embeddings, and a dict: record index -> its variants' embeddings, for every
-    image drawn among the first `k_max` references of its writer (the draws of smaller K are its prefixes)."""
+    image drawn as a reference for any K of `ks`."""
     records = select_writers(read_dataset(data / name, "auto", name), writers,
                              resolve_split_file(verifier.card.data, name, None))
     images, records = preprocess_records(records, {name: data / name}, verifier.card.preprocessing, progress=False)
     images = images.numpy()
     emb = verifier.embed_tensors(images)
-    references = sorted({int(i) for _, refs, _, _ in protocols.reference_draws(records, k_max, 0) for i in refs})
-    batch = np.concatenate([stroke_variants(images[i], n_variants, seed=i) for i in references])
+    references = sorted({int(i) for k in ks for _, refs, _, _ in protocols.reference_draws(records, k, 0) for i in refs})
+    batch = np.concatenate([stroke_variants(images[i], n_variants, seed=i, kinds=kinds) for i in references])
     variant_emb = verifier.embed_tensors(batch).reshape(len(references), n_variants, -1)
     return records, emb, dict(zip(references, variant_emb))
 
@@ -66,6 +68,8 @@ def scores(card, records, emb: np.ndarray, variants: dict[int, np.ndarray], k: i
         with_variants.append(mean)
         labels.append(np.r_[np.ones(len(genuine)), np.zeros(len(forged))])
         writers.extend([writer] * len(questioned))
+    if not served:  # no writer has more than K genuine signatures
+        return np.zeros(0), np.zeros(0), np.zeros(0, int), []
     return np.concatenate(served), np.concatenate(with_variants), np.concatenate(labels).astype(int), writers
 
 
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str((ROOT / ".." / "shared" / "datasets").resolve()))
     p.add_argument("--writers", default="validation", choices=("validation", "test"))
     p.add_argument("--variants", type=int, default=4)
+    p.add_argument("--kinds", default=",".join(KINDS), help="the variants' kinds, the last repeated (sigml.variants)")
     p.add_argument("--ks", default="1,10")
     p.add_argument("--boot", type=int, default=200)
     p.add_argument("--out", help="JSON of the figures")
@@ -82,17 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     verifier = Verifier.from_files(args.model, runtime="auto")
     ks = [int(k) for k in args.ks.split(",")]
+    kinds = [kind for kind in args.kinds.split(",") if kind]
     names = [s["name"] for s in verifier.card.data.get("sources", [])]
     rows: dict[str, dict] = {}
-    print(f"model {verifier.model_version}; {args.writers} writers; {args.variants} variants per reference")
+    print(f"model {verifier.model_version}; {args.writers} writers; {args.variants} variants per reference "
+          f"({', '.join(kinds)})")
     print("| dataset | K | served EER | with variants | difference [95% writer bootstrap] |")
     print("| --- | --- | --- | --- | --- |")
     for name in names:
-        records, emb, variants = embed_with_variants(verifier, Path(args.data), name, args.writers, args.variants,
-                                                     max(ks))
+        records, emb, variants = embed_with_variants(verifier, Path(args.data), name, args.writers, args.variants, ks,
+                                                     kinds)
         for k in ks:
             served, varied, labels, writers = scores(verifier.card, records, emb, variants, k)
-            if len(set(writers)) == 0 or labels.min() == labels.max():
+            if not writers or labels.min() == labels.max():
                 continue
             boot = metrics.writer_bootstrap(served, labels, writers, other=varied, n_boot=args.boot)
             rows.setdefault(name, {})[str(k)] = {"served": boot["eer"], "with_variants": boot["other_eer"],
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{macro[str(k)]['with_variants']:.1%} | |")
     report = {"command": "bench/enrolment_variants.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "model_version": verifier.model_version, "writers": args.writers, "variants": args.variants,
+              "kinds": kinds,
               "datasets": rows, "macro": macro, "seconds": round(time.perf_counter() - started, 1)}
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -11,9 +11,11 @@
 #    benchmarks the three on NAME's test writers.
 # Every step is resumable (re-run the script: finished steps are skipped, an interrupted training resumes).
 # Data: SIGVER_DATA (default ../shared/datasets); outputs: runs/lodo_NAME/ and docs/results/lodo/.
-# RECIPE=ms uses the shipped model's architecture and levers in one run from scratch (configs/*_ms.json: the regional
-# head, progressive resizing, aspect jitter, CEDAR-natural as a source unless NAME is CEDAR, whose writers it holds);
-# outputs: runs/lodo_ms_NAME/ and docs/results/lodo_ms/.
+# RECIPE=ms uses the shipped model's architecture and levers from scratch (the regional head, aspect jitter,
+# CEDAR-natural as a source unless NAME is CEDAR, whose writers it holds): configs/leave_one_out_ms.json (6 x 400
+# steps, 4 of them at half size), then configs/ms_full.json (3 x 400 at full size) as the shipped model's second
+# stage; fine-tuning and the single-dataset model use configs/*_ms.json. Outputs: runs/lodo_ms_NAME/,
+# docs/results/lodo_ms/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME="${1:?usage: scripts/leave_one_out.sh NAME [--finetune]}"
@@ -42,7 +44,14 @@ bench() {  # bench MODEL WRITERS JSON
 }
 
 without="$RUN/without_${NAME}.safetensors"
-train "$without" --config "configs/leave_one_out${SUFFIX}.json" "${others[@]}"
+if [ "$RECIPE" = "ms" ]; then  # the shipped model's two stages: mostly at half size, then configs/ms_full.json
+    first="$RUN/without_${NAME}_lowres.safetensors"
+    train "$first" --config configs/leave_one_out_ms.json "${others[@]}"
+    bench "$first" all "$OUT/without_${NAME}_lowres_on_all_${NAME}.json"
+    train "$without" --config configs/ms_full.json --init "$first" "${others[@]}"
+else
+    train "$without" --config configs/leave_one_out.json "${others[@]}"
+fi
 bench "$without" all "$OUT/without_${NAME}_on_all_${NAME}.json"
 
 if [ "$FINETUNE" = "--finetune" ]; then

@@ -8,6 +8,8 @@ every random field from its own seed: the same reference and seed give the same 
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -40,16 +42,20 @@ def elastic(image: np.ndarray, rng: np.random.Generator, *, sigma: float = ELAST
     return moved[None].astype(image.dtype)
 
 
-def stroke_variants(image: np.ndarray, n: int = 4, seed: int = 0) -> np.ndarray:
-    """`n` variants of one preprocessed image (n x 1 x H x W, same dtype), in the order thicker, thinner, then
-    elastic ones, each from the seed's generator (deterministic)."""
+def stroke_variants(image: np.ndarray, n: int = 4, seed: int = 0, kinds: Sequence[str] = KINDS) -> np.ndarray:
+    """`n` variants of one preprocessed image (n x 1 x H x W, same dtype): the i-th of kind `kinds[i]`, the last
+    kind repeated (by default thicker, thinner, then elastic ones), each elastic field from the seed's generator
+    (deterministic)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 1:
         raise ValueError(f"expected a 1 x H x W image, got shape {image.shape}")
+    unknown = set(kinds) - set(KINDS)
+    if not kinds or unknown:
+        raise ValueError(f"variant kinds are {KINDS}, got {list(kinds)}")
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        kind = KINDS[min(i, len(KINDS) - 1)]
+        kind = kinds[min(i, len(kinds) - 1)]
         if kind == "thicker":
             out.append(thicker(image))
         elif kind == "thinner":

@@ -61,3 +61,9 @@ def test_with_k_references_the_spread_is_the_references_alone(bench):
     (_, refs, _, _), = protocols.reference_draws(records, 2, 0)
     spread = float(np.linalg.norm(emb[refs[0]] - emb[refs[1]]))
     assert np.allclose(varied_normalized, varied_mean / spread)
+
+
+def test_k_beyond_every_writer_s_signatures_scores_nothing(bench):
+    records, emb = one_writer(4)
+    served, varied, labels, writers = bench.scores(card(), records, emb, {}, 10)
+    assert len(served) == len(varied) == len(labels) == 0 and writers == []

@@ -43,6 +43,14 @@ def test_elastic_bends_the_strokes_by_about_its_shift(strokes):
     assert np.array_equal(elastic(strokes, np.random.default_rng(0), shift=0.0), strokes)
 
 
-def test_a_batch_or_a_2d_image_is_refused():
+def test_kinds_choose_the_variants_the_last_repeated(strokes):
+    bent = stroke_variants(strokes, 3, seed=1, kinds=("elastic",))
+    assert not np.array_equal(bent[0], bent[1]) and not np.array_equal(bent[0], thicker(strokes))
+    assert np.array_equal(stroke_variants(strokes, 2, kinds=("thinner",))[1], thinner(strokes))
+
+
+def test_a_batch_a_2d_image_or_an_unknown_kind_is_refused(strokes):
     with pytest.raises(ValueError, match="1 x H x W"):
         stroke_variants(np.zeros((2, 1, 10, 10), np.float32))
+    with pytest.raises(ValueError, match="kinds"):
+        stroke_variants(strokes, 2, kinds=("blur",))
