@@ -122,11 +122,17 @@ def comparison_table(rows: list[Row], *, source: bool = True) -> str:
 
 
 FINETUNE_ROWS = [
-    Row("left-out model, no fine-tuning", "lodo/without_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+    Row("left-out model, no fine-tuning", "lodo_ms/without_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
         "SigComp2011-Dutch"),
-    Row("left-out model fine-tuned on Dutch", "lodo/finetuned_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+    Row("left-out model fine-tuned on Dutch", "lodo_ms/finetuned_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
         "SigComp2011-Dutch"),
-    Row("Dutch alone (30 training writers)", "lodo/only_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+    Row("Dutch alone (30 training writers)", "lodo_ms/only_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("all6 recipe, 800 steps: left out", "lodo/without_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("all6 recipe, 800 steps: fine-tuned", "lodo/finetuned_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
+        "SigComp2011-Dutch"),
+    Row("all6 recipe: Dutch alone", "lodo/only_SigComp2011-Dutch_on_SigComp2011-Dutch_test.json",
         "SigComp2011-Dutch"),
     Row("(shipped model, Dutch's training writers among its six datasets)", "benchmark.json", "SigComp2011-Dutch"),
 ]
@@ -200,7 +206,7 @@ BLOCKS = [
           lambda: markdown_table(_load(RESULTS / "benchmark_shipped_before.json"))),
     Block("docs/results.md", "shipped-before-rates", lambda: rates_table(_load(RESULTS / "benchmark_shipped_before.json"))),
     Block("docs/results.md", "lodo-dutch-table",
-          lambda: markdown_table(_load(RESULTS / "lodo/without_SigComp2011-Dutch_on_all_SigComp2011-Dutch.json"))),
+          lambda: markdown_table(_load(RESULTS / "lodo_ms/without_SigComp2011-Dutch_on_all_SigComp2011-Dutch.json"))),
     Block("docs/results.md", "finetune-table", lambda: comparison_table(FINETUNE_ROWS)),
     Block("docs/results.md", "lodo-cedar-table", lambda: comparison_table(CEDAR_ROWS)),
 ]
