@@ -375,7 +375,7 @@ def crop_box_ui(upload: dict[str, Any], key: str, state_name: str) -> tuple[int,
     shown_left, shown_top = round(left * sx), round(top * sy)
     default = (shown_left, max(shown_left + 1, round(right * sx) - CROP_STROKE),
                shown_top, max(shown_top + 1, round(bottom * sy) - CROP_STROKE))
-    from streamlit_cropper import st_cropper  # a well-kept component (fabric.js box on the image)
+    from streamlit_cropper import st_cropper  # only the crop step draws a box on the image
 
     rect = st_cropper(shown, realtime_update=True, default_coords=default, should_resize_image=False,
                       box_color=GENUINE_COLOUR, stroke_width=CROP_STROKE, return_type="box",

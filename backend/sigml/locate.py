@@ -411,9 +411,8 @@ class Judged:
     the located box it was cut from instead of the page sent (None: the image as sent, or the crop given)."""
 
     image: Any  # 1 x H x W: a numpy array (`array=True`) or a tensor
-    problems: list
+    problems: list  # a box of an image the page check calls a page carries CUT_FROM_A_PAGE among them
     located: LocatedSignature | None = None
-    from_a_page: bool = False  # cut from an image the page check calls a page (by `crop` or `auto_crop`)
 
 
 def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[str] | None = None,
@@ -424,13 +423,13 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
     `NotASignatureError` whose `details["suggested_crops"]` holds the located boxes (at most SUGGESTED_CROPS); with
     `auto_crop`, the first of those boxes that passes the gate is judged instead, and returned as `located`.
     Never a decision on the whole page. A crop the caller gives is judged as given (the caller chose it). A box cut
-    from an image the page check calls a page, given or located, is `from_a_page` and warned of (`CUT_FROM_A_PAGE`):
+    from an image the page check calls a page, given or located, is warned of (`CUT_FROM_A_PAGE` among its problems):
     the rates measured on scans do not hold for it."""
     image = load_image(source, cfg.max_pixels, formats=formats)  # decoded once, for the locator and every box tried
     seen = look(image, model=model, max_pixels=cfg.max_pixels)
     if crop is not None:
         judged_image, problems = preprocess_checked(image, cfg, crop=crop, array=array)
-        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE] if seen.is_page else problems, None, seen.is_page)
+        return Judged(judged_image, [*problems, CUT_FROM_A_PAGE] if seen.is_page else problems)
     gate_message, gate_problems = "", []  # the gate's refusal, kept as values: an exception kept in a local of
     try:                                  # this frame would be a reference cycle holding the decoded page
         judged = Judged(*preprocess_checked(image, cfg, array=array))
@@ -448,8 +447,7 @@ def preprocess_located(source: bytes, cfg=DEFAULT_CONFIG, *, formats: Sequence[s
                 judged_image, problems = preprocess_checked(image, cfg, crop=box, array=array)
             except NotASignatureError:
                 continue
-            return Judged(judged_image, [*problems, CUT_FROM_A_PAGE], LocatedSignature(box, candidate.confidence),
-                          True)
+            return Judged(judged_image, [*problems, CUT_FROM_A_PAGE], LocatedSignature(box, candidate.confidence))
     if seen.is_page:  # the answer names what the page check saw, and what the quality gate saw too
         gate_message = seen.reason + ". " + ADVICE
         gate_problems = [{"code": "page", "message": seen.reason + "."}, *gate_problems]

@@ -459,20 +459,25 @@ def test_a_copy_is_said_to_be_a_copy():
     assert "COPY OF THE REFERENCE" in html and "not a new signature" in html and "GENUINE" not in html
 
 
-def test_a_forged_score_cut_from_a_page_is_said_to_be_undecided_and_names_no_zone():
+def rendered_result(answer: dict) -> str:
+    """The markdown `ui.result_ui` writes for an API answer, joined (Streamlit's calls stubbed)."""
     import ui
     from unittest import mock
 
-    answer = {"decision": "inconclusive", "score": 1.4, "score_method": "pairwise", "threshold": 0.5,
-              "decision_rates": {"genuine_below": 0.3, "forged_above": 0.8, "forgeries_scoring_this_low": 0.9,
-                                 "genuine_scoring_this_high": 0.01},
-              "flags": ["cut_from_a_page"], "warnings": [], "model_version": "m", "elapsed_ms": 1.0}
     shown: list[str] = []
     with mock.patch.object(ui.st, "markdown", side_effect=lambda body, **_: shown.append(body)), \
             mock.patch.object(ui.st, "columns", return_value=(mock.MagicMock(), mock.MagicMock())), \
             mock.patch.object(ui.st, "caption"):
         ui.result_ui(answer)
-    page = "".join(shown)
+    return "".join(shown)
+
+
+def test_a_forged_score_cut_from_a_page_is_said_to_be_undecided_and_names_no_zone():
+    answer = {"decision": "inconclusive", "score": 1.4, "score_method": "pairwise", "threshold": 0.5,
+              "decision_rates": {"genuine_below": 0.3, "forged_above": 0.8, "forgeries_scoring_this_low": 0.9,
+                                 "genuine_scoring_this_high": 0.01},
+              "flags": ["cut_from_a_page"], "warnings": [], "model_version": "m", "elapsed_ms": 1.0}
+    page = rendered_result(answer)
     assert "INCONCLUSIVE" in page and "cut from a page" in page and "compare a clean scan" in page
     assert "FORGED" not in page and "1 in 100 genuine" not in page  # no zone, no rate claimed for a page's crop
 
@@ -495,19 +500,11 @@ def test_the_score_is_read_from_score_and_its_method_from_score_method():
 
 def test_a_copy_answer_shows_no_genuine_zone():
     """A copy scores about 0: the scale would put it in the genuine zone; the answer shows no zone at all."""
-    import ui
-    from unittest import mock
-
     copy = {"decision": "inconclusive", "score": 0.0, "score_method": "pairwise", "threshold": 0.5,
             "decision_rates": {"genuine_below": 0.3, "forged_above": 0.8, "forgeries_scoring_this_low": 0.0,
                                "genuine_scoring_this_high": 1.0},
             "flags": ["identical_to_reference"], "warnings": [], "model_version": "m", "elapsed_ms": 1.0}
-    shown: list[str] = []
-    with mock.patch.object(ui.st, "markdown", side_effect=lambda body, **_: shown.append(body)), \
-            mock.patch.object(ui.st, "columns", return_value=(mock.MagicMock(), mock.MagicMock())), \
-            mock.patch.object(ui.st, "caption"):
-        ui.result_ui(copy)
-    page = "".join(shown)
+    page = rendered_result(copy)
     assert "COPY OF THE REFERENCE" in page
     assert "GENUINE zone" not in page and "GENUINE</span>" not in page
 
